@@ -1,0 +1,68 @@
+/**
+ * Left-padded batches. Left padding puts every row's last real token in the same column, so
+ * greedy decoding appends one column for all rows at once and a KV cache stays rectangular.
+ * Position ids count real tokens only, so a padded row sees exactly the positions it would
+ * see alone.
+ */
+import { ShapeError } from '../errors.ts';
+
+export interface PaddedBatch {
+  batchSize: number;
+  seqLen: number;
+  /** Real tokens per row. */
+  lengths: number[];
+  /** [B*T] token ids, pads = padId. */
+  ids: Int32Array;
+  /** [B*T] 1 for real tokens, 0 for padding. */
+  valid: Float32Array;
+  /** [B*T] position ids: 0.. for real tokens, 0 for pads. */
+  positions: Int32Array;
+}
+
+export function padLeft(sequences: readonly (readonly number[])[], padId: number, vocabSize: number): PaddedBatch {
+  if (sequences.length === 0) throw new ShapeError('empty batch: give at least one token sequence');
+  const lengths = sequences.map((s, i) => {
+    if (s.length === 0) throw new ShapeError(`sequence ${i} is empty; every sequence needs at least one token`);
+    for (const id of s) {
+      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+        throw new ShapeError(`sequence ${i}: token id ${id} is outside the vocabulary (0–${vocabSize - 1})`);
+      }
+    }
+    return s.length;
+  });
+  const B = sequences.length;
+  const T = Math.max(...lengths);
+  const ids = new Int32Array(B * T).fill(padId);
+  const valid = new Float32Array(B * T);
+  const positions = new Int32Array(B * T);
+  sequences.forEach((s, b) => {
+    const start = T - s.length;
+    for (let t = 0; t < s.length; t++) {
+      ids[b * T + start + t] = s[t]!;
+      valid[b * T + start + t] = 1;
+      positions[b * T + start + t] = t;
+    }
+  });
+  return { batchSize: B, seqLen: T, lengths, ids, valid, positions };
+}
+
+/** Large negative instead of -Infinity: a pad query row with no visible key must not give NaN. */
+export const MASKED = -1e9;
+
+/**
+ * Additive attention mask [B, T, S] for T new queries that sit at the end of S keys:
+ * query t (absolute column S - T + t) sees key j iff j <= S - T + t and key j is real.
+ */
+export function causalMask(keyValid: Float32Array, batchSize: number, keyLen: number, queryLen: number): Float32Array {
+  const m = new Float32Array(batchSize * queryLen * keyLen);
+  const offset = keyLen - queryLen;
+  for (let b = 0; b < batchSize; b++) {
+    for (let t = 0; t < queryLen; t++) {
+      const row = (b * queryLen + t) * keyLen;
+      for (let j = 0; j < keyLen; j++) {
+        m[row + j] = j <= offset + t && keyValid[b * keyLen + j] === 1 ? 0 : MASKED;
+      }
+    }
+  }
+  return m;
+}

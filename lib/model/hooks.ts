@@ -1,0 +1,215 @@
+/**
+ * Hook points (TransformerLens-style names) and the per-call hook specification.
+ *
+ *   blocks.{l}.attn.q|k|v|o     outputs of q_proj/k_proj/v_proj/o_proj (q/k before RoPE)
+ *   blocks.{l}.resid_mid        residual stream after attention
+ *   blocks.{l}.mlp.gate         gate_proj output, before SiLU
+ *   blocks.{l}.mlp.up           up_proj output
+ *   blocks.{l}.mlp.down         down_proj output (the MLP's contribution to the residual)
+ *   blocks.{l}.resid_post       residual stream after the MLP
+ *   logits                      final logits
+ *
+ * Hooks are plain data passed to one call (forward/generate); nothing is registered on the
+ * model, so nothing can outlive the call, whether it returns or throws.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { HookError } from '../errors.ts';
+import type { LlamaConfig } from './config.ts';
+
+export type Site = 'attn.q' | 'attn.k' | 'attn.v' | 'attn.o' | 'resid_mid' | 'mlp.gate' | 'mlp.up' | 'mlp.down' | 'resid_post';
+export const SITES: readonly Site[] = ['attn.q', 'attn.k', 'attn.v', 'attn.o', 'resid_mid', 'mlp.gate', 'mlp.up', 'mlp.down', 'resid_post'];
+
+export interface ParsedHookPoint {
+  name: string;
+  layer: number | null;
+  site: Site | 'logits';
+  width: number;
+}
+
+export function hookPointName(layer: number, site: Site): string {
+  return `blocks.${layer}.${site}`;
+}
+
+/** Number of units (output coordinates) at a site. */
+export function siteWidth(c: LlamaConfig, site: Site | 'logits'): number {
+  switch (site) {
+    case 'attn.q':
+      return c.numHeads * c.headDim;
+    case 'attn.k':
+    case 'attn.v':
+      return c.numKvHeads * c.headDim;
+    case 'mlp.gate':
+    case 'mlp.up':
+      return c.intermediateSize;
+    case 'logits':
+      return c.vocabSize;
+    default:
+      return c.hiddenSize;
+  }
+}
+
+export function parseHookPoint(name: string, c: LlamaConfig): ParsedHookPoint {
+  if (name === 'logits') return { name, layer: null, site: 'logits', width: c.vocabSize };
+  const m = /^blocks\.(\d+)\.(.+)$/.exec(name);
+  const site = m?.[2] as Site | undefined;
+  if (!m || !site || !SITES.includes(site)) {
+    throw new HookError(`unknown hook point "${name}"; expected "logits" or "blocks.<layer>.<site>" with site one of ${SITES.join(', ')}`);
+  }
+  const layer = Number(m[1]);
+  if (layer >= c.numLayers) {
+    throw new HookError(`hook point "${name}": layer ${layer} does not exist; the model has layers 0–${c.numLayers - 1}`);
+  }
+  return { name, layer, site, width: siteWidth(c, site) };
+}
+
+export interface RecordSpec {
+  point: string;
+  /** 'full': every position [B, T, N] (left-padded, see ForwardResult.lengths); 'mean': mean over each row's real tokens [B, N]. */
+  mode: 'full' | 'mean';
+  /** With mode 'mean': leave out each row's first real token (the BOS) from the mean. */
+  skipFirstToken?: boolean;
+}
+
+export type InterventionOp = 'zero' | 'scale' | 'set';
+
+export interface Intervention {
+  point: string;
+  op: InterventionOp;
+  /** Units for every row, or `perRow[i]` = units for batch row i (a different set per row). */
+  units?: readonly number[];
+  perRow?: readonly (readonly number[])[];
+  /** Factor for 'scale', value for 'set'. */
+  value?: number;
+}
+
+/** A free-form hook for experiments the declarative ops do not cover. Must return a tensor of the same shape. */
+export interface CustomHook {
+  point: string;
+  fn: (activation: tf.Tensor, ctx: { point: string; step: number }) => tf.Tensor;
+}
+
+export interface Hooks {
+  record?: readonly RecordSpec[];
+  interventions?: readonly Intervention[];
+  custom?: readonly CustomHook[];
+}
+
+/**
+ * Compiled interventions for one call: per hook point an elementwise `x * mul + add`, with
+ * mul/add of shape [B or 1, 1, N]. Composing ops on host arrays keeps the device work at one
+ * multiply-add per hooked site regardless of how many units or rows are involved.
+ */
+export class CompiledHooks {
+  private readonly affine = new Map<string, { mul: tf.Tensor; add: tf.Tensor | null }>();
+  private readonly customs = new Map<string, CustomHook[]>();
+  readonly records: (RecordSpec & { parsed: ParsedHookPoint })[] = [];
+  readonly recordPoints = new Set<string>();
+  step = 0;
+
+  constructor(hooks: Hooks | undefined, config: LlamaConfig, batchSize: number) {
+    if (!hooks) return;
+    for (const r of hooks.record ?? []) {
+      const parsed = parseHookPoint(r.point, config);
+      if (r.mode !== 'full' && r.mode !== 'mean') throw new HookError(`record ${r.point}: mode must be "full" or "mean", got ${JSON.stringify(r.mode)}`);
+      this.records.push({ ...r, parsed });
+      this.recordPoints.add(r.point);
+    }
+    for (const c of hooks.custom ?? []) {
+      parseHookPoint(c.point, config);
+      const list = this.customs.get(c.point) ?? [];
+      list.push(c);
+      this.customs.set(c.point, list);
+    }
+    const byPoint = new Map<string, Intervention[]>();
+    for (const iv of hooks.interventions ?? []) {
+      parseHookPoint(iv.point, config);
+      const list = byPoint.get(iv.point) ?? [];
+      list.push(iv);
+      byPoint.set(iv.point, list);
+    }
+    try {
+      for (const [point, ivs] of byPoint) this.compile(point, ivs, config, batchSize);
+    } catch (e) {
+      this.dispose();
+      throw e;
+    }
+  }
+
+  private compile(point: string, ivs: Intervention[], config: LlamaConfig, batchSize: number): void {
+    const { width } = parseHookPoint(point, config);
+    const perRow = ivs.some((iv) => iv.perRow !== undefined);
+    const rows = perRow ? batchSize : 1;
+    const mul = new Float32Array(rows * width).fill(1);
+    const add = new Float32Array(rows * width);
+    let hasAdd = false;
+    for (const iv of ivs) {
+      if (iv.op !== 'zero' && iv.op !== 'scale' && iv.op !== 'set') {
+        throw new HookError(`intervention on ${point}: op must be zero, scale or set, got ${JSON.stringify(iv.op)}`);
+      }
+      if ((iv.units === undefined) === (iv.perRow === undefined)) {
+        throw new HookError(`intervention on ${point}: give exactly one of "units" (all rows) or "perRow" (one list per batch row)`);
+      }
+      if (iv.op !== 'zero' && (typeof iv.value !== 'number' || !Number.isFinite(iv.value))) {
+        throw new HookError(`intervention on ${point}: op "${iv.op}" needs a finite "value"`);
+      }
+      if (iv.perRow && iv.perRow.length !== batchSize) {
+        throw new HookError(`intervention on ${point}: perRow has ${iv.perRow.length} lists but the batch has ${batchSize} rows`);
+      }
+      for (let r = 0; r < rows; r++) {
+        const units = iv.perRow ? iv.perRow[r]! : iv.units!;
+        for (const u of units) {
+          if (!Number.isInteger(u) || u < 0 || u >= width) {
+            throw new HookError(`intervention on ${point}: unit ${u} out of range; the site has units 0–${width - 1}`);
+          }
+          const i = r * width + u;
+          if (iv.op === 'zero') {
+            mul[i] = 0;
+            add[i] = 0;
+          } else if (iv.op === 'scale') {
+            mul[i]! *= iv.value!;
+            add[i]! *= iv.value!;
+          } else {
+            mul[i] = 0;
+            add[i] = iv.value!;
+            hasAdd = true;
+          }
+        }
+      }
+    }
+    this.affine.set(point, {
+      mul: tf.tensor3d(mul, [rows, 1, width]),
+      add: hasAdd ? tf.tensor3d(add, [rows, 1, width]) : null,
+    });
+  }
+
+  /** True when anything (intervention, custom hook or recording) touches this point. */
+  touches(point: string): boolean {
+    return this.affine.has(point) || this.customs.has(point) || this.recordPoints.has(point);
+  }
+
+  /** Apply interventions and custom hooks at `point` to a [B, T, N] activation. */
+  apply(point: string, x: tf.Tensor): tf.Tensor {
+    let out = x;
+    const a = this.affine.get(point);
+    if (a) {
+      out = tf.mul(out, a.mul);
+      if (a.add) out = tf.add(out, a.add);
+    }
+    for (const c of this.customs.get(point) ?? []) {
+      const y = c.fn(out, { point, step: this.step });
+      if (!(y instanceof tf.Tensor) || y.shape.join() !== out.shape.join()) {
+        throw new HookError(`custom hook on ${point} must return a tensor of shape [${out.shape}], got ${y instanceof tf.Tensor ? `[${y.shape}]` : typeof y}`);
+      }
+      out = y;
+    }
+    return out;
+  }
+
+  dispose(): void {
+    for (const { mul, add } of this.affine.values()) {
+      mul.dispose();
+      add?.dispose();
+    }
+    this.affine.clear();
+  }
+}
