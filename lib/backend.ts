@@ -77,9 +77,22 @@ async function tryNative(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-no
 async function tryWasm(): Promise<void> {
   // In Node the package finds its .wasm files next to its own module; setWasmPaths would route
   // the load through fetch(), which cannot read plain file paths, so we leave it alone.
-  await import('@tensorflow/tfjs-backend-wasm');
-  if (!(await tf.setBackend('wasm'))) throw new Error('setBackend("wasm") failed');
-  await smokeTest();
+  // The Emscripten module installs process-wide uncaughtException/unhandledRejection handlers
+  // that rethrow and print the whole minified module source; remove them so errors stay readable.
+  const events = ['uncaughtException', 'unhandledRejection'];
+  const emitter = process as NodeJS.EventEmitter;
+  const before = new Map<string, Set<unknown>>(events.map((e) => [e, new Set<unknown>(emitter.listeners(e))]));
+  try {
+    await import('@tensorflow/tfjs-backend-wasm');
+    if (!(await tf.setBackend('wasm'))) throw new Error('setBackend("wasm") failed');
+    await smokeTest();
+  } finally {
+    for (const event of events) {
+      for (const l of emitter.listeners(event)) {
+        if (!before.get(event)!.has(l)) emitter.removeListener(event, l as (...args: unknown[]) => void);
+      }
+    }
+  }
 }
 
 async function tryCpu(): Promise<void> {
