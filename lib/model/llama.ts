@@ -143,12 +143,12 @@ export class LlamaModel {
     const batch = padLeft(sequences, this.config.padTokenId ?? 0, this.config.vocabSize);
     const hooks = new CompiledHooks(opts.hooks, this.config, batch.batchSize);
     const kept: tf.Tensor[] = [];
+    // Filled by run() as layers go; released in `finally` even when a later layer throws.
+    const recordTensors = new Map<string, tf.Tensor>();
     try {
-      const recordTensors = new Map<string, tf.Tensor>();
       const logitsMode = opts.logits ?? 'last';
       const logits = this.run(batch, batch.valid, null, hooks, recordTensors, logitsMode === 'all' || hooks.recordPoints.has('logits') ? 'all' : logitsMode === 'last' ? 'last' : 'none');
       if (logits) kept.push(logits);
-      kept.push(...recordTensors.values());
       const records = new Map<string, Recorded>();
       for (const spec of hooks.records) {
         const x = recordTensors.get(recordKey(spec.point, spec.mode, spec.skipFirstToken))!;
@@ -169,6 +169,7 @@ export class LlamaModel {
       return { batchSize: batch.batchSize, seqLen: batch.seqLen, lengths: batch.lengths, logits: logitsOut, records };
     } finally {
       for (const x of kept) x.dispose();
+      for (const x of recordTensors.values()) x.dispose();
       hooks.dispose();
     }
   }
@@ -306,42 +307,52 @@ export class LlamaModel {
       }
       return y;
     };
+    // `h` is the only live activation between layers; on any error it is released in the catch.
+    let h: tf.Tensor | null = null;
     try {
-      let h: tf.Tensor = tf.tidy(() => tf.gather(w.embed, tf.tensor2d(batch.ids, [B, T], 'int32'))); // [B,T,H]
+      h = tf.tidy(() => tf.gather(w.embed, tf.tensor2d(batch.ids, [B, T], 'int32'))); // [B,T,H]
       for (let l = 0; l < c.numLayers; l++) {
         const lw = w.layers[l]!;
         const name = (site: Site) => hookPointName(l, site);
         const newCache: { k: tf.Tensor4D | null; v: tf.Tensor4D | null } = { k: null, v: null };
-        const prev = h;
-        h = tf.tidy(() => {
-          const xn = rmsNorm(prev, lw.inputNorm, c.rmsNormEps);
-          const q = hook(name('attn.q'), linear(xn, lw.q));
-          const k = hook(name('attn.k'), linear(xn, lw.k));
-          const v = hook(name('attn.v'), linear(xn, lw.v));
-          const heads = (x: tf.Tensor, n: number) => tf.transpose(tf.reshape(x, [B, T, n, c.headDim]), [0, 2, 1, 3]);
-          const qh = rope(heads(q, c.numHeads), ctx.cos, ctx.sin);
-          let kh = rope(heads(k, c.numKvHeads), ctx.cos, ctx.sin);
-          let vh = heads(v, c.numKvHeads);
-          if (cache) {
-            const pk = cache.k[l];
-            const pv = cache.v[l];
-            if (pk && pv) {
-              kh = tf.concat([pk, kh], 2);
-              vh = tf.concat([pv, vh], 2);
+        const prev: tf.Tensor = h;
+        let next: tf.Tensor;
+        try {
+          next = tf.tidy(() => {
+            const xn = rmsNorm(prev, lw.inputNorm, c.rmsNormEps);
+            const q = hook(name('attn.q'), linear(xn, lw.q));
+            const k = hook(name('attn.k'), linear(xn, lw.k));
+            const v = hook(name('attn.v'), linear(xn, lw.v));
+            const heads = (x: tf.Tensor, n: number) => tf.transpose(tf.reshape(x, [B, T, n, c.headDim]), [0, 2, 1, 3]);
+            const qh = rope(heads(q, c.numHeads), ctx.cos, ctx.sin);
+            let kh = rope(heads(k, c.numKvHeads), ctx.cos, ctx.sin);
+            let vh = heads(v, c.numKvHeads);
+            if (cache) {
+              const pk = cache.k[l];
+              const pv = cache.v[l];
+              if (pk && pv) {
+                kh = tf.concat([pk, kh], 2);
+                vh = tf.concat([pv, vh], 2);
+              }
+              newCache.k = tf.keep(kh as tf.Tensor4D);
+              newCache.v = tf.keep(vh as tf.Tensor4D);
             }
-            newCache.k = tf.keep(kh as tf.Tensor4D);
-            newCache.v = tf.keep(vh as tf.Tensor4D);
-          }
-          const attn = attention(qh, kh, vh, ctx.mask, c, B, T, S);
-          const o = hook(name('attn.o'), linear(attn, lw.o));
-          const mid = hook(name('resid_mid'), tf.add(prev, o));
-          const mn = rmsNorm(mid, lw.postNorm, c.rmsNormEps);
-          const gate = hook(name('mlp.gate'), linear(mn, lw.gate));
-          const up = hook(name('mlp.up'), linear(mn, lw.up));
-          const down = hook(name('mlp.down'), linear(tf.mul(tf.mul(gate, tf.sigmoid(gate)), up), lw.down));
-          return hook(name('resid_post'), tf.add(mid, down));
-        });
+            const attn = attention(qh, kh, vh, ctx.mask, c, B, T, S);
+            const o = hook(name('attn.o'), linear(attn, lw.o));
+            const mid = hook(name('resid_mid'), tf.add(prev, o));
+            const mn = rmsNorm(mid, lw.postNorm, c.rmsNormEps);
+            const gate = hook(name('mlp.gate'), linear(mn, lw.gate));
+            const up = hook(name('mlp.up'), linear(mn, lw.up));
+            const down = hook(name('mlp.down'), linear(tf.mul(tf.mul(gate, tf.sigmoid(gate)), up), lw.down));
+            return hook(name('resid_post'), tf.add(mid, down));
+          });
+        } catch (e) {
+          newCache.k?.dispose();
+          newCache.v?.dispose();
+          throw e;
+        }
         prev.dispose();
+        h = next;
         if (cache) {
           cache.k[l]?.dispose();
           cache.v[l]?.dispose();
@@ -349,18 +360,14 @@ export class LlamaModel {
           cache.v[l] = newCache.v;
         }
       }
-      if (logitsMode === 'none') {
-        h.dispose();
-        return null;
-      }
-      const final = h;
-      const logits = tf.tidy(() => {
+      if (logitsMode === 'none') return null;
+      const final: tf.Tensor = h;
+      return tf.tidy(() => {
         const x = logitsMode === 'last' ? tf.slice(final, [0, T - 1, 0], [-1, 1, -1]) : final;
         return hook('logits', linear(rmsNorm(x, w.norm, c.rmsNormEps), w.lmHead));
       });
-      final.dispose();
-      return logits;
     } finally {
+      h?.dispose();
       tf.dispose([ctx.cos, ctx.sin, ctx.mask]);
       for (const m of poolMasks.values()) tf.dispose([m.mask, m.count]);
     }
