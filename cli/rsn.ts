@@ -1,7 +1,7 @@
 /**
  * `rsn`: the project's command line.
  *   rsn convert <hf-dir> <out-dir> [--dtype float16|float32] [--force]
- *   rsn generate --model DIR --prompt TEXT [--max-new-tokens N] [--no-bos] [--backend NAME]
+ *   rsn generate --model DIR (--prompt TEXT | --ids 1,5,9) [--max-new-tokens N] [--no-bos] [--backend NAME]
  *   rsn logits --model DIR --ids 1,5,9 [--backend NAME]
  */
 import { parseArgs } from 'node:util';
@@ -13,7 +13,7 @@ const USAGE = `usage:
   rsn convert <hf-dir> <out-dir> [--dtype float16|float32] [--force]
       Convert a Hugging Face Llama checkpoint (safetensors, fp32/fp16/bf16, sharded or not)
       into the project's TF.js format.
-  rsn generate --model DIR --prompt TEXT [--max-new-tokens N] [--no-bos] [--backend NAME]
+  rsn generate --model DIR (--prompt TEXT | --ids 1,5,9) [--max-new-tokens N] [--no-bos] [--backend NAME]
       Greedy generation; prints the new tokens (id and piece) and the text.
   rsn logits --model DIR --ids 1,5,9 [--backend NAME]
       Prints the last position's logits as JSON: {"logits":[...]}.
@@ -28,12 +28,21 @@ function opt(values: Record<string, unknown>, name: string): string {
   return v;
 }
 
+function parseIds(raw: string): number[] {
+  return raw.split(',').map((s) => {
+    const v = Number(s.trim());
+    if (s.trim() === '' || !Number.isInteger(v) || v < 0) throw new UsageError(`--ids must be comma-separated token ids, got "${raw}"`);
+    return v;
+  });
+}
+
 async function generateCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
       model: { type: 'string' },
       prompt: { type: 'string' },
+      ids: { type: 'string' },
       'max-new-tokens': { type: 'string', default: '8' },
       'no-bos': { type: 'boolean', default: false },
       backend: { type: 'string' },
@@ -42,17 +51,23 @@ async function generateCommand(args: string[]): Promise<number> {
   });
   const n = Number(values['max-new-tokens']);
   if (!Number.isInteger(n) || n < 0) throw new UsageError(`--max-new-tokens must be a non-negative integer, got ${values['max-new-tokens']}`);
-  const prompt = opt(values, 'prompt');
+  if ((values.prompt === undefined) === (values.ids === undefined)) throw new UsageError('give exactly one of --prompt TEXT or --ids 1,5,9');
   const model = await LlamaModel.load(opt(values, 'model'), { backend: values.backend });
   try {
-    if (!model.tokenizer) throw new UsageError(`${model.info.dir} has no tokenizer.json; use \`rsn logits --ids\` with token ids instead`);
-    const ids = model.tokenizer.encode(prompt, { addBos: !values['no-bos'] });
+    const tok = model.tokenizer;
+    let ids: number[];
+    if (values.prompt !== undefined) {
+      if (!tok) throw new UsageError(`${model.info.dir} has no tokenizer.json; pass token ids with --ids instead of --prompt`);
+      ids = tok.encode(values.prompt, { addBos: !values['no-bos'] });
+    } else {
+      ids = parseIds(values.ids!);
+    }
     const { tokens } = await model.generate([ids], { maxNewTokens: n });
     const out = tokens[0]!;
-    const pieces = model.tokenizer.pieces(out);
+    const pieces = tok ? tok.pieces(out) : out.map(() => null);
     process.stdout.write(`prompt ids: ${ids.join(' ')}\n`);
-    process.stdout.write(`new tokens: ${out.map((id, i) => `${id}:${JSON.stringify(pieces[i])}`).join(' ')}\n`);
-    process.stdout.write(`text: ${JSON.stringify(model.tokenizer.decode(out))}\n`);
+    process.stdout.write(`new tokens: ${out.map((id, i) => (pieces[i] === null ? `${id}` : `${id}:${JSON.stringify(pieces[i])}`)).join(' ')}\n`);
+    if (tok) process.stdout.write(`text: ${JSON.stringify(tok.decode(out))}\n`);
   } finally {
     model.dispose();
   }
@@ -65,12 +80,7 @@ async function logitsCommand(args: string[]): Promise<number> {
     options: { model: { type: 'string' }, ids: { type: 'string' }, backend: { type: 'string' } },
     strict: true,
   });
-  const raw = opt(values, 'ids');
-  const ids = raw.split(',').map((s) => {
-    const v = Number(s.trim());
-    if (s.trim() === '' || !Number.isInteger(v) || v < 0) throw new UsageError(`--ids must be comma-separated token ids, got "${raw}"`);
-    return v;
-  });
+  const ids = parseIds(opt(values, 'ids'));
   const model = await LlamaModel.load(opt(values, 'model'), { backend: values.backend });
   try {
     const r = await model.forward([ids], { logits: 'last' });

@@ -151,6 +151,9 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     return current;
   }
   if (pending) return pending;
+  // PROD silences TF.js's console banners (e.g. the cpu backend's "install tfjs-node" notice),
+  // which would otherwise land in every notebook cell's output; we log our own choice below.
+  tf.env().set('PROD', true);
   pending = (async () => {
     const skipped: BackendChoice['skipped'] = [];
     const candidates = forced ? [forced] : BACKEND_ORDER;

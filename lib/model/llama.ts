@@ -442,19 +442,19 @@ function argmax(data: Float32Array, start: number, n: number): number {
 }
 
 /** x [B,T,in] · w with w [in, out] (pre-transposed) → [B,T,out]. */
-function linear(x: tf.Tensor, w: tf.Tensor2D): tf.Tensor {
+export function linear(x: tf.Tensor, w: tf.Tensor2D): tf.Tensor {
   const [B, T, inDim] = x.shape as [number, number, number];
   return tf.reshape(tf.matMul(tf.reshape(x, [B * T, inDim]), w), [B, T, w.shape[1]]);
 }
 
 /** HF LlamaRMSNorm: x · rsqrt(mean(x²) + eps) · weight, in float32. */
-function rmsNorm(x: tf.Tensor, weight: tf.Tensor1D, eps: number): tf.Tensor {
+export function rmsNorm(x: tf.Tensor, weight: tf.Tensor1D, eps: number): tf.Tensor {
   const variance = tf.mean(tf.square(x), -1, true);
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), weight);
 }
 
 /** q·cos + rotate_half(q)·sin with rotate_half(x) = [-x2, x1]. x: [B, n, T, hd]. */
-function rope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
+export function rope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
   const hd = x.shape[3]!;
   const [x1, x2] = tf.split(x, [hd / 2, hd / 2], 3);
   const rotated = tf.concat([tf.neg(x2!), x1!], 3);
@@ -466,7 +466,7 @@ function rope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
  * that share a K/V head are stacked along the query axis ([B, nkv, rep·T, hd]), which is the
  * HF repeat_kv grouping (query head h uses K/V head ⌊h/rep⌋).
  */
-function attention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, mask: tf.Tensor, c: LlamaConfig, B: number, T: number, S: number): tf.Tensor {
+export function attention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, mask: tf.Tensor, c: LlamaConfig, B: number, T: number, S: number): tf.Tensor {
   const rep = c.numHeads / c.numKvHeads;
   const qg = tf.reshape(q, [B, c.numKvHeads, rep * T, c.headDim]);
   let scores = tf.matMul(qg, k, false, true); // [B, nkv, rep·T, S]
