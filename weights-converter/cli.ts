@@ -1,0 +1,179 @@
+/**
+ * `rsn convert <hf-dir> <out-dir> [--dtype float16|float32] [--force] [--shard-mb N] [--quiet]`
+ *
+ * Called by the dispatcher in cli/rsn.ts as `convertCli(argv.slice(1))`. Progress goes to
+ * stderr (a \r bar on a TTY, a line every 10 % otherwise), the summary to stdout. Returns the
+ * exit code: 0 on success, 1 on any error (printed as `error: <message>`), 2 on a usage error
+ * (bad arguments; like cli/rsn.ts), 130 on Ctrl-C.
+ */
+import { pathToFileURL } from 'node:url';
+import { BackendError, CheckpointError, ConfigError, HookError, OutOfMemoryError, ShapeError } from '../lib/errors.ts';
+import { formatBytes, Progress } from '../lib/progress.ts';
+import type { ProgressStream } from '../lib/progress.ts';
+import { convertCheckpoint, DEFAULT_SHARD_BYTES } from './convert.ts';
+import type { StorageDtype } from './convert.ts';
+
+export const CONVERT_USAGE = `usage: rsn convert <hf-dir> <out-dir> [--dtype float16|float32] [--force] [--shard-mb N] [--quiet]
+
+Convert a Hugging Face Llama checkpoint (config.json + model.safetensors, or
+model.safetensors.index.json + shards; F32, F16 or BF16) into the project's TF.js weights format.
+
+  --dtype float32|float16  storage dtype of the weight shards (default float32; float16 halves
+                           the size, values are rounded to nearest-even half precision)
+  --force                  replace <out-dir> if it exists and is not empty (only after success)
+  --shard-mb N             maximum shard file size in MiB (default ${DEFAULT_SHARD_BYTES / 1024 / 1024})
+  --quiet                  no progress bar
+  -h, --help               show this help`;
+
+class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+interface CliIo {
+  stdout: ProgressStream;
+  stderr: ProgressStream;
+}
+
+interface ParsedArgs {
+  help: boolean;
+  inputDir: string;
+  outputDir: string;
+  dtype: StorageDtype;
+  force: boolean;
+  shardBytes: number;
+  quiet: boolean;
+}
+
+function parseArgs(args: string[]): ParsedArgs {
+  const positional: string[] = [];
+  let dtype: StorageDtype = 'float32';
+  let force = false;
+  let quiet = false;
+  let help = false;
+  let shardBytes = DEFAULT_SHARD_BYTES;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
+    const flag = eq > 0 ? a.slice(0, eq) : a;
+    const value = (): string => {
+      if (eq > 0) return a.slice(eq + 1);
+      const v = args[++i];
+      if (v === undefined) throw new UsageError(`${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case '-h':
+      case '--help':
+        help = true;
+        break;
+      case '--force':
+      case '-f':
+        force = true;
+        break;
+      case '--quiet':
+      case '-q':
+        quiet = true;
+        break;
+      case '--dtype': {
+        const v = value();
+        if (v !== 'float32' && v !== 'float16') throw new UsageError(`--dtype must be float32 or float16, found ${JSON.stringify(v)}`);
+        dtype = v;
+        break;
+      }
+      case '--shard-mb': {
+        const v = Number(value());
+        if (!Number.isFinite(v) || v <= 0) throw new UsageError(`--shard-mb must be a positive number of MiB`);
+        shardBytes = Math.max(1, Math.round(v * 1024 * 1024));
+        break;
+      }
+      default:
+        if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}`);
+        positional.push(a);
+    }
+  }
+  if (help) return { help, inputDir: '', outputDir: '', dtype, force, shardBytes, quiet };
+  if (positional.length !== 2) {
+    throw new UsageError(`expected <hf-dir> and <out-dir>, found ${positional.length} argument${positional.length === 1 ? '' : 's'}`);
+  }
+  return { help, inputDir: positional[0], outputDir: positional[1], dtype, force, shardBytes, quiet };
+}
+
+/** Errors whose message is the whole story (no stack trace needed). */
+function isExpectedError(e: unknown): e is Error {
+  if (
+    e instanceof CheckpointError ||
+    e instanceof ConfigError ||
+    e instanceof ShapeError ||
+    e instanceof HookError ||
+    e instanceof BackendError ||
+    e instanceof OutOfMemoryError ||
+    e instanceof UsageError
+  ) {
+    return true;
+  }
+  // System errors (ENOSPC, EACCES, …) carry a code and a clear message.
+  return e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && (e as NodeJS.ErrnoException).code !== 'ERR_INTERNAL_ASSERTION';
+}
+
+export async function convertCli(args: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  let parsed: ParsedArgs;
+  try {
+    parsed = parseArgs(args);
+  } catch (e) {
+    io.stderr.write(`error: ${(e as Error).message}\n${CONVERT_USAGE}\n`);
+    return 2;
+  }
+  if (parsed.help) {
+    io.stdout.write(`${CONVERT_USAGE}\n`);
+    return 0;
+  }
+
+  let progress: Progress | null = null;
+  const abort = new AbortController();
+  const onSigint = (): void => abort.abort(new Error('interrupted'));
+  process.once('SIGINT', onSigint);
+  try {
+    const report = await convertCheckpoint({
+      inputDir: parsed.inputDir,
+      outputDir: parsed.outputDir,
+      dtype: parsed.dtype,
+      force: parsed.force,
+      shardBytes: parsed.shardBytes,
+      signal: abort.signal,
+      onProgress: ({ bytesDone, bytesTotal, tensor }) => {
+        progress ??= new Progress({ total: bytesTotal, unit: 'bytes', label: 'convert', stream: io.stderr, silent: parsed.quiet });
+        progress.update(bytesDone, tensor);
+      },
+    });
+    (progress as Progress | null)?.finish();
+    const dtypes = report.sourceDtypes.join('/');
+    io.stdout.write(
+      `converted ${report.tensors} tensors (${dtypes} → ${report.storageDtype}) in ${report.seconds.toFixed(report.seconds < 10 ? 2 : 1)} s: ` +
+        `read ${formatBytes(report.bytesRead)}, wrote ${formatBytes(report.bytesWritten)} to ${report.outputDir} ` +
+        `(peak RSS ${formatBytes(report.peakRssBytes)})\n`,
+    );
+    return 0;
+  } catch (e) {
+    (progress as Progress | null)?.abort();
+    if (abort.signal.aborted) {
+      io.stderr.write('error: interrupted; no output was written\n');
+      return 130;
+    }
+    if (isExpectedError(e)) {
+      io.stderr.write(`error: ${e.message}\n`);
+    } else {
+      const err = e instanceof Error ? e : new Error(String(e));
+      io.stderr.write(`error: ${err.message}\n${err.stack ?? ''}\n`);
+    }
+    return 1;
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+  }
+}
+
+// Allow `tsx weights-converter/cli.ts <hf-dir> <out-dir> …` directly as well.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  void convertCli(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,599 @@
+/**
+ * Hugging Face Llama checkpoint (safetensors, single file or sharded; F32/F16/BF16) → the
+ * project's converted-model format (TF.js weights manifest + binary shards, one weight group per
+ * decoder layer). See README.md in this folder for the format.
+ *
+ * Two phases:
+ *  1. plan: read config.json and every safetensors header, check them against the tensors a
+ *     Llama with this config must have (names, shapes, dtypes, byte layout) — no data read;
+ *  2. write: stream each tensor in fixed-size chunks (positional reads), convert, check values,
+ *     append to the group's shard files in a temp dir, then rename the temp dir into place.
+ * Memory use is bounded by the chunk buffers (~32 MiB), independent of tensor and model size.
+ */
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, open, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { endianness } from 'node:os';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { CheckpointError } from '../lib/errors.ts';
+import { expectedTensors, isIgnorableTensor, readLlamaConfig } from '../lib/model/config.ts';
+import type { LlamaConfig } from '../lib/model/config.ts';
+import { convertValues, HALF_MAX, newStats } from './numeric.ts';
+import type { ValueStats } from './numeric.ts';
+import { isSupportedDtype, readSafetensorsHeader, unsupportedDtypeMessage } from './safetensors.ts';
+import type { SafetensorsEntry, SafetensorsHeader, SourceDtype } from './safetensors.ts';
+
+export type StorageDtype = 'float32' | 'float16';
+
+export interface ConvertProgress {
+  bytesDone: number;
+  bytesTotal: number;
+  tensor: string;
+}
+
+export interface ConvertOptions {
+  inputDir: string;
+  outputDir: string;
+  /** Storage dtype of the weight shards. Default 'float32'. */
+  dtype?: StorageDtype;
+  /** Replace an existing non-empty outputDir (only after the new one is complete). */
+  force?: boolean;
+  /** Maximum bytes per shard file. Default 64 MiB. */
+  shardBytes?: number;
+  /** Called after every chunk; bytes are source tensor bytes. */
+  onProgress?: (p: ConvertProgress) => void;
+  /** Abort the conversion (the temp dir is removed; nothing is left behind). */
+  signal?: AbortSignal;
+  /** Values converted per read/write chunk (default 4 Mi); small values exercise chunk edges in tests. */
+  chunkElements?: number;
+}
+
+export interface ConvertReport {
+  outputDir: string;
+  tensors: number;
+  /** Source tensor bytes read (headers not counted). */
+  bytesRead: number;
+  /** Bytes written into the output dir (shards, model.json, copied files). */
+  bytesWritten: number;
+  seconds: number;
+  storageDtype: StorageDtype;
+  /** Distinct source dtypes of the converted tensors, e.g. ["BF16"]. */
+  sourceDtypes: string[];
+  /** Highest resident set size sampled during the conversion (process-wide). */
+  peakRssBytes: number;
+}
+
+/** One entry of a TF.js weights manifest group. */
+export interface ManifestWeight {
+  name: string;
+  shape: number[];
+  dtype: 'float32';
+  quantization?: { dtype: 'float16'; original_dtype: 'float32' };
+}
+
+export interface ManifestGroup {
+  paths: string[];
+  weights: ManifestWeight[];
+}
+
+/** The contents of `<out>/model.json`. */
+export interface ConvertedModelJson {
+  format: 'rsn-llama-tfjs';
+  formatVersion: 1;
+  storageDtype: StorageDtype;
+  source: { dir: string; files: string[]; dtypes: string[] };
+  convertedAt: string;
+  converter: string;
+  weightsManifest: ManifestGroup[];
+}
+
+export const MODEL_FORMAT = 'rsn-llama-tfjs';
+export const MODEL_FORMAT_VERSION = 1;
+export const CONVERTER_ID = 'rsn-weights-converter 1';
+export const DEFAULT_SHARD_BYTES = 64 * 1024 * 1024;
+/** Files copied verbatim when present (config.json is required). */
+export const COPIED_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json'] as const;
+const SINGLE_FILE = 'model.safetensors';
+const INDEX_FILE = 'model.safetensors.index.json';
+/** Elements converted per chunk: 4 Mi (16 MiB of float32). */
+const CHUNK_ELEMS = 4 * 1024 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Phase 1: plan
+
+interface PlannedTensor {
+  name: string;
+  shape: number[];
+  numel: number;
+  dtype: SourceDtype;
+  /** Absolute path of the source file and absolute byte range. */
+  file: string;
+  begin: number;
+  end: number;
+}
+
+export interface ConversionPlan {
+  inputDir: string;
+  config: LlamaConfig;
+  /** Source safetensors files, relative to inputDir, in the order they were read. */
+  files: string[];
+  /** Groups of tensors in output order. */
+  groups: PlannedTensor[][];
+  /** Tensors present in the checkpoint but not converted (tied lm_head, rotary inv_freq). */
+  skipped: string[];
+}
+
+function listNames(names: string[], max = 5): string {
+  const shown = names.slice(0, max).join(', ');
+  return names.length > max ? `${shown} and ${names.length - max} more` : shown;
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isInside(child: string, parent: string): boolean {
+  const rel = relative(parent, child);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+}
+
+/** Parse model.safetensors.index.json and resolve its shard files safely. */
+async function readIndex(inputDir: string): Promise<{ files: string[]; weightMap: Map<string, string> }> {
+  const indexPath = join(inputDir, INDEX_FILE);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(indexPath, 'utf8'));
+  } catch (e) {
+    throw new CheckpointError(`${indexPath}: not valid JSON (${(e as Error).message})`, indexPath);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new CheckpointError(`${indexPath}: expected a JSON object with a "weight_map"`, indexPath);
+  }
+  const wm = (raw as Record<string, unknown>)['weight_map'];
+  if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) {
+    throw new CheckpointError(`${indexPath}: "weight_map" is missing or not an object (expected {tensor name: shard file})`, indexPath);
+  }
+  const weightMap = new Map<string, string>();
+  for (const [tensor, file] of Object.entries(wm as Record<string, unknown>)) {
+    if (typeof file !== 'string' || file === '') {
+      throw new CheckpointError(`${indexPath}: weight_map entry for tensor ${tensor} must be a shard file name, found ${JSON.stringify(file)}`, indexPath, tensor);
+    }
+    weightMap.set(tensor, file);
+  }
+  if (weightMap.size === 0) throw new CheckpointError(`${indexPath}: "weight_map" is empty`, indexPath);
+
+  const realDir = await realpath(inputDir);
+  const files = [...new Set(weightMap.values())].sort();
+  for (const f of files) {
+    const firstTensor = [...weightMap].find(([, v]) => v === f)?.[0];
+    const escape = (why: string): never => {
+      throw new CheckpointError(
+        `${indexPath}: shard file ${JSON.stringify(f)} (for tensor ${firstTensor}) ${why}; shard files must lie inside the checkpoint directory ${inputDir}`,
+        indexPath,
+        firstTensor,
+      );
+    };
+    if (isAbsolute(f) || /^[a-zA-Z]:/.test(f)) escape('is an absolute path');
+    if (f.split(/[\\/]/).includes('..')) escape('escapes the checkpoint directory with ".."');
+    const abs = resolve(inputDir, f);
+    if (!isInside(abs, inputDir)) escape('escapes the checkpoint directory');
+    let real: string;
+    try {
+      real = await realpath(abs);
+    } catch {
+      const count = [...weightMap.values()].filter((v) => v === f).length;
+      throw new CheckpointError(
+        `${indexPath}: shard file ${f} is listed for ${count} tensor(s) (e.g. ${firstTensor}) but is missing in ${inputDir}`,
+        join(inputDir, f),
+        firstTensor,
+      );
+    }
+    if (!isInside(real, realDir)) escape(`is a symlink resolving to ${real}, outside`);
+  }
+  return { files, weightMap };
+}
+
+/** Read config + all headers and check them; reads no tensor data. */
+export async function planConversion(inputDirArg: string): Promise<ConversionPlan> {
+  const inputDir = resolve(inputDirArg);
+  let st;
+  try {
+    st = await stat(inputDir);
+  } catch {
+    throw new CheckpointError(`input directory ${inputDir} does not exist`, inputDir);
+  }
+  if (!st.isDirectory()) throw new CheckpointError(`input ${inputDir} is not a directory`, inputDir);
+  const configPath = join(inputDir, 'config.json');
+  if (!(await exists(configPath))) {
+    throw new CheckpointError(
+      `${inputDir}: no config.json; expected a Hugging Face Llama checkpoint directory (config.json + ${SINGLE_FILE} or ${INDEX_FILE} with its shards)`,
+      configPath,
+    );
+  }
+  const config = readLlamaConfig(configPath);
+
+  // Which files hold the weights (as transformers does: the single file wins over an index).
+  let files: string[];
+  let weightMap: Map<string, string> | null = null;
+  if (await exists(join(inputDir, SINGLE_FILE))) {
+    files = [SINGLE_FILE];
+  } else if (await exists(join(inputDir, INDEX_FILE))) {
+    const idx = await readIndex(inputDir);
+    files = idx.files;
+    weightMap = idx.weightMap;
+  } else {
+    throw new CheckpointError(
+      `${inputDir}: no weights found; expected ${SINGLE_FILE}, or ${INDEX_FILE} plus the shard files it lists`,
+      inputDir,
+    );
+  }
+
+  // All headers first (cheap), then cross-checks.
+  const headers: SafetensorsHeader[] = [];
+  for (const f of files) headers.push(await readSafetensorsHeader(join(inputDir, f)));
+  const found = new Map<string, { entry: SafetensorsEntry; file: string; rel: string }>();
+  headers.forEach((h, i) => {
+    for (const entry of h.entries) {
+      const prev = found.get(entry.name);
+      if (prev) {
+        throw new CheckpointError(
+          `tensor ${entry.name} appears in two shards: ${prev.file} and ${h.file}; a checkpoint must store each tensor once`,
+          h.file,
+          entry.name,
+        );
+      }
+      found.set(entry.name, { entry, file: h.file, rel: files[i] });
+    }
+  });
+  if (weightMap) {
+    for (const [tensor, f] of weightMap) {
+      const where = found.get(tensor);
+      if (!where || where.rel !== f) {
+        throw new CheckpointError(
+          `${join(inputDir, INDEX_FILE)}: weight_map puts tensor ${tensor} in ${f}, but ${where ? `it is in ${where.rel}` : `no shard contains it`}`,
+          join(inputDir, f),
+          tensor,
+        );
+      }
+    }
+  }
+
+  const expected = expectedTensors(config);
+  const expectedByName = new Map(expected.map((s) => [s.name, s]));
+  const skipped: string[] = [];
+  for (const [name, { entry, file }] of found) {
+    const spec = expectedByName.get(name);
+    if (!spec) {
+      if (isIgnorableTensor(name) || (name === 'lm_head.weight' && config.tieWordEmbeddings)) {
+        skipped.push(name);
+        continue;
+      }
+      throw new CheckpointError(
+        `${file}: unexpected tensor ${name}; it is not part of a Llama checkpoint with this config.json (${config.numLayers} layers, tie_word_embeddings=${config.tieWordEmbeddings}). Is config.json the one that belongs to these weights?`,
+        file,
+        name,
+      );
+    }
+    if (!isSupportedDtype(entry.dtype)) throw new CheckpointError(unsupportedDtypeMessage(entry.dtype, name, file), file, name);
+    const same = spec.shape.length === entry.shape.length && spec.shape.every((d, i) => d === entry.shape[i]);
+    if (!same) {
+      throw new CheckpointError(
+        `${file}: tensor ${name} has shape [${entry.shape.join(', ')}], expected [${spec.shape.join(', ')}] from config.json`,
+        file,
+        name,
+      );
+    }
+  }
+  const missing = expected.filter((s) => !found.has(s.name)).map((s) => s.name);
+  if (missing.length > 0) {
+    throw new CheckpointError(
+      `${inputDir}: missing tensor${missing.length > 1 ? 's' : ''} ${listNames(missing)} (searched ${files.join(', ')}); config.json says there should be ${expected.length} tensors`,
+      join(inputDir, files[0]),
+      missing[0],
+    );
+  }
+
+  const planned = (name: string): PlannedTensor => {
+    const { entry, file } = found.get(name)!; // presence checked above
+    return { name, shape: entry.shape, numel: entry.numel, dtype: entry.dtype as SourceDtype, file, begin: entry.begin, end: entry.end };
+  };
+  const groups: PlannedTensor[][] = [];
+  const g0 = ['model.embed_tokens.weight', 'model.norm.weight'];
+  if (!config.tieWordEmbeddings) g0.push('lm_head.weight');
+  groups.push(g0.map(planned));
+  for (let l = 0; l < config.numLayers; l++) {
+    const prefix = `model.layers.${l}.`;
+    groups.push(expected.filter((s) => s.name.startsWith(prefix)).map((s) => planned(s.name)));
+  }
+  return { inputDir, config, files, groups, skipped };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Phase 2: write
+
+async function writeAll(fh: FileHandle, buf: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    const { bytesWritten } = await fh.write(buf, off, buf.length - off);
+    off += bytesWritten;
+  }
+}
+
+async function readExactly(fh: FileHandle, buf: Uint8Array, position: number, file: string, tensor: string): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
+    if (bytesRead === 0) {
+      throw new CheckpointError(`${file}: unexpected end of file at byte ${position + done} while reading tensor ${tensor}`, file, tensor);
+    }
+    done += bytesRead;
+  }
+}
+
+/** Appends a group's bytes to `group{g}-shard{i}of{n}.bin` files of at most shardBytes each. */
+class ShardWriter {
+  readonly paths: string[];
+  private index = 0;
+  private inShard = 0;
+  private written = 0;
+  private fh: FileHandle | null = null;
+
+  constructor(
+    private readonly dir: string,
+    group: number,
+    private readonly totalBytes: number,
+    private readonly shardBytes: number,
+  ) {
+    const n = Math.max(1, Math.ceil(totalBytes / shardBytes));
+    this.paths = Array.from({ length: n }, (_, i) => `group${group}-shard${i + 1}of${n}.bin`);
+  }
+
+  async write(bytes: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < bytes.length) {
+      if (this.fh === null) this.fh = await open(join(this.dir, this.paths[this.index]), 'wx');
+      const take = Math.min(bytes.length - off, this.shardBytes - this.inShard);
+      await writeAll(this.fh, bytes.subarray(off, off + take));
+      off += take;
+      this.inShard += take;
+      this.written += take;
+      if (this.inShard === this.shardBytes && this.index < this.paths.length - 1) await this.nextShard();
+    }
+  }
+
+  private async nextShard(): Promise<void> {
+    await this.closeCurrent(true);
+    this.index++;
+    this.inShard = 0;
+  }
+
+  private async closeCurrent(sync: boolean): Promise<void> {
+    if (this.fh === null) return;
+    const fh = this.fh;
+    this.fh = null;
+    try {
+      if (sync) await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async finish(): Promise<void> {
+    if (this.written !== this.totalBytes) {
+      throw new Error(`internal error: group wrote ${this.written} bytes, planned ${this.totalBytes}`);
+    }
+    if (this.fh === null && this.index === 0 && this.totalBytes === 0) {
+      await writeFile(join(this.dir, this.paths[0]), new Uint8Array(0));
+    }
+    await this.closeCurrent(true);
+  }
+
+  /** Close without syncing (on error). */
+  async abandon(): Promise<void> {
+    await this.closeCurrent(false).catch(() => undefined);
+  }
+}
+
+function describeBadValues(t: PlannedTensor, s: ValueStats): string {
+  const parts: string[] = [];
+  if (s.nan) parts.push(`${s.nan} NaN`);
+  if (s.inf) parts.push(`${s.inf} ±Inf`);
+  return `${t.file}: tensor ${t.name} contains ${parts.join(' and ')} value${s.nan + s.inf > 1 ? 's' : ''} (of ${t.numel}; first at flat index ${s.firstNonFinite}); the checkpoint is corrupt`;
+}
+
+async function checkOutputDir(outputDir: string, inputDir: string, force: boolean): Promise<void> {
+  if (outputDir === inputDir || isInside(inputDir, outputDir)) {
+    throw new CheckpointError(`output directory ${outputDir} would replace the input checkpoint ${inputDir}; choose another output directory`, outputDir);
+  }
+  let st;
+  try {
+    st = await stat(outputDir);
+  } catch {
+    return; // does not exist: fine
+  }
+  if (force) return;
+  if (!st.isDirectory()) {
+    throw new CheckpointError(`output path ${outputDir} exists and is not a directory; remove it or pass --force (force: true) to replace it`, outputDir);
+  }
+  const entries = await readdir(outputDir);
+  if (entries.length > 0) {
+    throw new CheckpointError(
+      `output directory ${outputDir} exists and is not empty (${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}); pass --force (force: true) to replace it`,
+      outputDir,
+    );
+  }
+}
+
+function tempSibling(outputDir: string, kind: 'tmp' | 'old'): string {
+  return `${outputDir}.${kind}-${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Move the finished temp dir to outputDir, replacing whatever is there only after success. */
+async function swapIntoPlace(tmpDir: string, outputDir: string, force: boolean): Promise<void> {
+  if (!(await exists(outputDir))) {
+    await rename(tmpDir, outputDir);
+    return;
+  }
+  // Re-check (the directory may have appeared while we converted).
+  const st = await stat(outputDir);
+  if (!force && (!st.isDirectory() || (await readdir(outputDir)).length > 0)) {
+    throw new CheckpointError(`output directory ${outputDir} appeared and is not empty; pass --force (force: true) to replace it`, outputDir);
+  }
+  const old = tempSibling(outputDir, 'old');
+  await rename(outputDir, old);
+  try {
+    await rename(tmpDir, outputDir);
+  } catch (e) {
+    await rename(old, outputDir).catch(() => undefined);
+    throw e;
+  }
+  await rm(old, { recursive: true, force: true });
+}
+
+/** Convert a Hugging Face Llama checkpoint directory into the project's TF.js weights format. */
+export async function convertCheckpoint(opts: ConvertOptions): Promise<ConvertReport> {
+  const t0 = performance.now();
+  const storage: StorageDtype = opts.dtype ?? 'float32';
+  if (storage !== 'float32' && storage !== 'float16') {
+    throw new CheckpointError(`unknown storage dtype ${JSON.stringify(storage)}; expected "float32" or "float16"`);
+  }
+  const shardBytes = opts.shardBytes ?? DEFAULT_SHARD_BYTES;
+  if (!Number.isSafeInteger(shardBytes) || shardBytes < 1) {
+    throw new CheckpointError(`shardBytes must be a positive integer, found ${shardBytes}`);
+  }
+  if (endianness() !== 'LE') throw new CheckpointError('the converter needs a little-endian machine');
+  const chunkElems = opts.chunkElements ?? CHUNK_ELEMS;
+  if (!Number.isSafeInteger(chunkElems) || chunkElems < 1) {
+    throw new CheckpointError(`chunkElements must be a positive integer, found ${chunkElems}`);
+  }
+  const force = opts.force ?? false;
+  const inputDir = resolve(opts.inputDir);
+  const outputDir = resolve(opts.outputDir);
+  opts.signal?.throwIfAborted();
+
+  await checkOutputDir(outputDir, inputDir, force);
+  const plan = await planConversion(inputDir);
+  opts.signal?.throwIfAborted();
+
+  const outBytesPerValue = storage === 'float16' ? 2 : 4;
+  const all = plan.groups.flat();
+  const bytesTotal = all.reduce((a, t) => a + (t.end - t.begin), 0);
+  const sourceDtypes = [...new Set(all.map((t) => t.dtype))].sort();
+
+  let peakRss = process.memoryUsage.rss();
+  const sampleRss = (): void => {
+    const r = process.memoryUsage.rss();
+    if (r > peakRss) peakRss = r;
+  };
+
+  await mkdir(dirname(outputDir), { recursive: true });
+  const tmpDir = tempSibling(outputDir, 'tmp');
+  await mkdir(tmpDir);
+  const handles = new Map<string, FileHandle>();
+  let writer: ShardWriter | null = null;
+  try {
+    // Chunk buffers, allocated once: src holds up to CHUNK_ELEMS values of the source dtype;
+    // out holds their converted form (unused when source and storage formats coincide).
+    const srcBuf = new ArrayBuffer(chunkElems * 4);
+    const outBuf = new ArrayBuffer(chunkElems * 4);
+    let bytesDone = 0;
+    let bytesWritten = 0;
+    const manifest: ManifestGroup[] = [];
+
+    for (let g = 0; g < plan.groups.length; g++) {
+      const tensors = plan.groups[g];
+      const groupBytes = tensors.reduce((a, t) => a + t.numel * outBytesPerValue, 0);
+      writer = new ShardWriter(tmpDir, g, groupBytes, shardBytes);
+      const weights: ManifestWeight[] = [];
+      for (const t of tensors) {
+        let fh = handles.get(t.file);
+        if (!fh) {
+          fh = await open(t.file, 'r');
+          handles.set(t.file, fh);
+        }
+        const inBytesPerValue = t.dtype === 'F32' ? 4 : 2;
+        const passthrough = (t.dtype === 'F32' && storage === 'float32') || (t.dtype === 'F16' && storage === 'float16');
+        const stats = newStats();
+        for (let start = 0; start < t.numel; start += chunkElems) {
+          opts.signal?.throwIfAborted();
+          const n = Math.min(chunkElems, t.numel - start);
+          const srcBytes = new Uint8Array(srcBuf, 0, n * inBytesPerValue);
+          await readExactly(fh, srcBytes, t.begin + start * inBytesPerValue, t.file, t.name);
+          const src = inBytesPerValue === 4 ? new Uint32Array(srcBuf, 0, n) : new Uint16Array(srcBuf, 0, n);
+          const outArr = passthrough ? src : outBytesPerValue === 4 ? new Uint32Array(outBuf, 0, n) : new Uint16Array(outBuf, 0, n);
+          convertValues(t.dtype, storage, src, outArr, n, start, stats);
+          await writer.write(new Uint8Array(outArr.buffer, 0, n * outBytesPerValue));
+          bytesDone += n * inBytesPerValue;
+          sampleRss();
+          opts.onProgress?.({ bytesDone, bytesTotal, tensor: t.name });
+        }
+        if (stats.nan + stats.inf > 0) throw new CheckpointError(describeBadValues(t, stats), t.file, t.name);
+        if (stats.overflow > 0) {
+          throw new CheckpointError(
+            `${t.file}: tensor ${t.name} has ${stats.overflow} value${stats.overflow > 1 ? 's' : ''} outside the float16 range (|x| > ${HALF_MAX}; first ${stats.firstOverflowValue} at flat index ${stats.firstOverflow}); store float32 instead (--dtype float32)`,
+            t.file,
+            t.name,
+          );
+        }
+        const w: ManifestWeight = { name: t.name, shape: [...t.shape], dtype: 'float32' };
+        if (storage === 'float16') w.quantization = { dtype: 'float16', original_dtype: 'float32' };
+        weights.push(w);
+      }
+      await writer.finish();
+      manifest.push({ paths: [...writer.paths], weights });
+      writer = null;
+      bytesWritten += groupBytes;
+    }
+
+    for (const f of COPIED_FILES) {
+      const src = join(inputDir, f);
+      if (await exists(src)) {
+        await copyFile(src, join(tmpDir, f));
+        bytesWritten += (await stat(src)).size;
+      }
+    }
+    const modelJson: ConvertedModelJson = {
+      format: MODEL_FORMAT,
+      formatVersion: MODEL_FORMAT_VERSION,
+      storageDtype: storage,
+      source: { dir: inputDir, files: plan.files, dtypes: sourceDtypes },
+      convertedAt: new Date().toISOString(),
+      converter: CONVERTER_ID,
+      weightsManifest: manifest,
+    };
+    const text = `${JSON.stringify(modelJson, null, 2)}\n`;
+    await writeFile(join(tmpDir, 'model.json'), text);
+    bytesWritten += Buffer.byteLength(text);
+
+    await swapIntoPlace(tmpDir, outputDir, force);
+    sampleRss();
+    return {
+      outputDir,
+      tensors: all.length,
+      bytesRead: bytesDone,
+      bytesWritten,
+      seconds: (performance.now() - t0) / 1000,
+      storageDtype: storage,
+      sourceDtypes,
+      peakRssBytes: peakRss,
+    };
+  } catch (e) {
+    if (writer) await writer.abandon();
+    for (const fh of handles.values()) await fh.close().catch(() => undefined);
+    handles.clear();
+    await rm(tmpDir, { recursive: true, force: true });
+    throw e;
+  } finally {
+    for (const fh of handles.values()) await fh.close().catch(() => undefined);
+  }
+}
+
+/** The temp-dir name prefix used for `outputDir` (for tests and cleanup tools). */
+export function tempDirPrefix(outputDir: string): string {
+  return `${basename(resolve(outputDir))}.tmp-`;
+}

@@ -1,0 +1,179 @@
+/**
+ * Safetensors header reading and validation (no tensor data is read here).
+ *
+ * File layout: 8-byte little-endian u64 header length N, N bytes of UTF-8 JSON
+ * `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__"?: {string: string}}`, then
+ * the data section; offsets are relative to the start of the data section (byte 8 + N).
+ */
+import { open, stat } from 'node:fs/promises';
+import { CheckpointError } from '../lib/errors.ts';
+
+/** Dtypes we convert. */
+export type SourceDtype = 'F32' | 'F16' | 'BF16';
+export const SUPPORTED_DTYPES: readonly SourceDtype[] = ['F32', 'F16', 'BF16'];
+
+/** Element sizes of every dtype the safetensors format defines (used to check the layout). */
+export const SAFETENSORS_DTYPE_BYTES: Readonly<Record<string, number>> = {
+  BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1, F8_E4M3FN: 1,
+  I16: 2, U16: 2, F16: 2, BF16: 2,
+  I32: 4, U32: 4, F32: 4,
+  I64: 8, U64: 8, F64: 8,
+};
+
+/** Largest header we accept (the format's own reference implementation uses 100 MB). */
+export const MAX_HEADER_BYTES = 100_000_000;
+
+export interface SafetensorsEntry {
+  name: string;
+  /** Dtype string as found in the header (already checked to be a safetensors dtype). */
+  dtype: string;
+  shape: number[];
+  /** Number of elements (product of shape; 1 for a scalar). */
+  numel: number;
+  /** Absolute byte offsets in the file. */
+  begin: number;
+  end: number;
+}
+
+export interface SafetensorsHeader {
+  /** Path of the file (as given). */
+  file: string;
+  fileSize: number;
+  headerBytes: number;
+  /** Absolute offset of the data section. */
+  dataStart: number;
+  /** Tensors in header order. */
+  entries: SafetensorsEntry[];
+  metadata: Record<string, unknown> | null;
+}
+
+export function isSupportedDtype(d: string): d is SourceDtype {
+  return (SUPPORTED_DTYPES as readonly string[]).includes(d);
+}
+
+export function unsupportedDtypeMessage(dtype: string, tensor: string, file: string): string {
+  return `unsupported dtype ${dtype} for tensor ${tensor} in file ${file}; expected F32, F16 or BF16`;
+}
+
+function fail(file: string, message: string, tensor?: string): never {
+  throw new CheckpointError(`${file}: ${message}`, file, tensor);
+}
+
+function isNonNegInt(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/**
+ * Read and validate the header of one safetensors file: sizes, JSON structure, entry types,
+ * dtypes known to the format, offsets inside the data section, byte length = numel × dtype
+ * size, and no two tensors overlapping. Reads only the first 8 + N bytes.
+ */
+export async function readSafetensorsHeader(file: string): Promise<SafetensorsHeader> {
+  let fileSize: number;
+  try {
+    const st = await stat(file);
+    if (!st.isFile()) fail(file, 'not a regular file');
+    fileSize = st.size;
+  } catch (e) {
+    if (e instanceof CheckpointError) throw e;
+    fail(file, `cannot read safetensors file (${(e as Error).message})`);
+  }
+  if (fileSize < 8) {
+    fail(file, `file is truncated: ${fileSize} bytes, shorter than the 8-byte safetensors header-length prefix`);
+  }
+  const fh = await open(file, 'r');
+  let headerText: string;
+  let headerBytes: number;
+  try {
+    const lenBuf = Buffer.alloc(8);
+    await readExactly(fh, lenBuf, 0, file);
+    const n = lenBuf.readBigUInt64LE(0);
+    if (n > BigInt(MAX_HEADER_BYTES)) {
+      fail(file, `header length ${n} bytes is above the ${MAX_HEADER_BYTES}-byte limit; the file is corrupt or not a safetensors file`);
+    }
+    headerBytes = Number(n);
+    if (8 + headerBytes > fileSize) {
+      fail(file, `file is truncated: header length ${headerBytes} needs ${8 + headerBytes} bytes but the file has ${fileSize}`);
+    }
+    const hb = Buffer.alloc(headerBytes);
+    await readExactly(fh, hb, 8, file);
+    headerText = hb.toString('utf8');
+  } finally {
+    await fh.close();
+  }
+  return parseSafetensorsHeader(file, headerText, fileSize, headerBytes);
+}
+
+async function readExactly(fh: import('node:fs/promises').FileHandle, buf: Buffer, position: number, file: string): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
+    if (bytesRead === 0) fail(file, `file is truncated: unexpected end of file at byte ${position + done}`);
+    done += bytesRead;
+  }
+}
+
+/** Validate a header's JSON text. Exported for tests; `fileSize` bounds the data section. */
+export function parseSafetensorsHeader(file: string, text: string, fileSize: number, headerBytes: number): SafetensorsHeader {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    fail(file, `header is not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    fail(file, `header must be a JSON object, found ${Array.isArray(raw) ? 'an array' : raw === null ? 'null' : typeof raw}`);
+  }
+  const dataStart = 8 + headerBytes;
+  const dataSize = fileSize - dataStart;
+  const entries: SafetensorsEntry[] = [];
+  let metadata: Record<string, unknown> | null = null;
+  for (const [name, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(file, '"__metadata__" must be an object');
+      metadata = v as Record<string, unknown>;
+      continue;
+    }
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+      fail(file, `header entry for tensor ${name} must be an object with dtype, shape and data_offsets`, name);
+    }
+    const e = v as Record<string, unknown>;
+    for (const k of ['dtype', 'shape', 'data_offsets']) {
+      if (!(k in e)) fail(file, `header entry for tensor ${name} lacks "${k}"`, name);
+    }
+    const { dtype, shape, data_offsets: offs } = e;
+    if (typeof dtype !== 'string') fail(file, `tensor ${name}: "dtype" must be a string, found ${JSON.stringify(dtype)}`, name);
+    if (!Array.isArray(shape) || !shape.every(isNonNegInt)) {
+      fail(file, `tensor ${name}: "shape" must be an array of non-negative integers, found ${JSON.stringify(shape)}`, name);
+    }
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every(isNonNegInt)) {
+      fail(file, `tensor ${name}: "data_offsets" must be [begin, end] with non-negative integers, found ${JSON.stringify(offs)}`, name);
+    }
+    const elemBytes = SAFETENSORS_DTYPE_BYTES[dtype];
+    if (elemBytes === undefined) throw new CheckpointError(unsupportedDtypeMessage(dtype, name, file), file, name);
+    const [begin, end] = offs as [number, number];
+    if (begin > end) fail(file, `tensor ${name}: data_offsets begin ${begin} > end ${end}`, name);
+    if (end > dataSize) {
+      fail(file, `tensor ${name}: data_offsets [${begin}, ${end}] run past the data section (${dataSize} bytes); the file is truncated or the header is wrong`, name);
+    }
+    const numel = (shape as number[]).reduce((a, b) => a * b, 1);
+    if (!Number.isSafeInteger(numel * elemBytes) || numel * elemBytes !== end - begin) {
+      fail(file, `tensor ${name}: byte length ${end - begin} (data_offsets [${begin}, ${end}]) ≠ ${numel} elements of shape ${JSON.stringify(shape)} × ${elemBytes} bytes (${dtype}) = ${numel * elemBytes}`, name);
+    }
+    entries.push({ name, dtype, shape: shape as number[], numel, begin: dataStart + begin, end: dataStart + end });
+  }
+  // No two tensors may share bytes (empty tensors cannot overlap anything).
+  const sorted = entries.filter((x) => x.end > x.begin).sort((a, b) => a.begin - b.begin);
+  for (let i = 1; i < sorted.length; i++) {
+    const prev = sorted[i - 1];
+    const cur = sorted[i];
+    if (cur.begin < prev.end) {
+      fail(
+        file,
+        `tensors ${prev.name} (data_offsets [${prev.begin - dataStart}, ${prev.end - dataStart}]) and ${cur.name} (data_offsets [${cur.begin - dataStart}, ${cur.end - dataStart}]) overlap`,
+        cur.name,
+      );
+    }
+  }
+  return { file, fileSize, headerBytes, dataStart, entries, metadata };
+}
