@@ -3,7 +3,10 @@
  * 12 relation tasks of ~400 positives + 1600 negatives, 20000 neurons (Llama-2-7B has 835,584,
  * so multiply the time by ~42). Prints one JSON object to stdout.
  *
- *   npx tsx bench/ap.bench.ts [--neurons 20000] [--prompts 5000] [--baseline-neurons 200]
+ *   npx tsx bench/ap.bench.ts [--neurons 20000] [--prompts 5000] [--baseline-neurons 200] [--repeat 1]
+ *
+ * With --repeat n each configuration runs n times and the fastest run is reported, which is
+ * the number to trust on a machine shared with other work.
  *
  * The baseline calls averagePrecision once per neuron per task (a sort per call), which is
  * what a straightforward port of sklearn's loop would do; it is timed on a subset of neurons
@@ -21,12 +24,14 @@ const { values: args } = parseArgs({
     prompts: { type: 'string', default: '5000' },
     tasks: { type: 'string', default: '12' },
     'baseline-neurons': { type: 'string', default: '200' },
+    repeat: { type: 'string', default: '1' },
   },
 });
 const N = Number(args.neurons);
 const P = Number(args.prompts);
 const R = Number(args.tasks);
 const baselineNeurons = Math.min(N, Number(args['baseline-neurons']));
+const repeat = Math.max(1, Number(args.repeat));
 
 // Roughly Gaussian activations (sum of 4 uniforms) from a seeded generator, so runs compare.
 const rng = mulberry32(1234);
@@ -46,10 +51,14 @@ for (let r = 0; r < R; r++) {
 }
 
 async function timeEngine(workers: number): Promise<{ seconds: number; neuronsPerSecond: number; result: TaskAp[] }> {
-  const t0 = performance.now();
-  const result = await computeNeuronAp({ data, numPrompts: P, numNeurons: N }, tasks, { workers });
-  const seconds = (performance.now() - t0) / 1000;
-  return { seconds, neuronsPerSecond: N / seconds, result };
+  let best = Infinity;
+  let result: TaskAp[] = [];
+  for (let i = 0; i < repeat; i++) {
+    const t0 = performance.now();
+    result = await computeNeuronAp({ data, numPrompts: P, numNeurons: N }, tasks, { workers });
+    best = Math.min(best, (performance.now() - t0) / 1000);
+  }
+  return { seconds: best, neuronsPerSecond: N / best, result };
 }
 
 function timeBaseline(): { seconds: number; neuronsPerSecond: number; reference: Float64Array[] } {
@@ -94,6 +103,7 @@ console.log(
     prompts: P,
     neurons: N,
     tasks: R,
+    repeat,
     positivesPerTask: 400,
     negativesPerTask: 1600,
     cpu: cpus()[0]?.model ?? 'unknown',

@@ -279,7 +279,14 @@ function startWorker(init: ApWorkerInit): Worker {
   const here = import.meta.url;
   if (!here.endsWith('.ts')) return new Worker(new URL('./ap-worker.js', here), { workerData: init });
   const workerUrl = new URL('./ap-worker.ts', here).href;
-  const tsxApi = import.meta.resolve('tsx/esm/api');
+  let tsxApi: string;
+  try {
+    tsxApi = import.meta.resolve('tsx/esm/api');
+  } catch (e) {
+    throw new Error('AP worker threads need the tsx package to load ap-worker.ts; install it or pass workers: 0', {
+      cause: e,
+    });
+  }
   const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(workerUrl)}); });`;
   return new Worker(boot, { eval: true, workerData: init });
 }

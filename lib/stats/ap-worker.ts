@@ -24,7 +24,7 @@ export interface ApWorkerJob {
 
 /** Worker → main. `ap` is [R][width]. */
 export type ApWorkerReply =
-  | { type: 'result'; id: number; start: number; width: number; ap: Float64Array; busyMs: number }
+  | { type: 'result'; id: number; start: number; width: number; ap: Float64Array }
   | { type: 'error'; id: number; name: string; message: string };
 
 if (parentPort !== null) {
@@ -32,7 +32,6 @@ if (parentPort !== null) {
   const init = workerData as ApWorkerInit;
   const kernel = new ApChunkKernel(init.numPrompts, init.numTasks, init.codes);
   port.on('message', (job: ApWorkerJob) => {
-    const t0 = performance.now();
     try {
       const ap = new Float64Array(init.numTasks * job.width);
       kernel.run(job.data, job.width, ap, job.start);
@@ -42,7 +41,6 @@ if (parentPort !== null) {
         start: job.start,
         width: job.width,
         ap,
-        busyMs: performance.now() - t0,
       };
       port.postMessage(reply, [ap.buffer]);
     } catch (err) {

@@ -14,7 +14,7 @@
 
 /**
  * Labels per prompt for one task, as codes: 1 = positive, 2 = negative, 0 = not in the task.
- * The two bits let the hot loop count TP and FP without a branch.
+ * Bit 0 counts a TP and bit 1 an FP, so apPass counts both without a branch.
  */
 export const CODE_OUT = 0;
 export const CODE_POS = 1;
@@ -23,23 +23,15 @@ export const CODE_NEG = 2;
 /**
  * Walk prompts in descending-score order and accumulate the AP sum for one task.
  * `order[i]` is the prompt at rank i; `last[i]` is 1 when rank i closes a group of tied scores.
- * Prompts whose code is CODE_OUT are skipped but still close groups, which is harmless: a
- * group's TP/FP are only read at its end, after all its in-task members have been counted.
+ * A group's TP/FP are only read at its end, after all its members have been counted.
  */
-function apPass(
-  order: Int32Array,
-  last: Uint8Array,
-  codes: Uint8Array,
-  codeOffset: number,
-  n: number,
-  numPositives: number,
-): number {
+function apPass(order: Int32Array, last: Uint8Array, codes: Uint8Array, n: number, numPositives: number): number {
   let tp = 0;
   let fp = 0;
   let prevTp = 0;
   let sum = 0;
   for (let i = 0; i < n; i++) {
-    const c = codes[codeOffset + order[i]];
+    const c = codes[order[i]];
     tp += c & 1;
     fp += c >>> 1;
     if (last[i] !== 0 && tp !== prevTp) {
@@ -92,18 +84,23 @@ export function averagePrecision(scores: ArrayLike<number>, labels: ArrayLike<nu
   const last = new Uint8Array(n);
   for (let i = 0; i < n - 1; i++) last[i] = scores[order[i]] !== scores[order[i + 1]] ? 1 : 0;
   last[n - 1] = 1;
-  return apPass(order, last, codes, 0, n, numPositives);
+  return apPass(order, last, codes, n, numPositives);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Chunk kernel: many neurons × many tasks. A neuron's ranking of the prompts does not depend on
-// the task, so each neuron is sorted once and every task is one linear pass over that order.
+// the task, so each neuron is sorted once; then one walk down that order updates every task
+// the current prompt belongs to. Task membership is kept as bit masks per prompt, so the walk
+// touches only the tasks a prompt is in (Σ|task| updates, not R·P) without per-task branches.
 
+/** Task bits per mask word; 31, not 32, so mask arithmetic never leaves V8's int32 range. */
+const TASKS_PER_WORD = 31;
 const RADIX_BITS = 11;
 const RADIX = 1 << RADIX_BITS; // 3 passes of 11/11/10 bits cover a 32-bit key
 const RADIX_MASK = RADIX - 1;
 /** Neurons gathered together from a [P][width] chunk: 16 float32 = one 64-byte cache line per row. */
 const GATHER_BLOCK = 16;
+const SIGN = 0x80000000 | 0;
 
 /** Raised by the kernel for a NaN/±Infinity activation; the engine turns it into a RangeError. */
 export class NonFiniteScoreError extends RangeError {
@@ -112,20 +109,30 @@ export class NonFiniteScoreError extends RangeError {
 
 /**
  * Per-thread scratch and task tables for computing AP of whole chunks. Create one per thread
- * and reuse it: it allocates O(P) scratch once, nothing per neuron.
+ * and reuse it: it allocates O(P·⌈R/31⌉) once, nothing per neuron.
+ *
+ * Keys and masks are Int32Array on purpose: Uint32 values ≥ 2^31 leave V8's int32 fast path.
  */
 export class ApChunkKernel {
   readonly numPrompts: number;
   readonly numTasks: number;
-  private readonly codes: Uint8Array; // [R][P] of CODE_*
   private readonly numPositives: Int32Array; // [R]
-  private readonly keys: Uint32Array; // [GATHER_BLOCK][P]
-  private readonly keyA: Uint32Array;
-  private readonly keyB: Uint32Array;
+  // Membership masks, [word][P]: bit b of word w set ⇔ prompt is a positive (negative) of
+  // task 31·w + b.
+  private readonly numWords: number;
+  private readonly posMask: Int32Array;
+  private readonly negMask: Int32Array;
+  private readonly tp: Int32Array; // [R] running true positives
+  private readonly fp: Int32Array; // [R] running false positives
+  private readonly prevTp: Int32Array; // [R] TP at the last threshold that counted
+  private readonly sums: Float64Array; // [R]
+  private readonly keys: Int32Array; // [GATHER_BLOCK][P]
+  private readonly keyA: Int32Array;
+  private readonly keyB: Int32Array;
   private readonly idxA: Int32Array;
   private readonly idxB: Int32Array;
   private readonly last: Uint8Array;
-  private readonly hist: Uint32Array;
+  private readonly hist: Int32Array;
 
   /**
    * codes: [R][P] task codes (CODE_POS / CODE_NEG / CODE_OUT); every task needs ≥1 positive.
@@ -135,23 +142,41 @@ export class ApChunkKernel {
     if (codes.length !== numPrompts * numTasks) {
       throw new RangeError(`ApChunkKernel: codes has ${codes.length} entries, expected ${numTasks}×${numPrompts}`);
     }
-    this.numPrompts = numPrompts;
-    this.numTasks = numTasks;
-    this.codes = codes;
-    this.numPositives = new Int32Array(numTasks);
-    for (let r = 0; r < numTasks; r++) {
-      let pos = 0;
-      for (let p = 0; p < numPrompts; p++) if (codes[r * numPrompts + p] === CODE_POS) pos++;
-      if (pos === 0) throw new RangeError(`ApChunkKernel: task ${r} has no positive prompt`);
-      this.numPositives[r] = pos;
+    const P = numPrompts;
+    const R = numTasks;
+    this.numPrompts = P;
+    this.numTasks = R;
+    this.numPositives = new Int32Array(R);
+    this.numWords = Math.ceil(R / TASKS_PER_WORD);
+    this.posMask = new Int32Array(this.numWords * P);
+    this.negMask = new Int32Array(this.numWords * P);
+    for (let r = 0; r < R; r++) {
+      const w = Math.floor(r / TASKS_PER_WORD);
+      const bit = 1 << r % TASKS_PER_WORD;
+      for (let p = 0; p < P; p++) {
+        const c = codes[r * P + p];
+        if (c === CODE_POS) {
+          this.posMask[w * P + p] |= bit;
+          this.numPositives[r]++;
+        } else if (c === CODE_NEG) {
+          this.negMask[w * P + p] |= bit;
+        } else if (c !== CODE_OUT) {
+          throw new RangeError(`ApChunkKernel: unknown code ${c} for task ${r}, prompt ${p}`);
+        }
+      }
+      if (this.numPositives[r] === 0) throw new RangeError(`ApChunkKernel: task ${r} has no positive prompt`);
     }
-    this.keys = new Uint32Array(GATHER_BLOCK * numPrompts);
-    this.keyA = new Uint32Array(numPrompts);
-    this.keyB = new Uint32Array(numPrompts);
-    this.idxA = new Int32Array(numPrompts);
-    this.idxB = new Int32Array(numPrompts);
-    this.last = new Uint8Array(numPrompts);
-    this.hist = new Uint32Array(3 * RADIX);
+    this.tp = new Int32Array(R);
+    this.fp = new Int32Array(R);
+    this.prevTp = new Int32Array(R);
+    this.sums = new Float64Array(R);
+    this.keys = new Int32Array(GATHER_BLOCK * P);
+    this.keyA = new Int32Array(P);
+    this.keyB = new Int32Array(P);
+    this.idxA = new Int32Array(P);
+    this.idxB = new Int32Array(P);
+    this.last = new Uint8Array(P);
+    this.hist = new Int32Array(3 * RADIX);
   }
 
   /**
@@ -168,8 +193,8 @@ export class ApChunkKernel {
     if (out.length !== this.numTasks * width) {
       throw new RangeError(`ApChunkKernel: out has ${out.length} slots, expected ${this.numTasks} tasks × ${width} neurons`);
     }
-    // Reading float bits directly is much cheaper than a per-value DataView/Float32Array trip.
-    const bits = new Uint32Array(chunk.buffer, chunk.byteOffset, chunk.length);
+    // The float bits themselves, so keys come from integer ops rather than float round trips.
+    const bits = new Int32Array(chunk.buffer, chunk.byteOffset, chunk.length);
     const keys = this.keys;
     for (let j0 = 0; j0 < width; j0 += GATHER_BLOCK) {
       const b = Math.min(GATHER_BLOCK, width - j0);
@@ -182,27 +207,25 @@ export class ApChunkKernel {
               `activation of neuron ${firstNeuron + j0 + q} on prompt ${p} is ${chunk[row + q]}; scores must be finite`,
             );
           }
-          if (u === 0x80000000) u = 0; // −0 ties with +0, as in sklearn (numpy compares by value)
-          // Order-preserving map of float bits to uint32, then complemented so that an
-          // ascending sort of keys is a descending sort of scores.
-          keys[q * P + p] = (u & 0x80000000 ? u : ~(u | 0x80000000)) >>> 0;
+          if (u === SIGN) u = 0; // −0 ties with +0, as in sklearn (numpy compares by value)
+          // Map float bits to a key whose unsigned order is the *descending* order of the
+          // floats: negatives keep their bits (more negative = larger bits), non-negatives are
+          // complemented with the sign bit cleared (larger float = smaller key).
+          keys[q * P + p] = u < 0 ? u : ~(u | SIGN);
         }
       }
       for (let q = 0; q < b; q++) {
         const order = this.sortOne(keys, q * P);
-        const j = j0 + q;
-        for (let r = 0; r < this.numTasks; r++) {
-          out[r * width + j] = apPass(order, this.last, this.codes, r * P, P, this.numPositives[r]);
-        }
+        this.walk(order, out, width, j0 + q);
       }
     }
   }
 
   /**
-   * Radix-sort keys[off..off+P) ascending (stable, so ties keep prompt order) and return the
-   * prompt indices in that order; fills `last` with the tie-group ends.
+   * LSD radix sort of keys[off..off+P) by unsigned value (stable, so ties keep prompt order).
+   * Returns the prompt indices in that order and fills `last` with the tie-group ends.
    */
-  private sortOne(keys: Uint32Array, off: number): Int32Array {
+  private sortOne(keys: Int32Array, off: number): Int32Array {
     const P = this.numPrompts;
     const hist = this.hist;
     hist.fill(0);
@@ -247,5 +270,62 @@ export class ApChunkKernel {
     for (let i = 0; i < P - 1; i++) last[i] = srcK[i] !== srcK[i + 1] ? 1 : 0;
     last[P - 1] = 1;
     return srcI;
+  }
+
+  /**
+   * One walk down a neuron's order updating all tasks: the same sum as apPass, term for term
+   * and in the same order, so the result is bit-identical to averagePrecision.
+   */
+  private walk(order: Int32Array, out: Float64Array | Float32Array, width: number, j: number): void {
+    const P = this.numPrompts;
+    const R = this.numTasks;
+    const { posMask, negMask, tp, fp, prevTp, sums, last } = this;
+    tp.fill(0);
+    fp.fill(0);
+    prevTp.fill(0);
+    sums.fill(0);
+    let groupStart = 0;
+    for (let i = 0; i < P; i++) {
+      const p = order[i];
+      // A group of one prompt (no tie, the usual case) can take its precision terms right away;
+      // then ΔTP is 1 and (tp − prev) is exactly 1, so the term equals apPass's.
+      const single = last[i] !== 0 && groupStart === i;
+      for (let w = 0, base = 0; w < this.numWords; w++, base += TASKS_PER_WORD) {
+        let nm = negMask[w * P + p];
+        while (nm !== 0) {
+          fp[base + 31 - Math.clz32(nm & -nm)]++;
+          nm &= nm - 1;
+        }
+        let pm = posMask[w * P + p];
+        while (pm !== 0) {
+          const r = base + 31 - Math.clz32(pm & -pm);
+          const t = ++tp[r];
+          if (single) {
+            sums[r] += (t - prevTp[r]) * (t / (t + fp[r]));
+            prevTp[r] = t;
+          }
+          pm &= pm - 1;
+        }
+      }
+      if (single) {
+        groupStart = i + 1;
+        continue;
+      }
+      if (last[i] === 0) continue;
+      // A tied group just closed: every task with a positive in it gets one precision term.
+      for (let w = 0, base = 0; w < this.numWords; w++, base += TASKS_PER_WORD) {
+        let gm = 0;
+        for (let g = groupStart; g <= i; g++) gm |= posMask[w * P + order[g]];
+        while (gm !== 0) {
+          const r = base + 31 - Math.clz32(gm & -gm);
+          const t = tp[r];
+          sums[r] += (t - prevTp[r]) * (t / (t + fp[r]));
+          prevTp[r] = t;
+          gm &= gm - 1;
+        }
+      }
+      groupStart = i + 1;
+    }
+    for (let r = 0; r < R; r++) out[r * width + j] = sums[r] / this.numPositives[r];
   }
 }
