@@ -1,0 +1,393 @@
+/**
+ * The paper's experiments (§4–§5, App. E/G/J) over a model, a dataset, its known facts and a
+ * neuron ranking. Each experiment builds one list of (prompt, mask) rows and runs it through
+ * greedyRows in big batches with per-row masks, then aggregates.
+ */
+import { readFileSync } from 'node:fs';
+import { isCorrectAnswer } from '../data/answer-check.ts';
+import { writeFileAtomic } from '../data/io.ts';
+import type { Prompt } from '../data/prompts.ts';
+import { ConfigError } from '../errors.ts';
+import type { LlamaModel } from '../model/llama.ts';
+import type { LlamaTokenizer } from '../tokenizer.ts';
+import type { Dataset } from './dataset.ts';
+import { greedyRows, scoreRows, type RunOptions } from './generation.ts';
+import { provenance, type Provenance } from './identity.ts';
+import { knownPrompts, requireTokenizer, type KnownFacts } from './known.ts';
+import { NeuronSpace, randomNeurons, type PoolName } from './neurons.ts';
+import { rankRange, topNeurons, type Ranking } from './ranking.ts';
+
+/** Everything an experiment needs; build it once with makeContext. */
+export interface Context {
+  model: LlamaModel;
+  tok: LlamaTokenizer;
+  dataset: Dataset;
+  known: KnownFacts;
+  ranking: Ranking;
+  /** The ranking's neuron space (masks are global indices in it). */
+  space: NeuronSpace;
+  run: RunOptions;
+  /** Token ids per prompt text, so repeated sets are tokenized once. */
+  cache: Map<string, number[]>;
+}
+
+export function makeContext(model: LlamaModel, dataset: Dataset, known: KnownFacts, ranking: Ranking, run: RunOptions = {}): Context {
+  return { model, tok: requireTokenizer(model), dataset, known, ranking, space: ranking.space, run, cache: new Map() };
+}
+
+function ids(ctx: Context, text: string): number[] {
+  let v = ctx.cache.get(text);
+  if (!v) {
+    v = ctx.tok.encode(text);
+    ctx.cache.set(text, v);
+  }
+  return v;
+}
+
+export interface Job {
+  /** Caller's labels (relation evaluated, condition, prompt set, …). */
+  key: Record<string, string | number>;
+  prompts: readonly Prompt[];
+  mask: Int32Array | null;
+}
+
+export interface JobResult {
+  key: Record<string, string | number>;
+  outputs: string[];
+  correct: boolean[];
+  accuracy: number;
+}
+
+/** Runs every job's prompts under its mask, all jobs batched together. */
+export async function runJobs(ctx: Context, jobs: readonly Job[], label = 'evaluate'): Promise<JobResult[]> {
+  const rows = jobs.flatMap((j) => j.prompts.map((p) => ({ ids: ids(ctx, p.text), mask: j.mask })));
+  const tokens = await greedyRows(ctx.model, ctx.space, rows, { label, ...ctx.run });
+  let at = 0;
+  return jobs.map((j) => {
+    const outputs = tokens.slice(at, at + j.prompts.length).map((t) => ctx.tok.decode(t));
+    at += j.prompts.length;
+    const correct = outputs.map((o, i) => isCorrectAnswer(o, j.prompts[i]!.object));
+    return { key: j.key, outputs, correct, accuracy: correct.length ? correct.filter(Boolean).length / correct.length : NaN };
+  });
+}
+
+function relationNames(ctx: Context): string[] {
+  return ctx.dataset.relations.map((r) => r.relation.name);
+}
+
+function promptSet(ctx: Context, relation: string, set: 'eva' | 'eva2' | 'det', detLimit?: number): Prompt[] {
+  const r = ctx.dataset.relations.find((x) => x.relation.name === relation)!;
+  if (set === 'det') {
+    const p = knownPrompts(ctx.dataset, ctx.known, relation);
+    return detLimit !== undefined && p.length > detLimit ? p.slice(0, detLimit) : p;
+  }
+  return set === 'eva' ? r.eva : r.eva2;
+}
+
+/** k capped at the pool size, as the issue's k-sweep asks. */
+export function capK(ctx: Context, k: number, pool: PoolName = 'ffn'): number {
+  return Math.min(k, ctx.space.poolIndices(pool).length);
+}
+
+function mean(xs: readonly number[]): number {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+}
+
+function sd(xs: readonly number[]): number {
+  if (xs.length < 2) return 0;
+  const m = mean(xs);
+  return Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1));
+}
+
+// ---------------------------------------------------------------- E3 intra-relation (Fig. 3)
+
+export interface IntraOptions {
+  k?: number;
+  randomSeeds?: number;
+  pool?: PoolName;
+  sets?: ('eva' | 'det' | 'eva2')[];
+  /** At most this many P^det prompts per relation (the random baseline multiplies the work). */
+  detLimit?: number;
+}
+
+export interface IntraSetResult {
+  original: number;
+  randomMean: number;
+  randomSd: number;
+  random: number[];
+  relation: number;
+  /** Prompts correct originally and wrong with the relation's neurons zeroed. */
+  flips: { prompt: string; object: string; before: string; after: string }[];
+}
+
+export interface IntraResult {
+  schema: 'rsn-intra/1';
+  provenance: Provenance;
+  k: number;
+  pool: PoolName;
+  randomSeeds: number;
+  relations: { name: string; sets: Record<string, IntraSetResult> }[];
+}
+
+export async function intraRelation(ctx: Context, opts: IntraOptions = {}): Promise<IntraResult> {
+  const pool = opts.pool ?? 'ffn';
+  const k = capK(ctx, opts.k ?? 3000, pool);
+  const seeds = opts.randomSeeds ?? 10;
+  const sets = opts.sets ?? ['eva', 'det'];
+  const poolIdx = ctx.space.poolIndices(pool);
+  const randomMasks = Array.from({ length: seeds }, (_, s) => randomNeurons(poolIdx, k, 1000 + s));
+  const jobs: Job[] = [];
+  for (const name of relationNames(ctx)) {
+    const own = topNeurons(ctx.ranking, name, k, pool);
+    for (const set of sets) {
+      const prompts = promptSet(ctx, name, set, opts.detLimit);
+      jobs.push({ key: { relation: name, set, condition: 'original' }, prompts, mask: null });
+      jobs.push({ key: { relation: name, set, condition: 'relation' }, prompts, mask: own });
+      randomMasks.forEach((m, s) => jobs.push({ key: { relation: name, set, condition: `random${s}` }, prompts, mask: m }));
+    }
+  }
+  const results = await runJobs(ctx, jobs, 'intra-relation');
+  const get = (relation: string, set: string, condition: string) => results.find((r) => r.key['relation'] === relation && r.key['set'] === set && r.key['condition'] === condition)!;
+  return {
+    schema: 'rsn-intra/1',
+    provenance: provenance(ctx.model, ctx.dataset.hash, ctx.dataset.seed, { k, pool, randomSeeds: seeds }),
+    k,
+    pool,
+    randomSeeds: seeds,
+    relations: relationNames(ctx).map((name) => ({
+      name,
+      sets: Object.fromEntries(
+        sets.map((set) => {
+          const orig = get(name, set, 'original');
+          const rel = get(name, set, 'relation');
+          const random = randomMasks.map((_, s) => get(name, set, `random${s}`).accuracy);
+          const prompts = promptSet(ctx, name, set, opts.detLimit);
+          const flips = prompts.flatMap((p, i) => (orig.correct[i] && !rel.correct[i] ? [{ prompt: p.text, object: p.object, before: orig.outputs[i]!, after: rel.outputs[i]! }] : []));
+          return [set, { original: orig.accuracy, randomMean: mean(random), randomSd: sd(random), random, relation: rel.accuracy, flips }];
+        }),
+      ),
+    })),
+  };
+}
+
+// ---------------------------------------------------------------- E4 inter-relation (Fig. 4)
+
+export interface InterResult {
+  schema: 'rsn-inter/1';
+  provenance: Provenance;
+  k: number;
+  pool: PoolName;
+  set: 'eva' | 'eva2';
+  relations: string[];
+  original: number[];
+  /** accuracy[i][j]: relation i evaluated with relation j's top-k zeroed. */
+  accuracy: number[][];
+  /** dropPercent[i][j] = (orig_i − acc_ij) / orig_i × 100; negative = improvement; NaN when orig_i = 0. */
+  dropPercent: number[][];
+}
+
+export async function interRelation(ctx: Context, opts: { k?: number; pool?: PoolName; set?: 'eva' | 'eva2' } = {}): Promise<InterResult> {
+  const pool = opts.pool ?? 'ffn';
+  const k = capK(ctx, opts.k ?? 3000, pool);
+  const set = opts.set ?? 'eva';
+  const names = relationNames(ctx);
+  const masks = names.map((n) => topNeurons(ctx.ranking, n, k, pool));
+  const jobs: Job[] = [];
+  names.forEach((evaluated) => {
+    const prompts = promptSet(ctx, evaluated, set);
+    jobs.push({ key: { evaluated, zeroed: '' }, prompts, mask: null });
+    names.forEach((zeroed, j) => jobs.push({ key: { evaluated, zeroed }, prompts, mask: masks[j]! }));
+  });
+  const res = await runJobs(ctx, jobs, `inter-relation (${pool})`);
+  const acc = (e: string, z: string) => res.find((r) => r.key['evaluated'] === e && r.key['zeroed'] === z)!.accuracy;
+  const original = names.map((n) => acc(n, ''));
+  const accuracy = names.map((e) => names.map((z) => acc(e, z)));
+  const dropPercent = accuracy.map((row, i) => row.map((a) => (original[i]! > 0 ? ((original[i]! - a) / original[i]!) * 100 : NaN)));
+  return { schema: 'rsn-inter/1', provenance: provenance(ctx.model, ctx.dataset.hash, ctx.dataset.seed, { k, pool, set }), k, pool, set, relations: names, original, accuracy, dropPercent };
+}
+
+// ---------------------------------------------------------------- E5 k-sweep (Fig. 5, 22)
+
+export const PAPER_KS = [0, 10, 50, 200, 500, 1000, 3000, 10000, 20000, 50000];
+
+export interface SweepResult {
+  schema: 'rsn-ksweep/1';
+  provenance: Provenance;
+  ks: number[];
+  poolSize: number;
+  relations: string[];
+  /** accuracy[r][ki][j]: relation j's P^eva accuracy with relation r's top-ks[ki] zeroed. */
+  accuracy: number[][][];
+  /** correct[r][ki]: per-prompt correctness of relation r's own P^eva (for cumulativity). */
+  ownCorrect: boolean[][][];
+}
+
+export async function kSweep(ctx: Context, opts: { ks?: number[]; pool?: PoolName } = {}): Promise<SweepResult> {
+  const pool = opts.pool ?? 'ffn';
+  const poolSize = ctx.space.poolIndices(pool).length;
+  const ks = [...new Set((opts.ks ?? PAPER_KS).map((k) => Math.min(k, poolSize)))].sort((a, b) => a - b);
+  const names = relationNames(ctx);
+  const jobs: Job[] = [];
+  names.forEach((r) => {
+    ks.forEach((k, ki) => {
+      const mask = k === 0 ? null : topNeurons(ctx.ranking, r, k, pool);
+      names.forEach((j) => jobs.push({ key: { r, ki, j }, prompts: promptSet(ctx, j, 'eva'), mask }));
+    });
+  });
+  const res = await runJobs(ctx, jobs, 'k-sweep');
+  const at = (r: string, ki: number, j: string) => res.find((x) => x.key['r'] === r && x.key['ki'] === ki && x.key['j'] === j)!;
+  return {
+    schema: 'rsn-ksweep/1',
+    provenance: provenance(ctx.model, ctx.dataset.hash, ctx.dataset.seed, { pool }),
+    ks,
+    poolSize,
+    relations: names,
+    accuracy: names.map((r) => ks.map((_, ki) => names.map((j) => at(r, ki, j).accuracy))),
+    ownCorrect: names.map((r) => ks.map((_, ki) => at(r, ki, r).correct)),
+  };
+}
+
+// ---------------------------------------------------------------- E6 cumulativity (Fig. 6, Table 3)
+
+export interface CumulativityResult {
+  schema: 'rsn-cumulativity/1';
+  provenance: Provenance;
+  ranges: [number, number][];
+  relations: string[];
+  /** total[r][i] = |T|, affected[r][i] = prompts of T that also fail with only ranks (k_a, k_b] zeroed. */
+  total: number[][];
+  affected: number[][];
+  /** Per range: mean over relations with total > 0 of 1 − affected/total. */
+  macro: number[];
+  /** Per range: 1 − Σ affected / Σ total. */
+  micro: number[];
+}
+
+/** Uses consecutive ks of the sweep as the ranges (paper: 10–50, 50–200, …, 20000–50000). */
+export async function cumulativity(ctx: Context, sweep: SweepResult, pool: PoolName = 'ffn'): Promise<CumulativityResult> {
+  const ranges: [number, number][] = [];
+  const kis: [number, number][] = [];
+  for (let i = 0; i + 1 < sweep.ks.length; i++) {
+    if (sweep.ks[i]! === 0) continue;
+    ranges.push([sweep.ks[i]!, sweep.ks[i + 1]!]);
+    kis.push([i, i + 1]);
+  }
+  const names = sweep.relations;
+  const targets = names.map((r, ri) => {
+    const prompts = promptSet(ctx, r, 'eva');
+    return kis.map(([a, b]) => prompts.flatMap((p, pi) => (sweep.ownCorrect[ri]![a]![pi] && !sweep.ownCorrect[ri]![b]![pi] ? [p] : [])));
+  });
+  const jobs: Job[] = [];
+  names.forEach((r, ri) =>
+    ranges.forEach(([ka, kb], i) => {
+      const t = targets[ri]![i]!;
+      if (t.length) jobs.push({ key: { r, i }, prompts: t, mask: rankRange(ctx.ranking, r, ka, kb, pool) });
+    }),
+  );
+  const res = await runJobs(ctx, jobs, 'cumulativity');
+  const total = names.map((_, ri) => ranges.map((__, i) => targets[ri]![i]!.length));
+  const affected = names.map((r) => ranges.map((_, i) => res.find((x) => x.key['r'] === r && x.key['i'] === i)?.correct.filter((c) => !c).length ?? 0));
+  const macro = ranges.map((_, i) => mean(names.flatMap((__, ri) => (total[ri]![i]! > 0 ? [1 - affected[ri]![i]! / total[ri]![i]!] : []))));
+  const micro = ranges.map((_, i) => {
+    const t = names.reduce((a, __, ri) => a + total[ri]![i]!, 0);
+    const f = names.reduce((a, __, ri) => a + affected[ri]![i]!, 0);
+    return t > 0 ? 1 - f / t : NaN;
+  });
+  return { schema: 'rsn-cumulativity/1', provenance: provenance(ctx.model, ctx.dataset.hash, ctx.dataset.seed, { pool }), ranges, relations: names, total, affected, macro, micro };
+}
+
+// ---------------------------------------------------------------- E1/E2 layers and overlap (Figs. 1, 2)
+
+export function overlapMatrix(ranking: Ranking, k: number, pool: PoolName = 'ffn'): { relations: string[]; k: number; counts: number[][] } {
+  const names = ranking.relations.map((r) => r.name);
+  const sets = names.map((n) => new Set(topNeurons(ranking, n, k, pool)));
+  return { relations: names, k, counts: sets.map((a) => sets.map((b) => [...a].filter((x) => b.has(x)).length)) };
+}
+
+export function layerDistribution(ranking: Ranking, k: number, pool: PoolName = 'ffn'): { relations: string[]; k: number; counts: number[][] } {
+  const names = ranking.relations.map((r) => r.name);
+  return { relations: names, k, counts: names.map((n) => ranking.space.layerHistogram(topNeurons(ranking, n, k, pool))) };
+}
+
+// ---------------------------------------------------------------- E10 perplexity (Table 2)
+
+export interface PerplexityResult {
+  schema: 'rsn-perplexity/1';
+  provenance: Provenance;
+  k: number;
+  relations: { name: string; sentences: number; before: number; after: number }[];
+}
+
+/** Mean per-sentence perplexity of each relation's neutral sentences before and after zeroing its top-k. */
+export async function perplexity(ctx: Context, sentences: Record<string, readonly string[]>, opts: { k?: number; pool?: PoolName } = {}): Promise<PerplexityResult> {
+  const pool = opts.pool ?? 'ffn';
+  const k = capK(ctx, opts.k ?? 3000, pool);
+  const names = relationNames(ctx).filter((n) => sentences[n]?.length);
+  const rows = names.flatMap((n) => {
+    const mask = topNeurons(ctx.ranking, n, k, pool);
+    return sentences[n]!.flatMap((s) => [{ ids: ids(ctx, s), mask: null }, { ids: ids(ctx, s), mask }]);
+  });
+  const scores = await scoreRows(ctx.model, ctx.space, rows, { label: 'perplexity', ...ctx.run });
+  let at = 0;
+  const relations = names.map((name) => {
+    const n = sentences[name]!.length;
+    const before: number[] = [];
+    const after: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const b = scores[at++]!;
+      const a = scores[at++]!;
+      before.push(Math.exp(-b.logProb / b.count));
+      after.push(Math.exp(-a.logProb / a.count));
+    }
+    return { name, sentences: n, before: mean(before), after: mean(after) };
+  });
+  return { schema: 'rsn-perplexity/1', provenance: provenance(ctx.model, ctx.dataset.hash, ctx.dataset.seed, { k, pool }), k, relations };
+}
+
+// ---------------------------------------------------------------- E14 error categories (Table 4)
+
+export type ErrorCategory = 'repeat' | 'the' | 'a.' | 'other';
+
+/**
+ * Category of a wrong output: a repeat of the prompt (the output is the start of the prompt or
+ * of the subject), an answer starting with "The", one starting with "A.", or other.
+ */
+export function errorCategory(output: string, prompt: string, subject: string): ErrorCategory {
+  const o = output.trim();
+  if (o.length === 0) return 'other';
+  const lo = o.toLowerCase();
+  if (prompt.toLowerCase().startsWith(lo) || subject.toLowerCase().startsWith(lo) || lo.startsWith(subject.toLowerCase())) return 'repeat';
+  if (/^the\b/i.test(o)) return 'the';
+  if (/^a\.(\s|$)/i.test(o) || o === 'A') return 'a.';
+  return 'other';
+}
+
+export function errorCategories(intra: IntraResult, set = 'eva'): { relation: string; flips: number; shares: Record<ErrorCategory, number> }[] {
+  return intra.relations.map((r) => {
+    const flips = r.sets[set]?.flips ?? [];
+    const counts: Record<ErrorCategory, number> = { repeat: 0, the: 0, 'a.': 0, other: 0 };
+    for (const f of flips) {
+      const subject = f.prompt.split(/'s |\s(?:is|was|works|plays)\b/)[0] ?? '';
+      counts[errorCategory(f.after, f.prompt, subject)]++;
+    }
+    const shares = Object.fromEntries(Object.entries(counts).map(([c, n]) => [c, flips.length ? n / flips.length : NaN])) as Record<ErrorCategory, number>;
+    return { relation: r.name, flips: flips.length, shares };
+  });
+}
+
+// ---------------------------------------------------------------- save / load
+
+export function saveResult(result: { schema: string }, path: string): void {
+  writeFileAtomic(path, JSON.stringify(result, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 1));
+}
+
+export function loadResult<T extends { schema: string }>(path: string, schema: T['schema']): T {
+  let v: T;
+  try {
+    v = JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch (e) {
+    throw new ConfigError(`${path}: not a readable result file (${(e as Error).message})`, path);
+  }
+  if (v.schema !== schema) throw new ConfigError(`${path}: field "schema" is ${JSON.stringify(v.schema)}, expected "${schema}"`, path, 'schema');
+  return v;
+}

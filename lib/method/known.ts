@@ -1,0 +1,89 @@
+/**
+ * Filtering (paper §2.5): greedy-decode 2 tokens for every detection prompt and keep the ones
+ * whose output is a prefix of the object. The kept set P^det is model-specific and saved with
+ * the model's identity.
+ */
+import { readFileSync } from 'node:fs';
+import { isCorrectAnswer } from '../data/answer-check.ts';
+import { writeFileAtomic } from '../data/io.ts';
+import type { Prompt } from '../data/prompts.ts';
+import { ConfigError } from '../errors.ts';
+import type { LlamaModel } from '../model/llama.ts';
+import type { LlamaTokenizer } from '../tokenizer.ts';
+import type { Dataset } from './dataset.ts';
+import { greedyRows, type RunOptions } from './generation.ts';
+import { provenance, type Provenance } from './identity.ts';
+import { NeuronSpace } from './neurons.ts';
+
+export const KNOWN_SCHEMA = 'rsn-known/1';
+
+export interface KnownRelation {
+  name: string;
+  /** Detection prompts tried. */
+  total: number;
+  /** Indices (into the relation's `det` prompts) answered correctly. */
+  known: number[];
+  /** Decoded 2-token output of every detection prompt. */
+  outputs: string[];
+}
+
+export interface KnownFacts {
+  schema: typeof KNOWN_SCHEMA;
+  provenance: Provenance;
+  maxNewTokens: number;
+  relations: KnownRelation[];
+}
+
+export function requireTokenizer(model: LlamaModel): LlamaTokenizer {
+  if (!model.tokenizer) throw new ConfigError(`${model.info.dir} has no tokenizer.json; prompts cannot be tokenized`, model.info.dir);
+  return model.tokenizer;
+}
+
+export function decodeOutputs(tok: LlamaTokenizer, outputs: readonly number[][]): string[] {
+  return outputs.map((ids) => tok.decode(ids));
+}
+
+export async function findKnownFacts(model: LlamaModel, dataset: Dataset, opts: RunOptions = {}): Promise<KnownFacts> {
+  const tok = requireTokenizer(model);
+  const space = NeuronSpace.forModel(model.config, 'ffn');
+  const maxNewTokens = opts.maxNewTokens ?? 2;
+  const all: Prompt[] = dataset.relations.flatMap((r) => r.det);
+  const outputs = decodeOutputs(tok, await greedyRows(model, space, all.map((p) => ({ ids: tok.encode(p.text), mask: null })), { label: 'filter P^det', ...opts, maxNewTokens }));
+  let at = 0;
+  const relations = dataset.relations.map((r) => {
+    const outs = outputs.slice(at, at + r.det.length);
+    at += r.det.length;
+    const known: number[] = [];
+    r.det.forEach((p, i) => {
+      if (isCorrectAnswer(outs[i]!, p.object)) known.push(i);
+    });
+    return { name: r.relation.name, total: r.det.length, known, outputs: outs };
+  });
+  return { schema: KNOWN_SCHEMA, provenance: provenance(model, dataset.hash, dataset.seed), maxNewTokens, relations };
+}
+
+/** The known detection prompts P^det(r) of one relation. */
+export function knownPrompts(dataset: Dataset, known: KnownFacts, relation: string): Prompt[] {
+  const r = dataset.relations.find((x) => x.relation.name === relation);
+  const k = known.relations.find((x) => x.name === relation);
+  if (!r || !k) throw new ConfigError(`relation "${relation}" is not in both the dataset and the known-facts file`, undefined, 'relation');
+  return k.known.map((i) => r.det[i]!);
+}
+
+export function saveKnownFacts(k: KnownFacts, path: string): void {
+  writeFileAtomic(path, JSON.stringify(k, null, 1));
+}
+
+export function loadKnownFacts(path: string, dataset?: Dataset): KnownFacts {
+  let k: KnownFacts;
+  try {
+    k = JSON.parse(readFileSync(path, 'utf8')) as KnownFacts;
+  } catch (e) {
+    throw new ConfigError(`${path}: not a readable known-facts file (${(e as Error).message})`, path);
+  }
+  if (k.schema !== KNOWN_SCHEMA) throw new ConfigError(`${path}: field "schema" is ${JSON.stringify(k.schema)}, expected "${KNOWN_SCHEMA}"`, path, 'schema');
+  if (dataset && k.provenance.dataHash !== dataset.hash) {
+    throw new ConfigError(`${path}: made for other data (dataHash ${k.provenance.dataHash.slice(0, 12)}…, the dataset is ${dataset.hash.slice(0, 12)}…); recompute it`, path, 'provenance.dataHash');
+  }
+  return k;
+}

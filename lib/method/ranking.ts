@@ -1,0 +1,167 @@
+/**
+ * Identification (paper §3): for every relation, AP of each neuron's token-mean activation as a
+ * classifier of "the prompt expresses r", positives = P^det(r), negatives = 4 × as many drawn
+ * from the other relations' P^det; neurons ranked by AP, descending.
+ */
+import { mkdirSync, readFileSync, existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Prompt } from '../data/prompts.ts';
+import { CheckpointError, ConfigError } from '../errors.ts';
+import { computeNeuronAp, topK, type ApProgress, type RelationTask } from '../stats/ap-engine.ts';
+import { sampleNegatives } from '../stats/rng.ts';
+import type { ActivationStore } from './activation-store.ts';
+import type { Dataset } from './dataset.ts';
+import type { Provenance } from './identity.ts';
+import { knownPrompts, type KnownFacts } from './known.ts';
+import { NeuronSpace, type PoolName, type NeuronSite } from './neurons.ts';
+
+export interface IdentificationSet {
+  /** Every relation's known detection prompts, concatenated in relation order: the rows of the activation store. */
+  prompts: Prompt[];
+  tasks: (RelationTask & { positives: number[]; negatives: number[]; negativesWanted: number })[];
+  seed: number;
+  negativeRatio: number;
+}
+
+export function buildIdentificationSet(dataset: Dataset, known: KnownFacts, opts: { seed?: number; negativeRatio?: number } = {}): IdentificationSet {
+  const seed = opts.seed ?? dataset.seed;
+  const ratio = opts.negativeRatio ?? 4;
+  const prompts: Prompt[] = [];
+  const ranges: [number, number][] = [];
+  for (const r of dataset.relations) {
+    const p = knownPrompts(dataset, known, r.relation.name);
+    ranges.push([prompts.length, prompts.length + p.length]);
+    prompts.push(...p);
+  }
+  const tasks = dataset.relations.map((r, ri) => {
+    const [s, e] = ranges[ri]!;
+    const positives = Array.from({ length: e - s }, (_, i) => s + i);
+    const others: number[] = [];
+    ranges.forEach(([os, oe], oi) => {
+      if (oi !== ri) for (let i = os; i < oe; i++) others.push(i);
+    });
+    const wanted = ratio * positives.length;
+    // With few known facts there may be fewer other-relation prompts than 4×; use them all and
+    // record it, since the chance AP is then above 0.2.
+    const negatives = sampleNegatives(others, Math.min(wanted, others.length), seed * 1000 + ri).sort((a, b) => a - b);
+    return { name: r.relation.name, positives, negatives, negativesWanted: wanted };
+  });
+  return { prompts, tasks, seed, negativeRatio: ratio };
+}
+
+export const RANKING_SCHEMA = 'rsn-ranking/1';
+
+export interface RelationRanking {
+  name: string;
+  numPositives: number;
+  numNegatives: number;
+  /** AP of every neuron of the space, by global index. */
+  ap: Float32Array;
+}
+
+export interface Ranking {
+  schema: typeof RANKING_SCHEMA;
+  provenance: Provenance;
+  space: NeuronSpace;
+  includeBos: boolean;
+  negativeRatio: number;
+  relations: RelationRanking[];
+}
+
+export async function rankNeurons(
+  store: ActivationStore,
+  idset: IdentificationSet,
+  prov: Provenance,
+  opts: { workers?: number; onProgress?: (p: ApProgress) => void } = {},
+): Promise<Ranking> {
+  if (!store.complete || store.numPrompts !== idset.prompts.length || store.meta.promptStart !== 0) {
+    throw new ConfigError(`${store.dir}: the activation store holds ${store.numPrompts} prompts from ${store.meta.promptStart}, the identification set has ${idset.prompts.length}; collect activations for this set first`, store.dir);
+  }
+  const results = await computeNeuronAp(store.source(), idset.tasks, { workers: opts.workers, onProgress: opts.onProgress });
+  return {
+    schema: RANKING_SCHEMA,
+    provenance: prov,
+    space: store.space,
+    includeBos: store.meta.includeBos,
+    negativeRatio: idset.negativeRatio,
+    relations: results.map((r) => ({ name: r.name, numPositives: r.numPositives, numNegatives: r.numNegatives, ap: Float32Array.from(r.ap) })),
+  };
+}
+
+function relationRanking(r: Ranking, relation: string): RelationRanking {
+  const rr = r.relations.find((x) => x.name === relation);
+  if (!rr) throw new ConfigError(`relation "${relation}" is not in this ranking (it has ${r.relations.map((x) => x.name).join(', ')})`, undefined, 'relation');
+  return rr;
+}
+
+/** The top-k neurons of `relation` within `pool`, as global indices, by (−AP, index). */
+export function topNeurons(r: Ranking, relation: string, k: number, pool: PoolName | readonly NeuronSite[] = 'ffn'): Int32Array {
+  const ap = relationRanking(r, relation).ap;
+  const members = r.space.poolIndices(pool);
+  if (!Number.isInteger(k) || k < 0 || k > members.length) {
+    throw new RangeError(`k = ${k} is impossible: the ${typeof pool === 'string' ? pool : pool.join('+')} pool of this model has ${members.length} neurons`);
+  }
+  const sub = new Float64Array(members.length);
+  for (let i = 0; i < members.length; i++) sub[i] = ap[members[i]!]!;
+  return Int32Array.from(topK(sub, k), (i) => members[i]!);
+}
+
+/** Neurons ranked k_a+1 … k_b (1-based ranks) of a relation, for the cumulativity test. */
+export function rankRange(r: Ranking, relation: string, ka: number, kb: number, pool: PoolName = 'ffn'): Int32Array {
+  return topNeurons(r, relation, kb, pool).slice(ka);
+}
+
+export function saveRanking(r: Ranking, dir: string, csvTop = 50000): void {
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  try {
+    for (const rel of r.relations) {
+      writeFileSync(join(tmp, `${rel.name}.ap.f32`), new Uint8Array(rel.ap.buffer, rel.ap.byteOffset, rel.ap.byteLength));
+      const top = topNeurons(r, rel.name, Math.min(csvTop, r.space.poolIndices(r.space.sites).length), r.space.sites);
+      const lines = ['rank,index,layer,site,unit,ap'];
+      top.forEach((idx, i) => {
+        const n = r.space.neuron(idx);
+        lines.push(`${i + 1},${idx},${n.layer},${n.site},${n.unit},${rel.ap[idx]!.toPrecision(9)}`);
+      });
+      writeFileSync(join(tmp, `${rel.name}.csv`), lines.join('\n') + '\n');
+    }
+    const meta = {
+      schema: r.schema,
+      provenance: r.provenance,
+      space: r.space.describe(),
+      includeBos: r.includeBos,
+      negativeRatio: r.negativeRatio,
+      relations: r.relations.map((x) => ({ name: x.name, numPositives: x.numPositives, numNegatives: x.numNegatives, file: `${x.name}.ap.f32`, csv: `${x.name}.csv` })),
+    };
+    writeFileSync(join(tmp, 'ranking.json'), JSON.stringify(meta, null, 1));
+    rmSync(dir, { recursive: true, force: true });
+    renameSync(tmp, dir);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+export function loadRanking(dir: string): Ranking {
+  const file = join(dir, 'ranking.json');
+  if (!existsSync(file)) throw new CheckpointError(`${dir}: no ranking.json; not a saved ranking`, file);
+  const meta = JSON.parse(readFileSync(file, 'utf8')) as {
+    schema: string; provenance: Provenance; space: Parameters<typeof NeuronSpace.fromDescription>[0]; includeBos: boolean; negativeRatio: number;
+    relations: { name: string; numPositives: number; numNegatives: number; file: string }[];
+  };
+  if (meta.schema !== RANKING_SCHEMA) throw new CheckpointError(`${file}: field "schema" is ${JSON.stringify(meta.schema)}, expected "${RANKING_SCHEMA}"`, file);
+  const space = NeuronSpace.fromDescription(meta.space);
+  return {
+    schema: RANKING_SCHEMA,
+    provenance: meta.provenance,
+    space,
+    includeBos: meta.includeBos,
+    negativeRatio: meta.negativeRatio,
+    relations: meta.relations.map((x) => {
+      const buf = readFileSync(join(dir, x.file));
+      if (buf.length !== space.size * 4) throw new CheckpointError(`${join(dir, x.file)}: ${buf.length} bytes, expected ${space.size * 4}`, join(dir, x.file));
+      return { name: x.name, numPositives: x.numPositives, numNegatives: x.numNegatives, ap: new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length)) };
+    }),
+  };
+}
