@@ -4,6 +4,8 @@
  * 32-bit integer arithmetic (Math.imul, >>>), which JavaScript defines exactly.
  */
 
+import { mulberry32 as statsMulberry32 } from '../stats/rng.ts';
+
 export const RNG_NAME = 'mulberry32';
 
 /** Throws unless `seed` is an integer in [0, 2^32), the state space of mulberry32. */
@@ -23,22 +25,18 @@ export interface Rng {
   int(n: number): number;
 }
 
-/** mulberry32 (Tommy Ettinger, public domain). */
+/**
+ * mulberry32 from lib/stats/rng.ts (same 32-bit stream), with the float-scaled `int` that the
+ * committed splits were drawn with (changing it would change every split).
+ */
 export function mulberry32(seed: number): Rng {
-  let a = checkSeed(seed) >>> 0;
-  const nextUint32 = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
+  const g = statsMulberry32(checkSeed(seed));
   return {
-    nextUint32,
-    next: () => nextUint32() / 4294967296,
+    nextUint32: g.nextUint32,
+    next: g.nextFloat,
     int: (n: number) => {
       if (!Number.isInteger(n) || n <= 0) throw new RangeError(`Rng.int: expected a positive integer, found ${n}`);
-      return Math.floor((nextUint32() / 4294967296) * n);
+      return Math.floor(g.nextFloat() * n);
     },
   };
 }
