@@ -10,35 +10,16 @@ import * as tf from '@tensorflow/tfjs-core';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BackendChoice, initBackend } from '../backend.ts';
-import { CheckpointError, HookError, ShapeError } from '../errors.ts';
+import { CheckpointError, HookError, OutOfMemoryError, ShapeError } from '../errors.ts';
 import { LlamaTokenizer } from '../tokenizer.ts';
 import { causalMask, padLeft, type PaddedBatch } from './batch.ts';
 import { expectedTensors, type LlamaConfig, readLlamaConfig } from './config.ts';
 import { CompiledHooks, type Hooks, hookPointName, type Site } from './hooks.ts';
 import { WeightStore } from './weights.ts';
+import { type ExecutionPlan, ResidentWeights, StreamedWeights, type WeightSource } from './weight-source.ts';
+import { availableDeviceMemory, choosePlan, formatGB, outOfMemory, predictMemory, type Workload } from './memory-plan.ts';
 
-/**
- * Linear weights are held transposed, [in, out] (HF stores [out, in]): on the wasm backend a
- * matMul with transposeB is over 10× slower than a plain one (3.4 vs 44 GFLOP/s, 512×512·512×1376).
- */
-export interface LayerWeights {
-  inputNorm: tf.Tensor1D;
-  q: tf.Tensor2D; // [H, nh*hd]
-  k: tf.Tensor2D; // [H, nkv*hd]
-  v: tf.Tensor2D; // [H, nkv*hd]
-  o: tf.Tensor2D; // [nh*hd, H]
-  postNorm: tf.Tensor1D;
-  gate: tf.Tensor2D; // [H, F]
-  up: tf.Tensor2D; // [H, F]
-  down: tf.Tensor2D; // [F, H]
-}
-
-export interface ModelWeights {
-  embed: tf.Tensor2D; // [V, H], for the lookup
-  norm: tf.Tensor1D;
-  lmHead: tf.Tensor2D; // [H, V] (transposed lm_head, or transposed embedding when tied)
-  layers: LayerWeights[];
-}
+export type { GlobalWeights, LayerWeights, ModelWeights } from './weight-source.ts';
 
 export interface Recorded {
   point: string;
@@ -81,6 +62,26 @@ export interface GenerateResult {
 export interface LoadOptions {
   backend?: string;
   log?: ((line: string) => void) | null;
+  /**
+   * Where layer weights live: all on the device, one layer at a time (see weight-source.ts), or
+   * 'auto': the memory planner picks for `workload` and the device's memory. Default 'resident'.
+   */
+  plan?: ExecutionPlan | 'auto';
+  /** The batch shape to plan for with plan 'auto' (default 64 prompts × 32 tokens + 2 new). */
+  workload?: Workload;
+  /**
+   * Device memory budget in bytes. With a budget (or plan 'auto', which measures the device),
+   * every call checks its predicted peak first and refuses one that would not fit.
+   */
+  memoryBytes?: number;
+}
+
+const DEFAULT_WORKLOAD: Workload = { batchSize: 64, promptLength: 32, newTokens: 2 };
+
+/** Allocation failures of the backends: wasm heap growth, host ArrayBuffers, TF's GPU allocator. */
+function isAllocationFailure(e: unknown): boolean {
+  const msg = e instanceof Error ? `${e.name} ${e.message}` : String(e);
+  return /out of memory|allocation failed|cannot allocate|memory\.grow|invalid typed array length/i.test(msg) || /\bOOM when allocating\b/.test(msg);
 }
 
 interface KVCache {
@@ -93,10 +94,54 @@ export class LlamaModel {
 
   constructor(
     readonly config: LlamaConfig,
-    readonly weights: ModelWeights,
+    readonly weights: WeightSource,
     readonly tokenizer: LlamaTokenizer | null,
     readonly info: { dir: string; storageDtype: string; backend: BackendChoice | null },
   ) {}
+
+  /** Set at load time; calls whose predicted peak exceeds it are refused (see memory-plan.ts). */
+  memoryBudget: number | null = null;
+  private peakProbe: number | null = null;
+
+  get plan(): ExecutionPlan {
+    return this.weights.plan;
+  }
+
+  private sampleMemory(): void {
+    if (this.peakProbe !== null) this.peakProbe = Math.max(this.peakProbe, tf.memory().numBytes);
+  }
+
+  /** Runs `fn` and reports the peak tensor memory (tf.memory().numBytes) seen at the end of every layer and of the head. */
+  async measurePeak<T>(fn: () => Promise<T>): Promise<{ result: T; peakBytes: number }> {
+    this.peakProbe = tf.memory().numBytes;
+    try {
+      const result = await fn();
+      return { result, peakBytes: this.peakProbe };
+    } finally {
+      this.peakProbe = null;
+    }
+  }
+
+  /** The planner's prediction for a call on this model. */
+  predict(w: Workload): ReturnType<typeof predictMemory> {
+    return predictMemory(this.config, w, this.plan);
+  }
+
+  /** Refuses (before any work) a call predicted not to fit; turns a real allocation failure into the same advice. */
+  private async guarded<T>(w: Workload, fn: () => Promise<T>): Promise<T> {
+    const name = this.info.dir;
+    if (this.memoryBudget !== null) {
+      const p = predictMemory(this.config, w, this.plan);
+      if (p.peakBytes > this.memoryBudget) throw outOfMemory(this.config, w, this.memoryBudget, `${name} (${this.plan} plan)`);
+    }
+    try {
+      return await fn();
+    } catch (e) {
+      if (e instanceof OutOfMemoryError || !isAllocationFailure(e)) throw e;
+      const budget = this.memoryBudget ?? availableDeviceMemory(this.info.backend?.name ?? '', tf.memory().numBytes);
+      throw outOfMemory(this.config, w, budget, `${name} (${this.plan} plan, backend ${this.info.backend?.name})`, e);
+    }
+  }
 
   /** Load a directory written by `rsn convert` (config.json, model.json + shards, tokenizer.json). */
   static async load(dir: string, opts: LoadOptions = {}): Promise<LlamaModel> {
@@ -105,10 +150,26 @@ export class LlamaModel {
     const store = new WeightStore(dir);
     for (const spec of expectedTensors(config)) {
       if (!store.has(spec.name)) throw new CheckpointError(`${dir}/model.json: weight ${spec.name} is missing`, join(dir, 'model.json'), spec.name);
+      const found = store.shape(spec.name);
+      if (found.join() !== spec.shape.join()) throw new ShapeError(`${dir}/model.json: weight ${spec.name} has shape [${found}], config.json implies [${spec.shape}]`);
     }
     const tokenizer = existsSync(join(dir, 'tokenizer.json')) ? LlamaTokenizer.fromFile(dir) : null;
-    const weights = buildWeights(config, (name) => ({ data: store.read(name), shape: store.shape(name) }), `${dir}/model.json`);
-    return new LlamaModel(config, weights, tokenizer, { dir, storageDtype: store.storageDtype, backend });
+    let plan: ExecutionPlan = opts.plan === 'streamed' ? 'streamed' : 'resident';
+    let budget = opts.memoryBytes ?? null;
+    if (opts.plan === 'auto') {
+      budget ??= availableDeviceMemory(backend.name, tf.memory().numBytes);
+      const choice = choosePlan(config, opts.workload ?? DEFAULT_WORKLOAD, budget, dir);
+      plan = choice.plan;
+      const log = opts.log === undefined ? (l: string) => process.stderr.write(l + '\n') : opts.log;
+      log?.(`[rsn] plan: ${choice.reason} (workload ${JSON.stringify(opts.workload ?? DEFAULT_WORKLOAD)}, budget ${formatGB(budget)})`);
+    }
+    const weights =
+      plan === 'streamed'
+        ? new StreamedWeights(config, store)
+        : ResidentWeights.build(config, (name) => ({ data: store.read(name), shape: store.shape(name) }), `${dir}/model.json`);
+    const model = new LlamaModel(config, weights, tokenizer, { dir, storageDtype: store.storageDtype, backend });
+    model.memoryBudget = budget;
+    return model;
   }
 
   /**
@@ -121,16 +182,14 @@ export class LlamaModel {
     opts: LoadOptions & { tokenizer?: LlamaTokenizer | null } = {},
   ): Promise<LlamaModel> {
     const backend = await initBackend({ backend: opts.backend, log: opts.log });
-    const weights = buildWeights(config, read, 'in-memory weights');
+    const weights = ResidentWeights.build(config, read, 'in-memory weights');
     return new LlamaModel(config, weights, opts.tokenizer ?? null, { dir: '(memory)', storageDtype: 'float32', backend });
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    const w = this.weights;
-    const all: tf.Tensor[] = [w.embed, w.norm, w.lmHead, ...w.layers.flatMap((l) => Object.values(l) as tf.Tensor[])];
-    for (const x of all) x.dispose();
+    this.weights.dispose();
   }
 
   private checkAlive(): void {
@@ -141,13 +200,18 @@ export class LlamaModel {
   async forward(sequences: readonly (readonly number[])[], opts: ForwardOptions = {}): Promise<ForwardResult> {
     this.checkAlive();
     const batch = padLeft(sequences, this.config.padTokenId ?? 0, this.config.vocabSize);
+    const hooked = new Set((opts.hooks?.interventions ?? []).map((i) => i.point)).size / Math.max(1, this.config.numLayers);
+    return this.guarded({ batchSize: batch.batchSize, promptLength: batch.seqLen, logits: opts.logits ?? 'last', hookedFfnSitesPerLayer: hooked }, () => this.forwardBatch(batch, opts));
+  }
+
+  private async forwardBatch(batch: PaddedBatch, opts: ForwardOptions): Promise<ForwardResult> {
     const hooks = new CompiledHooks(opts.hooks, this.config, batch.batchSize);
     const kept: tf.Tensor[] = [];
     // Filled by run() as layers go; released in `finally` even when a later layer throws.
     const recordTensors = new Map<string, tf.Tensor>();
     try {
       const logitsMode = opts.logits ?? 'last';
-      const logits = this.run(batch, batch.valid, null, hooks, recordTensors, logitsMode === 'all' || hooks.recordPoints.has('logits') ? 'all' : logitsMode === 'last' ? 'last' : 'none');
+      const logits = await this.run(batch, batch.valid, null, hooks, recordTensors, logitsMode === 'all' || hooks.recordPoints.has('logits') ? 'all' : logitsMode === 'last' ? 'last' : 'none');
       if (logits) kept.push(logits);
       const records = new Map<string, Recorded>();
       for (const spec of hooks.records) {
@@ -177,6 +241,12 @@ export class LlamaModel {
   /** Greedy decoding of maxNewTokens tokens per row; hooks act at every position and step. */
   async generate(sequences: readonly (readonly number[])[], opts: GenerateOptions): Promise<GenerateResult> {
     this.checkAlive();
+    const longest = Math.max(0, ...sequences.map((s) => s.length));
+    const hooked = new Set((opts.hooks?.interventions ?? []).map((i) => i.point)).size / Math.max(1, this.config.numLayers);
+    return this.guarded({ batchSize: sequences.length, promptLength: longest, newTokens: opts.maxNewTokens, hookedFfnSitesPerLayer: hooked }, () => this.generateBatch(sequences, opts));
+  }
+
+  private async generateBatch(sequences: readonly (readonly number[])[], opts: GenerateOptions): Promise<GenerateResult> {
     const n = opts.maxNewTokens;
     if (!Number.isInteger(n) || n < 0) throw new RangeError(`maxNewTokens must be a non-negative integer, got ${n}`);
     if (opts.hooks?.record?.length) {
@@ -199,7 +269,7 @@ export class LlamaModel {
         let logits: tf.Tensor;
         if (cache) {
           if (step === 0) {
-            logits = this.run(prompt, keyValid, cache, hooks, null, 'last')!;
+            logits = (await this.run(prompt, keyValid, cache, hooks, null, 'last'))!;
           } else {
             const ids = new Int32Array(B);
             const positions = new Int32Array(B);
@@ -215,11 +285,11 @@ export class LlamaModel {
             keyValid = grown;
             S += 1;
             const stepBatch: PaddedBatch = { batchSize: B, seqLen: 1, lengths: new Array(B).fill(1), ids, valid: new Float32Array(B).fill(1), positions };
-            logits = this.run(stepBatch, keyValid, cache, hooks, null, 'last')!;
+            logits = (await this.run(stepBatch, keyValid, cache, hooks, null, 'last'))!;
           }
         } else {
           const full = padLeft(current, padId, this.config.vocabSize);
-          logits = this.run(full, full.valid, null, hooks, null, 'last')!;
+          logits = (await this.run(full, full.valid, null, hooks, null, 'last'))!;
         }
         const data = (await logits.data()) as Float32Array;
         logits.dispose();
@@ -249,19 +319,19 @@ export class LlamaModel {
    * given). Returns the requested logits ([B, T, V] or [B, 1, V]); recorded activations go to
    * `records`. Every intermediate tensor is released before returning.
    */
-  private run(
+  private async run(
     batch: PaddedBatch,
     keyValid: Float32Array,
     cache: KVCache | null,
     hooks: CompiledHooks,
     records: Map<string, tf.Tensor> | null,
     logitsMode: 'all' | 'last' | 'none',
-  ): tf.Tensor | null {
+  ): Promise<tf.Tensor | null> {
     const c = this.config;
     const B = batch.batchSize;
     const T = batch.seqLen;
     const S = keyValid.length / B;
-    const w = this.weights;
+    const w = this.weights.global;
     const ctx = tf.tidy(() => {
       const positions = tf.tensor2d(batch.positions, [B, T], 'int32');
       // RoPE, HF rotate-half convention: angle(p, i) = p / theta^(2i/hd), duplicated over halves.
@@ -287,10 +357,13 @@ export class LlamaModel {
       }
       return m;
     };
-    // Applies interventions, then records; inside a tidy, so recorded results are kept explicitly.
+    // Activations flow as 2-D [B·T, N] (fewer reshapes, which TF.js counts as new memory);
+    // hooks see [B, T, N]. Interventions apply first, then records; inside a tidy, so recorded
+    // results are kept explicitly.
     const hook = (point: string, x: tf.Tensor): tf.Tensor => {
       if (!hooks.touches(point)) return x;
-      const y = hooks.apply(point, x);
+      const [rows, width] = x.shape as [number, number];
+      const y = hooks.apply(point, tf.reshape(x, [B, rows / B, width]));
       if (records) {
         for (const spec of hooks.records) {
           if (spec.point !== point) continue;
@@ -305,14 +378,14 @@ export class LlamaModel {
           records.set(key, tf.keep(r));
         }
       }
-      return y;
+      return tf.reshape(y, [rows, width]);
     };
     // `h` is the only live activation between layers; on any error it is released in the catch.
     let h: tf.Tensor | null = null;
     try {
-      h = tf.tidy(() => tf.gather(w.embed, tf.tensor2d(batch.ids, [B, T], 'int32'))); // [B,T,H]
+      h = tf.tidy(() => tf.gather(w.embed, tf.tensor1d(batch.ids, 'int32'))); // [B·T, H]
       for (let l = 0; l < c.numLayers; l++) {
-        const lw = w.layers[l]!;
+        const lw = await this.weights.layer(l);
         const name = (site: Site) => hookPointName(l, site);
         const newCache: { k: tf.Tensor4D | null; v: tf.Tensor4D | null } = { k: null, v: null };
         const prev: tf.Tensor = h;
@@ -337,19 +410,23 @@ export class LlamaModel {
               newCache.k = tf.keep(kh as tf.Tensor4D);
               newCache.v = tf.keep(vh as tf.Tensor4D);
             }
-            const attn = attention(qh, kh, vh, ctx.mask, c, B, T, S);
+            const attn = tf.reshape(attention(qh, kh, vh, ctx.mask, c, B, T, S), [B * T, c.numHeads * c.headDim]);
             const o = hook(name('attn.o'), linear(attn, lw.o));
             const mid = hook(name('resid_mid'), tf.add(prev, o));
             const mn = rmsNorm(mid, lw.postNorm, c.rmsNormEps);
             const gate = hook(name('mlp.gate'), linear(mn, lw.gate));
             const up = hook(name('mlp.up'), linear(mn, lw.up));
             const down = hook(name('mlp.down'), linear(tf.mul(tf.mul(gate, tf.sigmoid(gate)), up), lw.down));
-            return hook(name('resid_post'), tf.add(mid, down));
+            const post = hook(name('resid_post'), tf.add(mid, down));
+            this.sampleMemory(); // every intermediate of the layer is still alive here
+            return post;
           });
         } catch (e) {
           newCache.k?.dispose();
           newCache.v?.dispose();
           throw e;
+        } finally {
+          this.weights.release(l);
         }
         prev.dispose();
         h = next;
@@ -363,63 +440,16 @@ export class LlamaModel {
       if (logitsMode === 'none') return null;
       const final: tf.Tensor = h;
       return tf.tidy(() => {
-        const x = logitsMode === 'last' ? tf.slice(final, [0, T - 1, 0], [-1, 1, -1]) : final;
-        return hook('logits', linear(rmsNorm(x, w.norm, c.rmsNormEps), w.lmHead));
+        const x = logitsMode === 'last' ? tf.gather(final, tf.tensor1d(Int32Array.from({ length: B }, (_, b) => b * T + T - 1), 'int32')) : final;
+        const logits = hook('logits', linear(rmsNorm(x, w.norm, c.rmsNormEps), w.lmHead));
+        this.sampleMemory();
+        return tf.reshape(logits, [B, logitsMode === 'last' ? 1 : T, c.vocabSize]);
       });
     } finally {
       h?.dispose();
       tf.dispose([ctx.cos, ctx.sin, ctx.mask]);
       for (const m of poolMasks.values()) tf.dispose([m.mask, m.count]);
     }
-  }
-}
-
-function buildWeights(config: LlamaConfig, read: (name: string) => { data: Float32Array; shape: number[] }, source: string): ModelWeights {
-  const expected = new Map(expectedTensors(config).map((s) => [s.name, s.shape]));
-  const created: tf.Tensor[] = [];
-  const t = <R extends tf.Rank>(name: string): tf.Tensor<R> => {
-    const { data, shape } = read(name);
-    const want = expected.get(name)!;
-    if (shape.join() !== want.join()) throw new ShapeError(`${source}: weight ${name} has shape [${shape}], config.json implies [${want}]`);
-    const x = tf.tensor(data, shape) as unknown as tf.Tensor<R>;
-    created.push(x);
-    return x;
-  };
-  const linearT = (name: string): tf.Tensor2D => {
-    const w = t<tf.Rank.R2>(name);
-    const wt = tf.transpose(w);
-    created.push(wt);
-    w.dispose();
-    return wt;
-  };
-  try {
-    const embed = t<tf.Rank.R2>('model.embed_tokens.weight');
-    let lmHead: tf.Tensor2D;
-    if (config.tieWordEmbeddings) {
-      lmHead = tf.transpose(embed);
-      created.push(lmHead);
-    } else {
-      lmHead = linearT('lm_head.weight');
-    }
-    const weights: ModelWeights = { embed, norm: t<tf.Rank.R1>('model.norm.weight'), lmHead, layers: [] };
-    for (let l = 0; l < config.numLayers; l++) {
-      const p = `model.layers.${l}`;
-      weights.layers.push({
-        inputNorm: t(`${p}.input_layernorm.weight`),
-        q: linearT(`${p}.self_attn.q_proj.weight`),
-        k: linearT(`${p}.self_attn.k_proj.weight`),
-        v: linearT(`${p}.self_attn.v_proj.weight`),
-        o: linearT(`${p}.self_attn.o_proj.weight`),
-        postNorm: t(`${p}.post_attention_layernorm.weight`),
-        gate: linearT(`${p}.mlp.gate_proj.weight`),
-        up: linearT(`${p}.mlp.up_proj.weight`),
-        down: linearT(`${p}.mlp.down_proj.weight`),
-      });
-    }
-    return weights;
-  } catch (e) {
-    for (const x of created) if (!x.isDisposed) x.dispose();
-    throw e;
   }
 }
 
@@ -441,8 +471,9 @@ function argmax(data: Float32Array, start: number, n: number): number {
   return best;
 }
 
-/** x [B,T,in] · w with w [in, out] (pre-transposed) → [B,T,out]. */
+/** x [rows, in] or [B, T, in] · w with w [in, out] (pre-transposed) → [rows, out] or [B, T, out]. */
 export function linear(x: tf.Tensor, w: tf.Tensor2D): tf.Tensor {
+  if (x.rank === 2) return tf.matMul(x as tf.Tensor2D, w);
   const [B, T, inDim] = x.shape as [number, number, number];
   return tf.reshape(tf.matMul(tf.reshape(x, [B * T, inDim]), w), [B, T, w.shape[1]]);
 }

@@ -4,6 +4,7 @@
  * layer, so one layer can be read without touching the others.
  */
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CheckpointError } from '../errors.ts';
 
@@ -118,10 +119,41 @@ export class WeightStore {
   /** Read one weight as float32 (float16 storage is widened here). */
   read(name: string): Float32Array {
     const loc = this.location(name);
-    const bytes = this.readBytes(loc);
-    if (!loc.float16) {
-      return new Float32Array(bytes.buffer, bytes.byteOffset, loc.byteLength / 4);
+    return this.decode(loc, this.readBytes(loc));
+  }
+
+  /** Like read(), but the file reads run off the main thread (used to prefetch the next layer). */
+  async readAsync(name: string): Promise<Float32Array> {
+    const loc = this.location(name);
+    const bytes = new Uint8Array(new ArrayBuffer(loc.byteLength));
+    let groupOffset = loc.offset;
+    let written = 0;
+    for (const shard of this.shards[loc.group]!) {
+      if (written === loc.byteLength) break;
+      if (groupOffset >= shard.size) {
+        groupOffset -= shard.size;
+        continue;
+      }
+      const n = Math.min(loc.byteLength - written, shard.size - groupOffset);
+      const fh = await open(shard.path, 'r');
+      try {
+        let done = 0;
+        while (done < n) {
+          const { bytesRead } = await fh.read(bytes, written + done, n - done, groupOffset + done);
+          if (bytesRead === 0) throw new CheckpointError(`${shard.path}: unexpected end of file`, shard.path);
+          done += bytesRead;
+        }
+      } finally {
+        await fh.close();
+      }
+      written += n;
+      groupOffset = 0;
     }
+    return this.decode(loc, bytes);
+  }
+
+  private decode(loc: WeightLocation, bytes: Uint8Array): Float32Array {
+    if (!loc.float16) return new Float32Array(bytes.buffer, bytes.byteOffset, loc.byteLength / 4);
     const half = new Uint16Array(bytes.buffer, bytes.byteOffset, loc.byteLength / 2);
     const out = new Float32Array(half.length);
     for (let i = 0; i < half.length; i++) out[i] = halfToFloat(half[i]!);

@@ -1,0 +1,162 @@
+/**
+ * Memory planner: predicts the peak tensor memory of a forward pass or generation for each
+ * execution plan from config.json and the batch shape, picks a plan that fits the device, and
+ * turns "would not fit" into an error that says what would.
+ *
+ * The activation model counts what lib/model/llama.ts allocates inside one decoder layer's
+ * tf.tidy (all intermediates live until the layer ends), as tf.memory().numBytes counts it
+ * (a reshape view counts again, although it shares its buffer): 24.5 × B·T·H floats (input,
+ * norms, q and its heads and RoPE, attention output, residuals), 11.5 × B·T·kv (k, v, heads,
+ * RoPE), 6 × B·nh·T·S (scores and their views, scaled, masked, softmax) and 5 × B·T·F (the gated
+ * MLP), plus the KV cache, the causal mask and RoPE tables, and the head.
+ */
+import { execFileSync } from 'node:child_process';
+import { freemem } from 'node:os';
+import { OutOfMemoryError } from '../errors.ts';
+import type { LlamaConfig } from './config.ts';
+import type { ExecutionPlan } from './weight-source.ts';
+
+export interface Workload {
+  batchSize: number;
+  /** Longest prompt in tokens. */
+  promptLength: number;
+  /** New tokens generated with the KV cache (0 for a forward pass). */
+  newTokens?: number;
+  /** Logits at every position ('all') or the last ('last', default). */
+  logits?: 'all' | 'last' | 'none';
+  /** Hook points touched per layer (each costs a multiply-add over its width), default 0. */
+  hookedFfnSitesPerLayer?: number;
+}
+
+export interface MemoryPrediction {
+  plan: ExecutionPlan;
+  weightsBytes: number;
+  activationBytes: number;
+  kvCacheBytes: number;
+  peakBytes: number;
+}
+
+const F32 = 4;
+
+function layerParams(c: LlamaConfig): number {
+  const h = c.hiddenSize;
+  const kv = c.numKvHeads * c.headDim;
+  return 2 * h + h * c.numHeads * c.headDim * 2 + 2 * h * kv + 3 * h * c.intermediateSize;
+}
+
+function globalParams(c: LlamaConfig): number {
+  // Embedding for the lookup and the LM head transposed for the matMul: two copies even when tied.
+  return 2 * c.vocabSize * c.hiddenSize + c.hiddenSize;
+}
+
+export function predictMemory(c: LlamaConfig, w: Workload, plan: ExecutionPlan): MemoryPrediction {
+  const B = w.batchSize;
+  const newTokens = w.newTokens ?? 0;
+  const S = w.promptLength + newTokens; // longest key length during the call
+  const T = w.promptLength; // the prompt pass is the widest step
+  const H = c.hiddenSize;
+  const kv = c.numKvHeads * c.headDim;
+  const F = c.intermediateSize;
+  const perLayer = F32 * (24.5 * B * T * H + 11.5 * B * T * kv + 6 * B * c.numHeads * T * S + (5 + (w.hookedFfnSitesPerLayer ?? 0)) * B * T * F);
+  const kvCacheBytes = newTokens > 0 ? F32 * 2 * c.numLayers * B * S * kv : 0;
+  const logitsRows = w.logits === 'all' ? B * T : w.logits === 'none' ? 0 : B;
+  const head = F32 * (logitsRows * c.vocabSize + 4 * (w.logits === 'all' ? B * T : B) * H);
+  const context = F32 * (B * T * S + 3 * B * T * c.headDim);
+  const activationBytes = Math.max(perLayer, head) + context + F32 * B * T * H;
+  const largestMatrix = Math.max(H * F, c.vocabSize * H, H * c.numHeads * c.headDim);
+  // Loading transposes each matrix through a temporary copy.
+  const weightsBytes = F32 * ((plan === 'resident' ? c.numLayers * layerParams(c) : layerParams(c)) + globalParams(c) + largestMatrix);
+  return { plan, weightsBytes, activationBytes, kvCacheBytes, peakBytes: weightsBytes + activationBytes + kvCacheBytes };
+}
+
+export function formatGB(bytes: number): string {
+  return `${(bytes / 1e9).toFixed(bytes < 1e9 ? 2 : 1)} GB`;
+}
+
+/** Largest batch size (≤ limit) whose predicted peak fits in `bytes` under `plan`, or 0. */
+export function maxBatchThatFits(c: LlamaConfig, w: Workload, plan: ExecutionPlan, bytes: number, limit = 4096): number {
+  let lo = 0;
+  let hi = limit;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (predictMemory(c, { ...w, batchSize: mid }, plan).peakBytes <= bytes) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+export interface PlanChoice {
+  plan: ExecutionPlan;
+  prediction: MemoryPrediction;
+  other: MemoryPrediction;
+  availableBytes: number;
+  reason: string;
+}
+
+/**
+ * Resident when it fits (fastest), else streamed; neither → OutOfMemoryError naming the batch
+ * size that would fit under each plan.
+ */
+export function choosePlan(c: LlamaConfig, w: Workload, availableBytes: number, name = 'model'): PlanChoice {
+  const resident = predictMemory(c, w, 'resident');
+  const streamed = predictMemory(c, w, 'streamed');
+  const has = formatGB(availableBytes);
+  if (resident.peakBytes <= availableBytes) {
+    return { plan: 'resident', prediction: resident, other: streamed, availableBytes, reason: `${name}: resident needs ${formatGB(resident.peakBytes)}, device has ${has} → resident` };
+  }
+  if (streamed.peakBytes <= availableBytes) {
+    return {
+      plan: 'streamed',
+      prediction: streamed,
+      other: resident,
+      availableBytes,
+      reason: `${name}: resident needs ${formatGB(resident.peakBytes)}, device has ${has} → streamed, peak ${formatGB(streamed.peakBytes)}`,
+    };
+  }
+  throw outOfMemory(c, w, availableBytes, name);
+}
+
+export function outOfMemory(c: LlamaConfig, w: Workload, availableBytes: number, name = 'model', cause?: unknown): OutOfMemoryError {
+  const resident = predictMemory(c, w, 'resident');
+  const streamed = predictMemory(c, w, 'streamed');
+  const fitR = maxBatchThatFits(c, w, 'resident', availableBytes);
+  const fitS = maxBatchThatFits(c, w, 'streamed', availableBytes);
+  const advice =
+    fitR > 0
+      ? `the resident plan fits with batch size ≤ ${fitR}${fitS > fitR ? ` (streamed: ≤ ${fitS})` : ''}`
+      : fitS > 0
+        ? `use the streamed plan with batch size ≤ ${fitS}`
+        : `nothing fits: even one prompt needs ${formatGB(predictMemory(c, { ...w, batchSize: 1 }, 'streamed').peakBytes)} streamed; use a backend with more memory`;
+  const err = new OutOfMemoryError(
+    `${name}: batch ${w.batchSize} × ${w.promptLength} tokens${w.newTokens ? ` + ${w.newTokens} new` : ''} needs ${formatGB(resident.peakBytes)} resident / ${formatGB(streamed.peakBytes)} streamed, but the device has ${formatGB(availableBytes)}; ${advice}`,
+  );
+  if (cause !== undefined) (err as Error & { cause?: unknown }).cause = cause;
+  return err;
+}
+
+/** Environment override for the device memory budget, in GB. */
+export const MEMORY_ENV = 'RSN_DEVICE_MEMORY_GB';
+
+/**
+ * Memory the backend can give tensors: RSN_DEVICE_MEMORY_GB if set; the wasm heap limit (4 GiB)
+ * for wasm; free GPU memory from nvidia-smi for tensorflow-gpu; free host memory otherwise.
+ */
+export function availableDeviceMemory(backend: string, inUseBytes = 0): number {
+  const env = process.env[MEMORY_ENV];
+  if (env) {
+    const gb = Number(env);
+    if (!Number.isFinite(gb) || gb <= 0) throw new OutOfMemoryError(`${MEMORY_ENV}=${env}: expected a positive number of GB`);
+    return gb * 1e9;
+  }
+  if (backend === 'wasm') return 4 * 2 ** 30;
+  if (backend === 'tensorflow-gpu') {
+    try {
+      const out = execFileSync('nvidia-smi', ['--query-gpu=memory.free', '--format=csv,noheader,nounits'], { encoding: 'utf8', timeout: 5000 });
+      const mib = Number(out.trim().split('\n')[0]);
+      if (Number.isFinite(mib)) return mib * 2 ** 20 + inUseBytes;
+    } catch {
+      // no nvidia-smi: fall through to host memory, the best guess we have
+    }
+  }
+  return freemem() + inUseBytes;
+}

@@ -1,0 +1,201 @@
+/**
+ * Where the decoder layers' weights live during a call.
+ *
+ * - resident: every weight on the device for the model's lifetime (fast; needs the whole
+ *   model in float32: 27 GB for Llama-2-7B, 52 GB for 13B).
+ * - streamed: only the embeddings, final norm and LM head stay resident; each decoder layer is
+ *   read from disk (float16 storage widened to float32), used for the whole batch, and released.
+ *   The next layer's bytes are read from disk while the current layer computes.
+ *
+ * Linear weights are held transposed, [in, out] (HF stores [out, in]): on the wasm backend a
+ * matMul with transposeB is over 10× slower than a plain one (3.4 vs 44 GFLOP/s, 512×512·512×1376).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { ShapeError } from '../errors.ts';
+import { expectedTensors, type LlamaConfig } from './config.ts';
+import type { WeightStore } from './weights.ts';
+
+export type ExecutionPlan = 'resident' | 'streamed';
+
+export interface LayerWeights {
+  inputNorm: tf.Tensor1D;
+  q: tf.Tensor2D; // [H, nh*hd]
+  k: tf.Tensor2D; // [H, nkv*hd]
+  v: tf.Tensor2D; // [H, nkv*hd]
+  o: tf.Tensor2D; // [nh*hd, H]
+  postNorm: tf.Tensor1D;
+  gate: tf.Tensor2D; // [H, F]
+  up: tf.Tensor2D; // [H, F]
+  down: tf.Tensor2D; // [F, H]
+}
+
+export interface GlobalWeights {
+  embed: tf.Tensor2D; // [V, H], for the lookup
+  norm: tf.Tensor1D;
+  lmHead: tf.Tensor2D; // [H, V] (transposed lm_head, or transposed embedding when tied)
+}
+
+export interface ModelWeights extends GlobalWeights {
+  layers: LayerWeights[];
+}
+
+export type ReadWeight = (name: string) => { data: Float32Array; shape: number[] };
+
+/** Creates tensors from `read`, checking shapes; everything created is disposed if any step fails. */
+class TensorFactory {
+  readonly created: tf.Tensor[] = [];
+  private readonly expected: Map<string, number[]>;
+
+  constructor(config: LlamaConfig, private readonly read: ReadWeight, private readonly source: string) {
+    this.expected = new Map(expectedTensors(config).map((s) => [s.name, s.shape]));
+  }
+
+  plain<R extends tf.Rank>(name: string): tf.Tensor<R> {
+    const { data, shape } = this.read(name);
+    const want = this.expected.get(name)!;
+    if (shape.join() !== want.join()) throw new ShapeError(`${this.source}: weight ${name} has shape [${shape}], config.json implies [${want}]`);
+    const x = tf.tensor(data, shape) as unknown as tf.Tensor<R>;
+    this.created.push(x);
+    return x;
+  }
+
+  transposed(name: string): tf.Tensor2D {
+    const w = this.plain<tf.Rank.R2>(name);
+    const wt = tf.transpose(w);
+    this.created.push(wt);
+    w.dispose();
+    return wt;
+  }
+
+  guard<T>(f: () => T): T {
+    try {
+      return f();
+    } catch (e) {
+      for (const x of this.created) if (!x.isDisposed) x.dispose();
+      throw e;
+    }
+  }
+}
+
+export function buildGlobal(config: LlamaConfig, read: ReadWeight, source: string): GlobalWeights {
+  const f = new TensorFactory(config, read, source);
+  return f.guard(() => {
+    const embed = f.plain<tf.Rank.R2>('model.embed_tokens.weight');
+    let lmHead: tf.Tensor2D;
+    if (config.tieWordEmbeddings) {
+      lmHead = tf.transpose(embed);
+      f.created.push(lmHead);
+    } else {
+      lmHead = f.transposed('lm_head.weight');
+    }
+    return { embed, norm: f.plain<tf.Rank.R1>('model.norm.weight'), lmHead };
+  });
+}
+
+export function buildLayer(config: LlamaConfig, read: ReadWeight, l: number, source: string): LayerWeights {
+  const f = new TensorFactory(config, read, source);
+  const p = `model.layers.${l}`;
+  return f.guard(() => ({
+    inputNorm: f.plain(`${p}.input_layernorm.weight`),
+    q: f.transposed(`${p}.self_attn.q_proj.weight`),
+    k: f.transposed(`${p}.self_attn.k_proj.weight`),
+    v: f.transposed(`${p}.self_attn.v_proj.weight`),
+    o: f.transposed(`${p}.self_attn.o_proj.weight`),
+    postNorm: f.plain(`${p}.post_attention_layernorm.weight`),
+    gate: f.transposed(`${p}.mlp.gate_proj.weight`),
+    up: f.transposed(`${p}.mlp.up_proj.weight`),
+    down: f.transposed(`${p}.mlp.down_proj.weight`),
+  }));
+}
+
+export function disposeLayer(lw: LayerWeights): void {
+  for (const x of Object.values(lw) as tf.Tensor[]) x.dispose();
+}
+
+export function layerWeightNames(l: number): string[] {
+  const p = `model.layers.${l}`;
+  return ['input_layernorm', 'self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'post_attention_layernorm', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'].map((n) => `${p}.${n}.weight`);
+}
+
+export interface WeightSource {
+  readonly plan: ExecutionPlan;
+  readonly global: GlobalWeights;
+  /** Layer l's weights on the device; pair every call with release(l). */
+  layer(l: number): Promise<LayerWeights>;
+  release(l: number): void;
+  dispose(): void;
+}
+
+export class ResidentWeights implements WeightSource {
+  readonly plan = 'resident';
+  readonly global: GlobalWeights;
+
+  constructor(private readonly weights: ModelWeights) {
+    this.global = weights;
+  }
+
+  static build(config: LlamaConfig, read: ReadWeight, source: string): ResidentWeights {
+    const global = buildGlobal(config, read, source);
+    const layers: LayerWeights[] = [];
+    try {
+      for (let l = 0; l < config.numLayers; l++) layers.push(buildLayer(config, read, l, source));
+    } catch (e) {
+      layers.forEach(disposeLayer);
+      tf.dispose([global.embed, global.norm, global.lmHead]);
+      throw e;
+    }
+    return new ResidentWeights({ ...global, layers });
+  }
+
+  async layer(l: number): Promise<LayerWeights> {
+    return this.weights.layers[l]!;
+  }
+
+  release(): void {}
+
+  dispose(): void {
+    const w = this.weights;
+    w.layers.forEach(disposeLayer);
+    tf.dispose([w.embed, w.norm, w.lmHead]);
+  }
+}
+
+export class StreamedWeights implements WeightSource {
+  readonly plan = 'streamed';
+  readonly global: GlobalWeights;
+  private readonly live = new Map<number, LayerWeights>();
+  private prefetched: { l: number; bytes: Promise<Map<string, Float32Array>> } | null = null;
+
+  constructor(private readonly config: LlamaConfig, private readonly store: WeightStore) {
+    this.global = buildGlobal(config, (n) => ({ data: store.read(n), shape: store.shape(n) }), `${store.dir}/model.json`);
+  }
+
+  private readLayerHost(l: number): Promise<Map<string, Float32Array>> {
+    return Promise.all(layerWeightNames(l).map(async (n) => [n, await this.store.readAsync(n)] as const)).then((pairs) => new Map(pairs));
+  }
+
+  async layer(l: number): Promise<LayerWeights> {
+    const hit = this.prefetched?.l === l ? this.prefetched.bytes : null;
+    const host = await (hit ?? this.readLayerHost(l));
+    // Wrap around to layer 0: generation sweeps the layers once per new token.
+    const next = (l + 1) % this.config.numLayers;
+    this.prefetched = { l: next, bytes: this.readLayerHost(next) };
+    // Keep a rejected prefetch from surfacing as an unhandled rejection; layer() will rethrow it.
+    this.prefetched.bytes.catch(() => undefined);
+    const lw = buildLayer(this.config, (n) => ({ data: host.get(n)!, shape: this.store.shape(n) }), l, `${this.store.dir}/model.json`);
+    this.live.set(l, lw);
+    return lw;
+  }
+
+  release(l: number): void {
+    const lw = this.live.get(l);
+    if (lw) disposeLayer(lw);
+    this.live.delete(l);
+  }
+
+  dispose(): void {
+    for (const l of [...this.live.keys()]) this.release(l);
+    this.prefetched = null;
+    tf.dispose([this.global.embed, this.global.norm, this.global.lmHead]);
+  }
+}

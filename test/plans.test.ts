@@ -1,0 +1,123 @@
+/**
+ * Execution plans (resident vs layer-streamed) and the memory planner, on both fixtures with
+ * float32 and float16 storage.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { convertCheckpoint } from '../weights-converter/convert.ts';
+import { LlamaModel } from '../lib/model/llama.ts';
+import { choosePlan, predictMemory } from '../lib/model/memory-plan.ts';
+import { OutOfMemoryError } from '../lib/errors.ts';
+import { fixturesDir, loadReference, maxAbsDiff } from './helpers/reference.ts';
+
+const ref = loadReference();
+const work = mkdtempSync(join(tmpdir(), 'rsn-plans-test-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+const record = [0, 1, 2].flatMap((l) => (['gate', 'up', 'down'] as const).map((s) => ({ point: `blocks.${l}.mlp.${s}`, mode: 'mean' as const })));
+const zero = [{ point: 'blocks.1.mlp.gate', op: 'zero' as const, units: [0, 3, 9, 27, 81] }, { point: 'blocks.2.mlp.down', op: 'zero' as const, units: [10] }];
+
+for (const fixture of ['tiny-llama-bf16', 'tiny-llama-f32-sharded']) {
+  for (const dtype of ['float32', 'float16'] as const) {
+    describe(`${fixture}, ${dtype} storage: resident and streamed agree`, () => {
+      const dir = join(work, `${fixture}-${dtype}`);
+      let resident: LlamaModel;
+      let streamed: LlamaModel;
+      before(async () => {
+        await convertCheckpoint({ inputDir: join(fixturesDir, fixture), outputDir: dir, dtype });
+        resident = await LlamaModel.load(dir, { log: null, plan: 'resident' });
+        streamed = await LlamaModel.load(dir, { log: null, plan: 'streamed' });
+        assert.equal(resident.plan, 'resident');
+        assert.equal(streamed.plan, 'streamed');
+      });
+      after(() => {
+        resident?.dispose();
+        streamed?.dispose();
+      });
+
+      test('logits, pooled activations and greedy tokens (also masked) are the same and match the reference', async () => {
+        const seqs = ref.cases.map((c) => c.input_ids);
+        const a = await resident.forward(seqs, { logits: 'all', hooks: { record } });
+        const b = await streamed.forward(seqs, { logits: 'all', hooks: { record } });
+        assert.ok(maxAbsDiff(Array.from(a.logits!.data), b.logits!.data) < 1e-5);
+        for (const r of record) assert.ok(maxAbsDiff(Array.from(a.records.get(r.point)!.data), b.records.get(r.point)!.data) < 1e-5, r.point);
+        ref.cases.forEach((c, i) => {
+          const off = (i * a.seqLen + a.seqLen - c.input_ids.length) * 300;
+          assert.ok(maxAbsDiff(c.logits.flat(), b.logits!.data, off) < 1e-3);
+        });
+        const ga = await resident.generate(seqs, { maxNewTokens: 4, hooks: { interventions: zero } });
+        const gb = await streamed.generate(seqs, { maxNewTokens: 4, hooks: { interventions: zero } });
+        assert.deepEqual(gb.tokens, ga.tokens);
+        assert.deepEqual((await streamed.generate(seqs, { maxNewTokens: 4 })).tokens, ref.cases.map((c) => c.greedy_4));
+      });
+
+      test('the streamed plan holds only the global weights between calls', async () => {
+        const before = tf.memory().numTensors;
+        await streamed.forward([ref.cases[5]!.input_ids]);
+        await streamed.generate([ref.cases[5]!.input_ids], { maxNewTokens: 3 });
+        assert.equal(tf.memory().numTensors, before);
+      });
+
+      test('planner predictions are within 25 % of the measured peak tensor memory', async () => {
+        const ids = (B: number, T: number) => Array.from({ length: B }, (_, b) => Array.from({ length: T }, (_, t) => ((b * 7 + t * 13) % 299) + 1));
+        for (const m of [resident, streamed]) {
+          for (const [B, T, mode] of [[32, 16, 'last'], [128, 24, 'none'], [8, 64, 'all']] as const) {
+            const { peakBytes } = await m.measurePeak(() => m.forward(ids(B, T), { logits: mode }));
+            const p = m.predict({ batchSize: B, promptLength: T, logits: mode }).peakBytes;
+            assert.ok(Math.abs(p / peakBytes - 1) < 0.25, `${m.plan} forward ${B}×${T} ${mode}: predicted ${p}, measured ${peakBytes}`);
+          }
+          const { peakBytes } = await m.measurePeak(() => m.generate(ids(32, 16), { maxNewTokens: 4 }));
+          const p = m.predict({ batchSize: 32, promptLength: 16, newTokens: 4 }).peakBytes;
+          assert.ok(Math.abs(p / peakBytes - 1) < 0.25, `${m.plan} generate: predicted ${p}, measured ${peakBytes}`);
+        }
+      });
+    });
+  }
+}
+
+describe('memory budget', () => {
+  test('a too-small budget gives the planner\'s error, naming what would fit, before any work', async () => {
+    const dir = join(work, 'tiny-llama-bf16-float32');
+    const m = await LlamaModel.load(dir, { log: null, plan: 'resident', memoryBytes: 1.2e6 });
+    try {
+      const batch = Array.from({ length: 64 }, () => ref.cases[5]!.input_ids);
+      const tensorsBefore = tf.memory().numTensors;
+      const err = await m.forward(batch).then(
+        () => null,
+        (e: Error) => e,
+      );
+      assert.ok(err instanceof OutOfMemoryError, String(err));
+      assert.match(err.message, /batch 64 × 17 tokens needs .* resident \/ .* streamed, but the device has 0\.00 GB; the resident plan fits with batch size ≤ \d+/);
+      assert.equal(tf.memory().numTensors, tensorsBefore);
+      // The size it names really fits.
+      const fit = Number(/batch size ≤ (\d+)/.exec(err.message)![1]);
+      assert.ok(fit >= 1 && fit < 64);
+      await m.forward(batch.slice(0, fit));
+    } finally {
+      m.dispose();
+    }
+  });
+
+  test('plan "auto" picks resident when it fits and streamed when only that fits; nothing fitting is an error', async () => {
+    const dir = join(work, 'tiny-llama-bf16-float16');
+    const lines: string[] = [];
+    const small = await LlamaModel.load(dir, { plan: 'auto', memoryBytes: 100e6, log: (l) => lines.push(l) });
+    assert.equal(small.plan, 'resident');
+    small.dispose();
+    const w = { batchSize: 16, promptLength: 17 };
+    const cfg = (await LlamaModel.load(dir, { log: null })).config;
+    const r = predictMemory(cfg, w, 'resident').peakBytes;
+    const s = predictMemory(cfg, w, 'streamed').peakBytes;
+    assert.ok(s < r);
+    const between = (r + s) / 2;
+    const m = await LlamaModel.load(dir, { plan: 'auto', workload: w, memoryBytes: between, log: (l) => lines.push(l) });
+    assert.equal(m.plan, 'streamed');
+    m.dispose();
+    assert.match(lines.at(-1)!, /resident needs .* GB, device has .* GB → streamed, peak .* GB/);
+    assert.throws(() => choosePlan(cfg, w, s / 2, 'tiny'), /tiny: batch 16 × 17 tokens needs .* but the device has/);
+  });
+});
