@@ -63,9 +63,9 @@ export function predictMemory(c: LlamaConfig, w: Workload, plan: ExecutionPlan):
   const head = F32 * (logitsRows * c.vocabSize + 4 * (w.logits === 'all' ? B * T : B) * H);
   const context = F32 * (B * T * S + 3 * B * T * c.headDim);
   const activationBytes = Math.max(perLayer, head) + context + F32 * B * T * H;
-  const largestMatrix = Math.max(H * F, c.vocabSize * H, H * c.numHeads * c.headDim);
-  // Loading transposes each matrix through a temporary copy.
-  const weightsBytes = F32 * ((plan === 'resident' ? c.numLayers * layerParams(c) : layerParams(c)) + globalParams(c) + largestMatrix);
+  // The streamed plan loads layers during the call, transposing each matrix through a temporary copy.
+  const loadTemp = plan === 'streamed' ? Math.max(H * F, H * c.numHeads * c.headDim) : 0;
+  const weightsBytes = F32 * ((plan === 'resident' ? c.numLayers * layerParams(c) : layerParams(c)) + globalParams(c) + loadTemp);
   return { plan, weightsBytes, activationBytes, kvCacheBytes, peakBytes: weightsBytes + activationBytes + kvCacheBytes };
 }
 
