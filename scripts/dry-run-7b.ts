@@ -13,6 +13,7 @@ import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync, writ
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LlamaModel } from '../lib/model/llama.ts';
+import { StreamedWeights } from '../lib/model/weight-source.ts';
 import { expectedTensors, parseLlamaConfig } from '../lib/model/config.ts';
 import { formatGB } from '../lib/model/memory-plan.ts';
 import { NeuronSpace, randomNeurons } from '../lib/method/neurons.ts';
@@ -113,8 +114,10 @@ t0 = performance.now();
 const gen = await model.measurePeak(() => model.generate(prompts, { maxNewTokens: 2, hooks: { interventions: space.zeroInterventions(mask) } }));
 const genS = (performance.now() - t0) / 1000;
 const genPred = model.predict({ batchSize: B, promptLength: T, newTokens: 2, hookedFfnSitesPerLayer: space.groupByPoint(mask).size / 2 });
+const loadStats = model.weights instanceof StreamedWeights ? model.weights.stats : null;
 model.dispose();
 Object.assign(result, {
+  streamedLayerLoads: loadStats,
   pooledRecording: { seconds: pooledS, promptsPerSecond: B / pooledS, measuredPeak: formatGB(pooled.peakBytes), predictedPeak: formatGB(pooledPred.peakBytes), ratio: pooledPred.peakBytes / pooled.peakBytes, neurons: space.size },
   maskedGeneration: { seconds: genS, newTokens: 2, maskedNeurons: 3000, measuredPeak: formatGB(gen.peakBytes), predictedPeak: formatGB(genPred.peakBytes), ratio: genPred.peakBytes / gen.peakBytes, tokens: gen.result.tokens.slice(0, 2) },
   processPeakRss: `${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`,

@@ -165,6 +165,8 @@ export class StreamedWeights implements WeightSource {
   readonly global: GlobalWeights;
   private readonly live = new Map<number, LayerWeights>();
   private prefetched: { l: number; bytes: Promise<Map<string, Float32Array>> } | null = null;
+  /** Time spent waiting for layer bytes (disk + widening not hidden by prefetch) and building device tensors. */
+  readonly stats = { layerLoads: 0, waitSeconds: 0, uploadSeconds: 0 };
 
   constructor(private readonly config: LlamaConfig, private readonly store: WeightStore) {
     this.global = buildGlobal(config, (n) => ({ data: store.read(n), shape: store.shape(n) }), `${store.dir}/model.json`);
@@ -176,13 +178,18 @@ export class StreamedWeights implements WeightSource {
 
   async layer(l: number): Promise<LayerWeights> {
     const hit = this.prefetched?.l === l ? this.prefetched.bytes : null;
+    const t0 = performance.now();
     const host = await (hit ?? this.readLayerHost(l));
+    const t1 = performance.now();
     // Wrap around to layer 0: generation sweeps the layers once per new token.
     const next = (l + 1) % this.config.numLayers;
     this.prefetched = { l: next, bytes: this.readLayerHost(next) };
     // Keep a rejected prefetch from surfacing as an unhandled rejection; layer() will rethrow it.
     this.prefetched.bytes.catch(() => undefined);
     const lw = buildLayer(this.config, (n) => ({ data: host.get(n)!, shape: this.store.shape(n) }), l, `${this.store.dir}/model.json`);
+    this.stats.layerLoads++;
+    this.stats.waitSeconds += (t1 - t0) / 1000;
+    this.stats.uploadSeconds += (performance.now() - t1) / 1000;
     this.live.set(l, lw);
     return lw;
   }
