@@ -118,6 +118,61 @@ describe('memory budget', () => {
     assert.equal(m.plan, 'streamed');
     m.dispose();
     assert.match(lines.at(-1)!, /resident needs .* GB, device has .* GB → streamed, peak .* GB/);
-    assert.throws(() => choosePlan(cfg, w, s / 2, 'tiny'), /tiny: batch 16 × 17 tokens needs .* but the device has/);
+    const one = predictMemory(cfg, { ...w, batchSize: 1 }, 'streamed').peakBytes;
+    assert.throws(() => choosePlan(cfg, w, one / 2, 'tiny'), /tiny: batch 16 × 17 tokens needs .* but the device has .*; nothing fits: even one prompt needs/);
+  });
+});
+
+describe('layer-major micro-batches', () => {
+  test('a call split into micro-batches gives the unsplit results, and a streamed model reads each layer once per call', async () => {
+    const dir = join(work, 'tiny-llama-bf16-float16');
+    const resident = await LlamaModel.load(dir, { log: null });
+    const streamed = await LlamaModel.load(dir, { log: null, plan: 'streamed' });
+    try {
+      const seqs = [...ref.cases, ...ref.cases].map((c) => c.input_ids);
+      const perRow = { point: 'blocks.1.mlp.up', op: 'zero' as const, perRow: seqs.map((_, i) => (i % 3 === 0 ? [1, 2, 3, 100] : [])) };
+      const hooks = { record, interventions: [...zero, perRow] };
+      const whole = await resident.forward(seqs, { logits: 'all', hooks });
+      const stats = (streamed.weights as { stats?: { layerLoads: number } }).stats!;
+      const loadsBefore = stats.layerLoads;
+      const split = await streamed.forward(seqs, { logits: 'all', hooks, microBatch: 5 });
+      assert.equal(stats.layerLoads - loadsBefore, 3, 'three layers, each read once for all three micro-batches');
+      assert.deepEqual(split.logits!.shape, whole.logits!.shape);
+      assert.ok(maxAbsDiff(Array.from(whole.logits!.data), split.logits!.data) < 1e-5);
+      for (const r of record) {
+        assert.deepEqual(split.records.get(r.point)!.shape, whole.records.get(r.point)!.shape);
+        assert.ok(maxAbsDiff(Array.from(whole.records.get(r.point)!.data), split.records.get(r.point)!.data) < 1e-5, r.point);
+      }
+      const gWhole = await resident.generate(seqs, { maxNewTokens: 4, hooks: { interventions: [...zero, perRow] } });
+      const gSplit = await streamed.generate(seqs, { maxNewTokens: 4, hooks: { interventions: [...zero, perRow] }, microBatch: 4 });
+      assert.deepEqual(gSplit.tokens, gWhole.tokens);
+      assert.deepEqual((await streamed.generate(seqs, { maxNewTokens: 4, microBatch: 3 })).tokens, [...ref.cases, ...ref.cases].map((c) => c.greedy_4));
+      const lastOnly = await streamed.forward(seqs, { microBatch: 4 });
+      ref.cases.forEach((c, i) => assert.ok(maxAbsDiff(c.logits[c.logits.length - 1]!, lastOnly.logits!.data, i * 300) < 1e-3));
+    } finally {
+      resident.dispose();
+      streamed.dispose();
+    }
+  });
+
+  test('plan "auto" falls back to streamed micro-batches when the whole batch does not fit streamed', async () => {
+    const dir = join(work, 'tiny-llama-bf16-float16');
+    const probe = await LlamaModel.load(dir, { log: null });
+    const cfg = probe.config;
+    probe.dispose();
+    const w = { batchSize: 256, promptLength: 17 };
+    const budget = (predictMemory(cfg, { ...w, microBatch: 16 }, 'streamed').peakBytes + predictMemory(cfg, { ...w, microBatch: 17 }, 'streamed').peakBytes) / 2;
+    const lines: string[] = [];
+    const m = await LlamaModel.load(dir, { plan: 'auto', workload: w, memoryBytes: budget, log: (l) => lines.push(l) });
+    try {
+      assert.equal(m.plan, 'streamed');
+      assert.equal(m.microBatch, 16);
+      assert.match(lines.at(-1)!, /→ streamed in micro-batches of 16/);
+      const seqs = Array.from({ length: 256 }, (_, i) => ref.cases[i % 6]!.input_ids);
+      const { peakBytes } = await m.measurePeak(() => m.forward(seqs, { logits: 'none' }));
+      assert.ok(peakBytes <= budget * 1.25, `measured ${peakBytes} vs budget ${budget}`);
+    } finally {
+      m.dispose();
+    }
   });
 });

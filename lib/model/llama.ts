@@ -16,7 +16,7 @@ import { causalMask, padLeft, type PaddedBatch } from './batch.ts';
 import { expectedTensors, type LlamaConfig, readLlamaConfig } from './config.ts';
 import { CompiledHooks, type Hooks, hookPointName, type Site } from './hooks.ts';
 import { WeightStore } from './weights.ts';
-import { type ExecutionPlan, ResidentWeights, StreamedWeights, type WeightSource } from './weight-source.ts';
+import { type ExecutionPlan, type LayerWeights, ResidentWeights, StreamedWeights, type WeightSource } from './weight-source.ts';
 import { availableDeviceMemory, choosePlan, formatGB, outOfMemory, predictMemory, type Workload } from './memory-plan.ts';
 
 export type { GlobalWeights, LayerWeights, ModelWeights } from './weight-source.ts';
@@ -31,6 +31,12 @@ export interface Recorded {
 
 export interface ForwardOptions {
   hooks?: Hooks;
+  /**
+   * Rows per micro-batch: the call's rows go through each layer in chunks of this size, layer
+   * by layer (a streamed model then reads every layer once per call). Default: the model's
+   * `microBatch` (set by plan 'auto'), else the whole batch.
+   */
+  microBatch?: number;
   /** Which logits to return: every position, each row's last token, or none (default 'last'). */
   logits?: 'all' | 'last' | 'none';
 }
@@ -52,6 +58,12 @@ export interface GenerateOptions {
   useCache?: boolean;
   /** Cut each row's output at its first EOS (the EOS itself is dropped). Default false: exactly maxNewTokens tokens. */
   stopAtEos?: boolean;
+  /**
+   * As in ForwardOptions. With more than one micro-batch every step re-runs the whole sequence
+   * layer-major (no KV cache): for the paper's 2-token answers that costs about one extra pass
+   * and lets a streamed model read each layer once per step for the whole batch.
+   */
+  microBatch?: number;
 }
 
 export interface GenerateResult {
@@ -84,6 +96,24 @@ function isAllocationFailure(e: unknown): boolean {
   return /out of memory|allocation failed|cannot allocate|memory\.grow|invalid typed array length/i.test(msg) || /\bOOM when allocating\b/.test(msg);
 }
 
+/** A slice of a call's rows, processed layer-major together with the call's other chunks. */
+interface Chunk {
+  batch: PaddedBatch;
+  keyValid: Float32Array;
+  cache: KVCache | null;
+  hooks: CompiledHooks;
+  records: Map<string, tf.Tensor> | null;
+}
+
+interface ChunkState {
+  cos: tf.Tensor;
+  sin: tf.Tensor;
+  mask: tf.Tensor;
+  S: number;
+  hook: (point: string, x: tf.Tensor) => tf.Tensor;
+  dispose: () => void;
+}
+
 interface KVCache {
   k: (tf.Tensor4D | null)[]; // per layer [B, nkv, S, hd], after RoPE
   v: (tf.Tensor4D | null)[];
@@ -101,6 +131,8 @@ export class LlamaModel {
 
   /** Set at load time; calls whose predicted peak exceeds it are refused (see memory-plan.ts). */
   memoryBudget: number | null = null;
+  /** Default micro-batch for calls that give none (plan 'auto' sets it for the streamed plan). */
+  microBatch: number | null = null;
   private peakProbe: number | null = null;
 
   get plan(): ExecutionPlan {
@@ -156,10 +188,12 @@ export class LlamaModel {
     const tokenizer = existsSync(join(dir, 'tokenizer.json')) ? LlamaTokenizer.fromFile(dir) : null;
     let plan: ExecutionPlan = opts.plan === 'streamed' ? 'streamed' : 'resident';
     let budget = opts.memoryBytes ?? null;
+    let microBatch: number | null = null;
     if (opts.plan === 'auto') {
       budget ??= availableDeviceMemory(backend.name, tf.memory().numBytes);
       const choice = choosePlan(config, opts.workload ?? DEFAULT_WORKLOAD, budget, dir);
       plan = choice.plan;
+      microBatch = choice.microBatch ?? null;
       const log = opts.log === undefined ? (l: string) => process.stderr.write(l + '\n') : opts.log;
       log?.(`[rsn] plan: ${choice.reason} (workload ${JSON.stringify(opts.workload ?? DEFAULT_WORKLOAD)}, budget ${formatGB(budget)})`);
     }
@@ -169,6 +203,7 @@ export class LlamaModel {
         : ResidentWeights.build(config, (name) => ({ data: store.read(name), shape: store.shape(name) }), `${dir}/model.json`);
     const model = new LlamaModel(config, weights, tokenizer, { dir, storageDtype: store.storageDtype, backend });
     model.memoryBudget = budget;
+    model.microBatch = microBatch;
     return model;
   }
 
@@ -201,40 +236,57 @@ export class LlamaModel {
     this.checkAlive();
     const batch = padLeft(sequences, this.config.padTokenId ?? 0, this.config.vocabSize);
     const hooked = new Set((opts.hooks?.interventions ?? []).map((i) => i.point)).size / Math.max(1, this.config.numLayers);
-    return this.guarded({ batchSize: batch.batchSize, promptLength: batch.seqLen, logits: opts.logits ?? 'last', hookedFfnSitesPerLayer: hooked }, () => this.forwardBatch(batch, opts));
+    const microBatch = this.resolveMicroBatch(opts.microBatch, batch.batchSize);
+    return this.guarded(
+      { batchSize: batch.batchSize, microBatch, promptLength: batch.seqLen, logits: opts.logits ?? 'last', hookedFfnSitesPerLayer: hooked },
+      () => this.forwardBatch(batch, opts, microBatch),
+    );
   }
 
-  private async forwardBatch(batch: PaddedBatch, opts: ForwardOptions): Promise<ForwardResult> {
-    const hooks = new CompiledHooks(opts.hooks, this.config, batch.batchSize);
+  private resolveMicroBatch(requested: number | undefined, B: number): number {
+    const mb = requested ?? this.microBatch ?? B;
+    if (!Number.isInteger(mb) || mb < 1) throw new RangeError(`microBatch must be a positive integer, got ${mb}`);
+    return Math.min(mb, Math.max(1, B));
+  }
+
+  private async forwardBatch(batch: PaddedBatch, opts: ForwardOptions, microBatch: number): Promise<ForwardResult> {
+    const logitsMode = opts.logits ?? 'last';
+    const chunks: Chunk[] = [];
     const kept: tf.Tensor[] = [];
-    // Filled by run() as layers go; released in `finally` even when a later layer throws.
-    const recordTensors = new Map<string, tf.Tensor>();
     try {
-      const logitsMode = opts.logits ?? 'last';
-      const logits = await this.run(batch, batch.valid, null, hooks, recordTensors, logitsMode === 'all' || hooks.recordPoints.has('logits') ? 'all' : logitsMode === 'last' ? 'last' : 'none');
-      if (logits) kept.push(logits);
+      for (let start = 0; start < batch.batchSize; start += microBatch) {
+        const end = Math.min(batch.batchSize, start + microBatch);
+        const part = sliceRows(batch, start, end);
+        // Records are filled by runChunks as layers go; released in `finally` even when a later layer throws.
+        chunks.push({ batch: part, keyValid: part.valid, cache: null, hooks: new CompiledHooks(sliceHooks(opts.hooks, start, end, batch.batchSize), this.config, end - start), records: new Map() });
+      }
+      const hooks = chunks[0]!.hooks;
+      const wantAll = logitsMode === 'all' || hooks.recordPoints.has('logits');
+      const logits = await this.runChunks(chunks, wantAll ? 'all' : logitsMode === 'last' ? 'last' : 'none');
+      kept.push(...logits);
       const records = new Map<string, Recorded>();
       for (const spec of hooks.records) {
-        const x = recordTensors.get(recordKey(spec.point, spec.mode, spec.skipFirstToken))!;
-        records.set(spec.point, { point: spec.point, mode: spec.mode, shape: x.shape, data: (await x.data()) as Float32Array });
+        const key = recordKey(spec.point, spec.mode, spec.skipFirstToken);
+        const parts = chunks.map((ch) => ch.records!.get(key)!);
+        const data = await concatRows(parts);
+        records.set(spec.point, { point: spec.point, mode: spec.mode, shape: [batch.batchSize, ...parts[0]!.shape.slice(1)], data });
       }
       let logitsOut: ForwardResult['logits'] = null;
-      if (logits && logitsMode !== 'none') {
-        if (logitsMode === 'last' && logits.shape[1] !== 1) {
-          const last = tf.tidy(() => tf.squeeze(tf.slice(logits, [0, batch.seqLen - 1, 0], [-1, 1, -1]), [1]));
-          kept.push(last);
-          logitsOut = { shape: last.shape, data: (await last.data()) as Float32Array };
-        } else {
-          const shaped = logitsMode === 'last' ? tf.reshape(logits, [batch.batchSize, -1]) : logits;
-          if (shaped !== logits) kept.push(shaped);
-          logitsOut = { shape: shaped.shape, data: (await shaped.data()) as Float32Array };
-        }
+      if (logits.length && logitsMode !== 'none') {
+        const V = this.config.vocabSize;
+        const lastOnly = logitsMode === 'last' && logits[0]!.shape[1] !== 1;
+        const parts = lastOnly ? logits.map((x) => tf.tidy(() => tf.slice(x, [0, batch.seqLen - 1, 0], [-1, 1, -1]))) : logits;
+        if (lastOnly) kept.push(...parts);
+        const data = await concatRows(parts);
+        logitsOut = { shape: logitsMode === 'last' ? [batch.batchSize, V] : [batch.batchSize, batch.seqLen, V], data };
       }
       return { batchSize: batch.batchSize, seqLen: batch.seqLen, lengths: batch.lengths, logits: logitsOut, records };
     } finally {
-      for (const x of kept) x.dispose();
-      for (const x of recordTensors.values()) x.dispose();
-      hooks.dispose();
+      tf.dispose(kept);
+      for (const ch of chunks) {
+        for (const x of ch.records!.values()) x.dispose();
+        ch.hooks.dispose();
+      }
     }
   }
 
@@ -243,7 +295,12 @@ export class LlamaModel {
     this.checkAlive();
     const longest = Math.max(0, ...sequences.map((s) => s.length));
     const hooked = new Set((opts.hooks?.interventions ?? []).map((i) => i.point)).size / Math.max(1, this.config.numLayers);
-    return this.guarded({ batchSize: sequences.length, promptLength: longest, newTokens: opts.maxNewTokens, hookedFfnSitesPerLayer: hooked }, () => this.generateBatch(sequences, opts));
+    const microBatch = this.resolveMicroBatch(opts.microBatch, sequences.length);
+    const chunked = microBatch < sequences.length;
+    return this.guarded(
+      { batchSize: sequences.length, microBatch, promptLength: longest + (chunked ? opts.maxNewTokens : 0), newTokens: chunked ? 0 : opts.maxNewTokens, hookedFfnSitesPerLayer: hooked },
+      () => (chunked ? this.generateLayerMajor(sequences, opts, microBatch) : this.generateBatch(sequences, opts)),
+    );
   }
 
   private async generateBatch(sequences: readonly (readonly number[])[], opts: GenerateOptions): Promise<GenerateResult> {
@@ -304,21 +361,52 @@ export class LlamaModel {
       if (cache) for (const x of [...cache.k, ...cache.v]) x?.dispose();
       hooks.dispose();
     }
-    if (opts.stopAtEos && this.config.eosTokenId !== null) {
-      const eos = this.config.eosTokenId;
-      for (const row of tokens) {
-        const i = row.indexOf(eos);
-        if (i >= 0) row.length = i;
-      }
-    }
+    if (opts.stopAtEos && this.config.eosTokenId !== null) cutAtEos(tokens, this.config.eosTokenId);
     return { tokens };
   }
 
-  /**
-   * Runs embeddings → layers → head for T new positions (the last T of S keys when a cache is
-   * given). Returns the requested logits ([B, T, V] or [B, 1, V]); recorded activations go to
-   * `records`. Every intermediate tensor is released before returning.
-   */
+  /** Greedy decoding over micro-batches, layer-major, re-running each whole sequence per step (no KV cache). */
+  private async generateLayerMajor(sequences: readonly (readonly number[])[], opts: GenerateOptions, microBatch: number): Promise<GenerateResult> {
+    const n = opts.maxNewTokens;
+    if (!Number.isInteger(n) || n < 0) throw new RangeError(`maxNewTokens must be a non-negative integer, got ${n}`);
+    if (opts.hooks?.record?.length) throw new HookError('generate() does not record activations; use forward() with hooks.record on the prompts');
+    const B = sequences.length;
+    const tokens: number[][] = sequences.map(() => []);
+    const current = sequences.map((s) => [...s]);
+    const hooksPerChunk: CompiledHooks[] = [];
+    try {
+      for (let start = 0; start < B; start += microBatch) {
+        const end = Math.min(B, start + microBatch);
+        hooksPerChunk.push(new CompiledHooks(sliceHooks(opts.hooks, start, end, B), this.config, end - start));
+      }
+      const V = this.config.vocabSize;
+      for (let step = 0; step < n; step++) {
+        const full = padLeft(current, this.config.padTokenId ?? 0, V);
+        const chunks: Chunk[] = hooksPerChunk.map((hooks, i) => {
+          hooks.step = step;
+          const part = sliceRows(full, i * microBatch, Math.min(B, (i + 1) * microBatch));
+          return { batch: part, keyValid: part.valid, cache: null, hooks, records: null };
+        });
+        const logits = await this.runChunks(chunks, 'last');
+        try {
+          const data = await concatRows(logits);
+          for (let b = 0; b < B; b++) {
+            const next = argmax(data, b * V, V);
+            tokens[b]!.push(next);
+            current[b]!.push(next);
+          }
+        } finally {
+          tf.dispose(logits);
+        }
+      }
+    } finally {
+      for (const h of hooksPerChunk) h.dispose();
+    }
+    if (opts.stopAtEos && this.config.eosTokenId !== null) cutAtEos(tokens, this.config.eosTokenId);
+    return { tokens };
+  }
+
+  /** run() for one chunk: the whole batch at once. */
   private async run(
     batch: PaddedBatch,
     keyValid: Float32Array,
@@ -327,11 +415,69 @@ export class LlamaModel {
     records: Map<string, tf.Tensor> | null,
     logitsMode: 'all' | 'last' | 'none',
   ): Promise<tf.Tensor | null> {
+    const [logits] = await this.runChunks([{ batch, keyValid, cache, hooks, records }], logitsMode);
+    return logits ?? null;
+  }
+
+  /**
+   * Runs embeddings → layers → head for T new positions (the last T of S keys when a cache is
+   * given), **layer-major** over the chunks: every chunk passes through layer l before layer
+   * l + 1 is fetched, so a streamed model reads each layer once per call however many chunks
+   * (micro-batches) the call holds. Returns each chunk's logits ([B_c, T, V] or [B_c, 1, V],
+   * none for 'none'); recorded activations go to each chunk's `records`. Every intermediate
+   * tensor is released before returning, also on error.
+   */
+  private async runChunks(chunks: readonly Chunk[], logitsMode: 'all' | 'last' | 'none'): Promise<tf.Tensor[]> {
     const c = this.config;
+    const w = this.weights.global;
+    const states = chunks.map((chunk) => this.chunkState(chunk));
+    // `h[i]` is chunk i's only live activation between layers; released in `finally` on error.
+    const h: (tf.Tensor | null)[] = chunks.map(() => null);
+    const out: tf.Tensor[] = [];
+    try {
+      chunks.forEach((chunk, i) => {
+        h[i] = tf.tidy(() => tf.gather(w.embed, tf.tensor1d(chunk.batch.ids, 'int32'))); // [B·T, H]
+      });
+      for (let l = 0; l < c.numLayers; l++) {
+        const lw = await this.weights.layer(l);
+        try {
+          chunks.forEach((chunk, i) => {
+            h[i] = this.layerStep(l, lw, h[i]!, chunk, states[i]!);
+          });
+        } finally {
+          this.weights.release(l);
+        }
+      }
+      if (logitsMode === 'none') return out;
+      chunks.forEach((chunk, i) => {
+        const final = h[i]!;
+        const { batchSize: B, seqLen: T } = chunk.batch;
+        out.push(
+          tf.tidy(() => {
+            const x = logitsMode === 'last' ? tf.gather(final, tf.tensor1d(Int32Array.from({ length: B }, (_, b) => b * T + T - 1), 'int32')) : final;
+            const logits = states[i]!.hook('logits', linear(rmsNorm(x, w.norm, c.rmsNormEps), w.lmHead));
+            this.sampleMemory();
+            return tf.reshape(logits, [B, logitsMode === 'last' ? 1 : T, c.vocabSize]);
+          }),
+        );
+      });
+      return out;
+    } catch (e) {
+      tf.dispose(out);
+      throw e;
+    } finally {
+      for (const x of h) x?.dispose();
+      for (const st of states) st.dispose();
+    }
+  }
+
+  /** Per-chunk tensors that live for the whole call: RoPE tables, the attention mask, pooling masks, and the hook function. */
+  private chunkState(chunk: Chunk): ChunkState {
+    const c = this.config;
+    const { batch, keyValid, hooks, records } = chunk;
     const B = batch.batchSize;
     const T = batch.seqLen;
     const S = keyValid.length / B;
-    const w = this.weights.global;
     const ctx = tf.tidy(() => {
       const positions = tf.tensor2d(batch.positions, [B, T], 'int32');
       // RoPE, HF rotate-half convention: angle(p, i) = p / theta^(2i/hd), duplicated over halves.
@@ -351,7 +497,7 @@ export class LlamaModel {
         const data = Float32Array.from(batch.valid);
         if (skipFirst) for (let b = 0; b < B; b++) data[b * T + (T - batch.lengths[b]!)] = 0;
         const counts = Float32Array.from({ length: B }, (_, b) => Math.max(1, batch.lengths[b]! - (skipFirst ? 1 : 0)));
-        // Created lazily inside a layer tidy, so kept explicitly; released in the finally below.
+        // Created lazily inside a layer tidy, so kept explicitly; released by dispose().
         m = { mask: tf.keep(tf.tensor3d(data, [B, T, 1])), count: tf.keep(tf.tensor2d(counts, [B, 1])) };
         poolMasks.set(skipFirst, m);
       }
@@ -380,77 +526,117 @@ export class LlamaModel {
       }
       return tf.reshape(y, [rows, width]);
     };
-    // `h` is the only live activation between layers; on any error it is released in the catch.
-    let h: tf.Tensor | null = null;
-    try {
-      h = tf.tidy(() => tf.gather(w.embed, tf.tensor1d(batch.ids, 'int32'))); // [B·T, H]
-      for (let l = 0; l < c.numLayers; l++) {
-        const lw = await this.weights.layer(l);
-        const name = (site: Site) => hookPointName(l, site);
-        const newCache: { k: tf.Tensor4D | null; v: tf.Tensor4D | null } = { k: null, v: null };
-        const prev: tf.Tensor = h;
-        let next: tf.Tensor;
-        try {
-          next = tf.tidy(() => {
-            const xn = rmsNorm(prev, lw.inputNorm, c.rmsNormEps);
-            const q = hook(name('attn.q'), linear(xn, lw.q));
-            const k = hook(name('attn.k'), linear(xn, lw.k));
-            const v = hook(name('attn.v'), linear(xn, lw.v));
-            const heads = (x: tf.Tensor, n: number) => tf.transpose(tf.reshape(x, [B, T, n, c.headDim]), [0, 2, 1, 3]);
-            const qh = rope(heads(q, c.numHeads), ctx.cos, ctx.sin);
-            let kh = rope(heads(k, c.numKvHeads), ctx.cos, ctx.sin);
-            let vh = heads(v, c.numKvHeads);
-            if (cache) {
-              const pk = cache.k[l];
-              const pv = cache.v[l];
-              if (pk && pv) {
-                kh = tf.concat([pk, kh], 2);
-                vh = tf.concat([pv, vh], 2);
-              }
-              newCache.k = tf.keep(kh as tf.Tensor4D);
-              newCache.v = tf.keep(vh as tf.Tensor4D);
-            }
-            const attn = tf.reshape(attention(qh, kh, vh, ctx.mask, c, B, T, S), [B * T, c.numHeads * c.headDim]);
-            const o = hook(name('attn.o'), linear(attn, lw.o));
-            const mid = hook(name('resid_mid'), tf.add(prev, o));
-            const mn = rmsNorm(mid, lw.postNorm, c.rmsNormEps);
-            const gate = hook(name('mlp.gate'), linear(mn, lw.gate));
-            const up = hook(name('mlp.up'), linear(mn, lw.up));
-            const down = hook(name('mlp.down'), linear(tf.mul(tf.mul(gate, tf.sigmoid(gate)), up), lw.down));
-            const post = hook(name('resid_post'), tf.add(mid, down));
-            this.sampleMemory(); // every intermediate of the layer is still alive here
-            return post;
-          });
-        } catch (e) {
-          newCache.k?.dispose();
-          newCache.v?.dispose();
-          throw e;
-        } finally {
-          this.weights.release(l);
-        }
-        prev.dispose();
-        h = next;
-        if (cache) {
-          cache.k[l]?.dispose();
-          cache.v[l]?.dispose();
-          cache.k[l] = newCache.k;
-          cache.v[l] = newCache.v;
-        }
-      }
-      if (logitsMode === 'none') return null;
-      const final: tf.Tensor = h;
-      return tf.tidy(() => {
-        const x = logitsMode === 'last' ? tf.gather(final, tf.tensor1d(Int32Array.from({ length: B }, (_, b) => b * T + T - 1), 'int32')) : final;
-        const logits = hook('logits', linear(rmsNorm(x, w.norm, c.rmsNormEps), w.lmHead));
-        this.sampleMemory();
-        return tf.reshape(logits, [B, logitsMode === 'last' ? 1 : T, c.vocabSize]);
-      });
-    } finally {
-      h?.dispose();
-      tf.dispose([ctx.cos, ctx.sin, ctx.mask]);
-      for (const m of poolMasks.values()) tf.dispose([m.mask, m.count]);
-    }
+    return {
+      ...ctx,
+      S,
+      hook,
+      dispose: () => {
+        tf.dispose([ctx.cos, ctx.sin, ctx.mask]);
+        for (const m of poolMasks.values()) tf.dispose([m.mask, m.count]);
+      },
+    };
   }
+
+  /** One decoder layer for one chunk; consumes `prev` (disposed) and returns the new residual stream. */
+  private layerStep(l: number, lw: LayerWeights, prev: tf.Tensor, chunk: Chunk, st: ChunkState): tf.Tensor {
+    const c = this.config;
+    const { batchSize: B, seqLen: T } = chunk.batch;
+    const { cache } = chunk;
+    const hook = st.hook;
+    const name = (site: Site) => hookPointName(l, site);
+    const newCache: { k: tf.Tensor4D | null; v: tf.Tensor4D | null } = { k: null, v: null };
+    let next: tf.Tensor;
+    try {
+      next = tf.tidy(() => {
+        const xn = rmsNorm(prev, lw.inputNorm, c.rmsNormEps);
+        const q = hook(name('attn.q'), linear(xn, lw.q));
+        const k = hook(name('attn.k'), linear(xn, lw.k));
+        const v = hook(name('attn.v'), linear(xn, lw.v));
+        const heads = (x: tf.Tensor, n: number) => tf.transpose(tf.reshape(x, [B, T, n, c.headDim]), [0, 2, 1, 3]);
+        const qh = rope(heads(q, c.numHeads), st.cos, st.sin);
+        let kh = rope(heads(k, c.numKvHeads), st.cos, st.sin);
+        let vh = heads(v, c.numKvHeads);
+        if (cache) {
+          const pk = cache.k[l];
+          const pv = cache.v[l];
+          if (pk && pv) {
+            kh = tf.concat([pk, kh], 2);
+            vh = tf.concat([pv, vh], 2);
+          }
+          newCache.k = tf.keep(kh as tf.Tensor4D);
+          newCache.v = tf.keep(vh as tf.Tensor4D);
+        }
+        const attn = tf.reshape(attention(qh, kh, vh, st.mask, c, B, T, st.S), [B * T, c.numHeads * c.headDim]);
+        const o = hook(name('attn.o'), linear(attn, lw.o));
+        const mid = hook(name('resid_mid'), tf.add(prev, o));
+        const mn = rmsNorm(mid, lw.postNorm, c.rmsNormEps);
+        const gate = hook(name('mlp.gate'), linear(mn, lw.gate));
+        const up = hook(name('mlp.up'), linear(mn, lw.up));
+        const down = hook(name('mlp.down'), linear(tf.mul(tf.mul(gate, tf.sigmoid(gate)), up), lw.down));
+        const post = hook(name('resid_post'), tf.add(mid, down));
+        this.sampleMemory(); // every intermediate of the layer is still alive here
+        return post;
+      });
+    } catch (e) {
+      newCache.k?.dispose();
+      newCache.v?.dispose();
+      throw e;
+    }
+    prev.dispose();
+    if (cache) {
+      cache.k[l]?.dispose();
+      cache.v[l]?.dispose();
+      cache.k[l] = newCache.k;
+      cache.v[l] = newCache.v;
+    }
+    return next;
+  }
+}
+
+function cutAtEos(tokens: number[][], eos: number): void {
+  for (const row of tokens) {
+    const i = row.indexOf(eos);
+    if (i >= 0) row.length = i;
+  }
+}
+
+/** Rows [start, end) of a padded batch (same padded length). */
+function sliceRows(batch: PaddedBatch, start: number, end: number): PaddedBatch {
+  const T = batch.seqLen;
+  return {
+    batchSize: end - start,
+    seqLen: T,
+    lengths: batch.lengths.slice(start, end),
+    ids: batch.ids.subarray(start * T, end * T),
+    valid: batch.valid.subarray(start * T, end * T),
+    positions: batch.positions.subarray(start * T, end * T),
+  };
+}
+
+/** The hooks that concern rows [start, end): per-row unit lists are sliced, the rest is shared. */
+function sliceHooks(hooks: Hooks | undefined, start: number, end: number, batchSize: number): Hooks | undefined {
+  if (!hooks || (start === 0 && end === batchSize)) return hooks;
+  return {
+    ...hooks,
+    interventions: hooks.interventions?.map((iv) => {
+      if (!iv.perRow) return iv;
+      if (iv.perRow.length !== batchSize) throw new HookError(`intervention on ${iv.point}: perRow has ${iv.perRow.length} lists but the batch has ${batchSize} rows`);
+      return { ...iv, perRow: iv.perRow.slice(start, end) };
+    }),
+  };
+}
+
+/** Concatenates the rows of several tensors (same trailing shape) into one Float32Array. */
+async function concatRows(parts: readonly tf.Tensor[]): Promise<Float32Array> {
+  const arrays = await Promise.all(parts.map(async (x) => (await x.data()) as Float32Array));
+  if (arrays.length === 1) return arrays[0]!;
+  const out = new Float32Array(arrays.reduce((a, x) => a + x.length, 0));
+  let at = 0;
+  for (const x of arrays) {
+    out.set(x, at);
+    at += x.length;
+  }
+  return out;
 }
 
 function recordKey(point: string, mode: string, skipFirst?: boolean): string {

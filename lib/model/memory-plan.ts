@@ -18,6 +18,8 @@ import type { ExecutionPlan } from './weight-source.ts';
 
 export interface Workload {
   batchSize: number;
+  /** Rows per micro-batch (layer-major over micro-batches); default the whole batch. */
+  microBatch?: number;
   /** Longest prompt in tokens. */
   promptLength: number;
   /** New tokens generated with the KV cache (0 for a forward pass). */
@@ -50,7 +52,9 @@ function globalParams(c: LlamaConfig): number {
 }
 
 export function predictMemory(c: LlamaConfig, w: Workload, plan: ExecutionPlan): MemoryPrediction {
-  const B = w.batchSize;
+  const Btotal = w.batchSize;
+  // Inside a layer only one micro-batch is computed; the others wait as their residual streams.
+  const B = Math.min(w.microBatch ?? Btotal, Btotal);
   const newTokens = w.newTokens ?? 0;
   const S = w.promptLength + newTokens; // longest key length during the call
   const T = w.promptLength; // the prompt pass is the widest step
@@ -59,10 +63,11 @@ export function predictMemory(c: LlamaConfig, w: Workload, plan: ExecutionPlan):
   const F = c.intermediateSize;
   const perLayer = F32 * (24.5 * B * T * H + 11.5 * B * T * kv + 6 * B * c.numHeads * T * S + (5 + (w.hookedFfnSitesPerLayer ?? 0)) * B * T * F);
   const kvCacheBytes = newTokens > 0 ? F32 * 2 * c.numLayers * B * S * kv : 0;
-  const logitsRows = w.logits === 'all' ? B * T : w.logits === 'none' ? 0 : B;
+  const logitsRows = w.logits === 'all' ? Btotal * T : w.logits === 'none' ? 0 : Btotal;
   const head = F32 * (logitsRows * c.vocabSize + 4 * (w.logits === 'all' ? B * T : B) * H);
-  const context = F32 * (B * T * S + 3 * B * T * c.headDim);
-  const activationBytes = Math.max(perLayer, head) + context + F32 * B * T * H;
+  const context = F32 * (Btotal * T * S + 3 * Btotal * T * c.headDim);
+  const waiting = F32 * (Btotal - B) * T * H;
+  const activationBytes = Math.max(perLayer, head) + context + F32 * B * T * H + waiting;
   // The streamed plan loads layers during the call, transposing each matrix through a temporary copy.
   const loadTemp = plan === 'streamed' ? Math.max(H * F, H * c.numHeads * c.headDim) : 0;
   const weightsBytes = F32 * ((plan === 'resident' ? c.numLayers * layerParams(c) : layerParams(c)) + globalParams(c) + loadTemp);
@@ -79,7 +84,7 @@ export function maxBatchThatFits(c: LlamaConfig, w: Workload, plan: ExecutionPla
   let hi = limit;
   while (lo < hi) {
     const mid = Math.ceil((lo + hi) / 2);
-    if (predictMemory(c, { ...w, batchSize: mid }, plan).peakBytes <= bytes) lo = mid;
+    if (predictMemory(c, { ...w, batchSize: mid, microBatch: undefined }, plan).peakBytes <= bytes) lo = mid;
     else hi = mid - 1;
   }
   return lo;
@@ -87,6 +92,8 @@ export function maxBatchThatFits(c: LlamaConfig, w: Workload, plan: ExecutionPla
 
 export interface PlanChoice {
   plan: ExecutionPlan;
+  /** Set when the batch only fits when processed in micro-batches of this size. */
+  microBatch?: number;
   prediction: MemoryPrediction;
   other: MemoryPrediction;
   availableBytes: number;
@@ -111,6 +118,25 @@ export function choosePlan(c: LlamaConfig, w: Workload, availableBytes: number, 
       other: resident,
       availableBytes,
       reason: `${name}: resident needs ${formatGB(resident.peakBytes)}, device has ${has} → streamed, peak ${formatGB(streamed.peakBytes)}`,
+    };
+  }
+  // Layer-major micro-batches: only one micro-batch's layer intermediates are alive at a time.
+  let lo = 0;
+  let hi = w.batchSize - 1;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (predictMemory(c, { ...w, microBatch: mid }, 'streamed').peakBytes <= availableBytes) lo = mid;
+    else hi = mid - 1;
+  }
+  if (lo >= 1) {
+    const p = predictMemory(c, { ...w, microBatch: lo }, 'streamed');
+    return {
+      plan: 'streamed',
+      microBatch: lo,
+      prediction: p,
+      other: resident,
+      availableBytes,
+      reason: `${name}: resident needs ${formatGB(resident.peakBytes)}, device has ${has} → streamed in micro-batches of ${lo}, peak ${formatGB(p.peakBytes)}`,
     };
   }
   throw outOfMemory(c, w, availableBytes, name);
