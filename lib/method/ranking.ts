@@ -120,11 +120,14 @@ export function saveRanking(r: Ranking, dir: string, csvTop = 50000): void {
       writeFileSync(join(tmp, `${rel.name}.ap.f32`), new Uint8Array(rel.ap.buffer, rel.ap.byteOffset, rel.ap.byteLength));
       const top = topNeurons(r, rel.name, Math.min(csvTop, r.space.poolIndices(r.space.sites).length), r.space.sites);
       const lines = ['rank,index,layer,site,unit,ap'];
+      const list: { rank: number; index: number; layer: number; site: string; unit: number; ap: number }[] = [];
       top.forEach((idx, i) => {
         const n = r.space.neuron(idx);
         lines.push(`${i + 1},${idx},${n.layer},${n.site},${n.unit},${rel.ap[idx]!.toPrecision(9)}`);
+        list.push({ rank: i + 1, index: idx, layer: n.layer, site: n.site, unit: n.unit, ap: Number(rel.ap[idx]!.toPrecision(9)) });
       });
       writeFileSync(join(tmp, `${rel.name}.csv`), lines.join('\n') + '\n');
+      writeFileSync(join(tmp, `${rel.name}.json`), JSON.stringify({ relation: rel.name, provenance: r.provenance, numPositives: rel.numPositives, numNegatives: rel.numNegatives, ranked: list }));
     }
     const meta = {
       schema: r.schema,
@@ -132,7 +135,7 @@ export function saveRanking(r: Ranking, dir: string, csvTop = 50000): void {
       space: r.space.describe(),
       includeBos: r.includeBos,
       negativeRatio: r.negativeRatio,
-      relations: r.relations.map((x) => ({ name: x.name, numPositives: x.numPositives, numNegatives: x.numNegatives, file: `${x.name}.ap.f32`, csv: `${x.name}.csv` })),
+      relations: r.relations.map((x) => ({ name: x.name, numPositives: x.numPositives, numNegatives: x.numNegatives, file: `${x.name}.ap.f32`, csv: `${x.name}.csv`, json: `${x.name}.json` })),
     };
     writeFileSync(join(tmp, 'ranking.json'), JSON.stringify(meta, null, 1));
     rmSync(dir, { recursive: true, force: true });
