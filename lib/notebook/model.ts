@@ -1,0 +1,85 @@
+/**
+ * Model and data for a notebook: a parameter names a model directory (the organism in Hugging
+ * Face layout, a converted Llama-2, or any converted dir) and the notebook gets a ready
+ * Pipeline. A Hugging Face directory is converted once into .cache/models/ (the same cache as
+ * `npm run reproduce`) and reused while its files are unchanged.
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { sha256Hex } from '../data/io.ts';
+import type { RunOptions } from '../method/generation.ts';
+import { Pipeline } from '../method/pipeline.ts';
+import { convertCheckpoint } from '../../weights-converter/convert.ts';
+import { fromRoot, projectRoot } from './paths.ts';
+
+export interface PreparedModel {
+  /** The directory as given (relative to the project root or absolute). */
+  source: string;
+  /** A converted directory (model.json + shards) that LlamaModel.load reads. */
+  dir: string;
+  hasTokenizer: boolean;
+}
+
+/** Why a model cannot be used, or null when it can. */
+export function modelProblem(modelDir: string): string | null {
+  const dir = fromRoot(modelDir);
+  if (!existsSync(dir)) return `${modelDir} does not exist`;
+  if (!existsSync(join(dir, 'model.json')) && !existsSync(join(dir, 'config.json'))) return `${modelDir} is neither a converted model (model.json) nor a Hugging Face checkpoint (config.json)`;
+  return null;
+}
+
+/** HF dir → converted dir under .cache/models (reused while unchanged); a converted dir as is. */
+export async function prepareModel(modelDir: string, opts: { log?: (line: string) => void } = {}): Promise<PreparedModel> {
+  const dir = fromRoot(modelDir);
+  const problem = modelProblem(modelDir);
+  if (problem) throw new Error(problem);
+  let out = dir;
+  if (!existsSync(join(dir, 'model.json'))) {
+    const files = readdirSync(dir).filter((f) => statSync(join(dir, f)).isFile()).sort();
+    const stamp = sha256Hex(JSON.stringify(files.map((f) => [f, statSync(join(dir, f)).size, statSync(join(dir, f)).mtimeMs])));
+    out = join(projectRoot, '.cache', 'models', `${basename(dir)}-${stamp.slice(0, 10)}`);
+    if (!existsSync(join(out, 'model.json'))) {
+      (opts.log ?? console.log)(`converting ${modelDir} → ${out}`);
+      await convertCheckpoint({ inputDir: dir, outputDir: out, dtype: 'float32', force: true });
+    }
+  }
+  return { source: modelDir, dir: out, hasTokenizer: existsSync(join(out, 'tokenizer.json')) };
+}
+
+/**
+ * The relation data for a model: `data` when given, else the model's own `relations/` folder
+ * (the organism ships its fact world there), else the paper's data/relations.
+ */
+export function dataDirFor(data: string, modelDir: string): string {
+  if (data) return fromRoot(data);
+  const own = join(fromRoot(modelDir), 'relations');
+  return existsSync(own) ? own : join(projectRoot, 'data', 'relations');
+}
+
+export interface NotebookPipelineParams {
+  model: string;
+  data?: string;
+  relations?: readonly string[];
+  seed?: number;
+  batchSize?: number;
+  backend?: string;
+  recordAttention?: boolean;
+  quiet?: boolean;
+}
+
+/** Pipeline.open with notebook parameters: paths from the project root, shared stage cache. */
+export async function openPipeline(p: NotebookPipelineParams): Promise<Pipeline> {
+  const model = await prepareModel(p.model);
+  const run: RunOptions = { batchSize: p.batchSize, quiet: p.quiet };
+  return Pipeline.open({
+    modelDir: model.dir,
+    dataDir: dataDirFor(p.data ?? '', p.model),
+    cacheDir: join(projectRoot, '.cache', 'pipeline'),
+    relations: p.relations?.length ? p.relations : undefined,
+    seed: p.seed,
+    recordAttention: p.recordAttention,
+    backend: p.backend || undefined,
+    run,
+    log: (l) => console.log(l),
+  });
+}

@@ -1,0 +1,118 @@
+/**
+ * The first cell of every notebook: all tunable parameters in one object, each overridable from
+ * the environment so the headless runner (and CI) can set them.
+ *
+ *   const P = params({ model: 'data/organism', relations: [] as string[], k: 3000, quick: false });
+ *
+ * Parameter `batchSize` is read from `RSN_BATCH_SIZE`, `k` from `RSN_K`, and so on (RSN_ + the
+ * name in UPPER_SNAKE case). The default's type decides how the text is parsed:
+ * number → a finite number; boolean → 1/0, true/false, yes/no, on/off; string → as is;
+ * array → a comma-separated list of numbers if the default's first element is a number, of
+ * strings otherwise (an empty default is a list of strings). An empty variable means "default".
+ */
+import { ConfigError } from '../errors.ts';
+
+export type ParamValue = string | number | boolean | readonly string[] | readonly number[];
+export type ParamDefaults = Record<string, ParamValue>;
+
+/** The parsed parameters: literal types widened, arrays mutable copies. */
+export type Params<T extends ParamDefaults> = {
+  -readonly [K in keyof T]: T[K] extends string
+    ? string
+    : T[K] extends number
+      ? number
+      : T[K] extends boolean
+        ? boolean
+        : T[K] extends readonly number[]
+          ? number[]
+          : string[];
+};
+
+export interface ParamSource {
+  name: string;
+  env: string;
+  value: ParamValue;
+  /** 'default' or the environment variable that set it. */
+  from: string;
+}
+
+export const ENV_PREFIX = 'RSN_';
+
+/** Variables of the infrastructure itself, never reported as "set but unused". */
+const INFRA_ENV = new Set(['RSN_RESULTS', 'RSN_NOTEBOOK', 'RSN_BACKEND']);
+
+/** `batchSize` → `RSN_BATCH_SIZE`. */
+export function envName(param: string): string {
+  return ENV_PREFIX + param.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/[^A-Za-z0-9]+/g, '_').toUpperCase();
+}
+
+const TRUE = new Set(['1', 'true', 'yes', 'on']);
+const FALSE = new Set(['0', 'false', 'no', 'off']);
+
+function parseNumber(text: string, env: string): number {
+  const v = Number(text.trim());
+  if (text.trim() === '' || !Number.isFinite(v)) throw new ConfigError(`${env}=${JSON.stringify(text)}: expected a number`, undefined, env);
+  return v;
+}
+
+/** Parse one environment value by the type of its default. */
+export function parseParam(text: string, def: ParamValue, env: string): ParamValue {
+  if (typeof def === 'number') return parseNumber(text, env);
+  if (typeof def === 'boolean') {
+    const t = text.trim().toLowerCase();
+    if (TRUE.has(t)) return true;
+    if (FALSE.has(t)) return false;
+    throw new ConfigError(`${env}=${JSON.stringify(text)}: expected a boolean (1/0, true/false, yes/no, on/off)`, undefined, env);
+  }
+  if (typeof def === 'string') return text;
+  const items = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  return typeof def[0] === 'number' ? items.map((s) => parseNumber(s, env)) : items;
+}
+
+export interface ParamsOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Print nothing (default: one line per parameter, marking the ones set from the environment). */
+  quiet?: boolean;
+  log?: (line: string) => void;
+}
+
+let lastSources: ParamSource[] = [];
+
+/** The parameters of the last params() call, with where each value came from (for verdict records). */
+export function currentParams(): ParamSource[] {
+  return lastSources.map((s) => ({ ...s }));
+}
+
+export function params<T extends ParamDefaults>(defaults: T, opts: ParamsOptions = {}): Params<T> {
+  const env = opts.env ?? process.env;
+  const out: Record<string, ParamValue> = {};
+  const sources: ParamSource[] = [];
+  for (const [name, def] of Object.entries(defaults)) {
+    const key = envName(name);
+    const text = env[key];
+    let value: ParamValue = Array.isArray(def) ? [...(def as readonly (string | number)[])] as ParamValue : def;
+    let from = 'default';
+    if (text !== undefined && text !== '') {
+      value = parseParam(text, def, key);
+      from = key;
+    }
+    out[name] = value;
+    sources.push({ name, env: key, value, from });
+  }
+  lastSources = sources;
+  if (!opts.quiet) {
+    const log = opts.log ?? ((l: string) => console.log(l));
+    const width = Math.max(...sources.map((s) => s.name.length), 4);
+    for (const s of sources) {
+      const shown = Array.isArray(s.value) ? (s.value.length ? s.value.join(',') : '(all)') : JSON.stringify(s.value);
+      log(`${s.name.padEnd(width)} = ${shown}${s.from === 'default' ? '' : `   ← ${s.from}`}`);
+    }
+    const used = new Set(sources.map((s) => s.env));
+    const unused = Object.keys(env).filter((k) => k.startsWith(ENV_PREFIX) && !used.has(k) && !INFRA_ENV.has(k) && env[k] !== '');
+    if (unused.length) log(`(not parameters of this notebook: ${unused.sort().join(', ')})`);
+  }
+  return out as Params<T>;
+}

@@ -1,0 +1,140 @@
+/**
+ * Executes notebooks headless through real Jupyter (nbclient) and the tslab kernel, one
+ * progress line per notebook. Executed copies go to results/<model>/notebooks/ (with the
+ * kernel's stderr as <name>.log); a failing notebook is reported with its cell and error and the
+ * others still run; the exit code is 1 if any failed.
+ *
+ *   npx tsx scripts/jupyter-run.ts [NOTEBOOK…] [--model DIR] [--k N] [--relations a,b] [--quick]
+ *        [--set NAME=VALUE]… [--results DIR] [--cell-timeout S]
+ *
+ * NOTEBOOK is a path or a prefix of a file name in notebooks/ ("00", "03-overlap"); default: all.
+ * Options become environment overrides of the notebooks' first-cell parameters (--k → RSN_K,
+ * --set batchSize=8 → RSN_BATCH_SIZE=8); RSN_* variables already in the environment pass through.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { runNotebook, type NotebookRun } from '../lib/notebook/jupyter.ts';
+import { envName } from '../lib/notebook/params.ts';
+import { DEFAULT_MODEL_DIR, RESULTS_ENV, projectRoot, resultsDir } from '../lib/notebook/paths.ts';
+import { setup } from './jupyter-setup.ts';
+
+export const notebooksDir = join(projectRoot, 'notebooks');
+
+/** Notebook files for the given selectors: paths, or prefixes of names in notebooks/ (all when none). */
+export function selectNotebooks(selectors: readonly string[]): string[] {
+  const all = readdirSync(notebooksDir).filter((f) => f.endsWith('.ipynb')).sort();
+  if (!selectors.length) return all.map((f) => join(notebooksDir, f));
+  const picked: string[] = [];
+  for (const s of selectors) {
+    if (s.endsWith('.ipynb') && existsSync(resolve(s))) {
+      picked.push(resolve(s));
+      continue;
+    }
+    const exact = all.filter((f) => f === s || f === `${s}.ipynb`);
+    const hits = exact.length ? exact : all.filter((f) => f.startsWith(s));
+    if (!hits.length) throw new Error(`"${s}" matches no notebook in ${notebooksDir} (have: ${all.join(', ')})`);
+    picked.push(...hits.map((f) => join(notebooksDir, f)));
+  }
+  return [...new Set(picked)];
+}
+
+/** The error of a failed run, shortened for one terminal paragraph (the full text is in the executed notebook). */
+export function shortError(error: string): string {
+  const lines = error.split('\n').map((l) => l.trimEnd()).filter((l) => l.trim());
+  const at = lines.findIndex((l) => /^[A-Za-z]*(Error|Exception)\b.*:/.test(l.trim()));
+  const head = at >= 0 ? lines.slice(at, at + 3) : lines.slice(0, 4);
+  return head.join('\n');
+}
+
+function shortPath(p: string): string {
+  const r = relative(process.cwd(), p);
+  return r && !r.startsWith('..') ? r : p;
+}
+
+export interface RunAllOptions {
+  notebooks: string[];
+  model?: string;
+  env: Record<string, string>;
+  cellTimeout?: number;
+  log?: (line: string) => void;
+}
+
+export async function runAll(opts: RunAllOptions): Promise<NotebookRun[]> {
+  const log = opts.log ?? ((l: string) => console.log(l));
+  const model = opts.env['RSN_MODEL'] ?? process.env['RSN_MODEL'] ?? DEFAULT_MODEL_DIR;
+  const outDir = join(resultsDir(model, { ...process.env, ...opts.env }), 'notebooks');
+  const runs: NotebookRun[] = [];
+  const width = Math.max(...opts.notebooks.map((n) => n.replace(/^.*\//, '').replace(/\.ipynb$/, '').length));
+  for (const [i, nb] of opts.notebooks.entries()) {
+    const r = await runNotebook(nb, { outDir, env: opts.env, cellTimeout: opts.cellTimeout });
+    runs.push(r);
+    const tag = `[${i + 1}/${opts.notebooks.length}] ${r.name.padEnd(width)}`;
+    if (r.ok) log(`${tag}  ok      ${r.seconds.toFixed(1).padStart(6)} s`);
+    else {
+      const where = r.cell === undefined ? 'before any cell' : `cell ${r.cell}${r.source ? ` (${r.source.slice(0, 60)})` : ''}`;
+      log(`${tag}  FAILED  ${r.seconds.toFixed(1).padStart(6)} s  at ${where}\n${shortError(r.error ?? '').replace(/^/gm, '      ')}`);
+    }
+  }
+  const failed = runs.filter((r) => !r.ok);
+  log(`${runs.length - failed.length}/${runs.length} notebooks ok${failed.length ? `; failed: ${failed.map((r) => r.name).join(', ')}` : ''} · executed copies in ${shortPath(outDir)}`);
+  return runs;
+}
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    strict: true,
+    options: {
+      model: { type: 'string' },
+      data: { type: 'string' },
+      k: { type: 'string' },
+      relations: { type: 'string' },
+      seed: { type: 'string' },
+      'batch-size': { type: 'string' },
+      quick: { type: 'boolean' },
+      set: { type: 'string', multiple: true },
+      results: { type: 'string' },
+      'cell-timeout': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log('usage: npx tsx scripts/jupyter-run.ts [NOTEBOOK…] [--model DIR] [--data DIR] [--k N] [--relations a,b] [--seed N] [--batch-size N] [--quick] [--set NAME=VALUE]… [--results DIR] [--cell-timeout S]');
+    return 0;
+  }
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (k.startsWith('RSN_') && v !== undefined) env[k] = v;
+  const named: [string, string | boolean | undefined][] = [
+    ['model', values.model], ['data', values.data], ['k', values.k], ['relations', values.relations],
+    ['seed', values.seed], ['batchSize', values['batch-size']], ['quick', values.quick],
+  ];
+  for (const [name, v] of named) if (v !== undefined) env[envName(name)] = typeof v === 'boolean' ? (v ? '1' : '0') : v;
+  for (const s of values.set ?? []) {
+    const eq = s.indexOf('=');
+    if (eq <= 0) throw new Error(`--set ${s}: expected NAME=VALUE (e.g. --set batchSize=8)`);
+    env[envName(s.slice(0, eq))] = s.slice(eq + 1);
+  }
+  if (values.results) env[RESULTS_ENV] = resolve(values.results);
+  const notebooks = selectNotebooks(positionals);
+  if (!notebooks.length) {
+    console.error(`no notebooks in ${notebooksDir}`);
+    return 1;
+  }
+  if (!(await setup())) return 1;
+  const overrides = Object.entries(env).filter(([k]) => k !== RESULTS_ENV).map(([k, v]) => `${k}=${v}`);
+  console.log(`running ${notebooks.length} notebook(s) through Jupyter + tslab${overrides.length ? ` with ${overrides.join(' ')}` : ''}`);
+  const cellTimeout = values['cell-timeout'] ? Number(values['cell-timeout']) : undefined;
+  const runs = await runAll({ notebooks, env, cellTimeout });
+  return runs.every((r) => r.ok) ? 0 : 1;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  try {
+    process.exit(await main());
+  } catch (e) {
+    console.error(e instanceof Error ? e.message : String(e));
+    process.exit(2);
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * Makes the notebooks runnable: Jupyter (Debian packages, installed when running as root with
+ * apt-get, else the exact command is printed and the exit code is 1), the tslab kernel
+ * registered in the project-local prefix .cache/jupyter, and the lib's declarations for tslab.
+ * Idempotent; about a second when everything is in place.
+ *
+ *   npx tsx scripts/jupyter-setup.ts [--no-install]
+ */
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ensureJupyter, ensureKernel, jupyterDataDir, kernelSpecFile } from '../lib/notebook/jupyter.ts';
+import { ensureNotebookTypes } from '../lib/notebook/types.ts';
+
+export async function setup(opts: { install?: boolean; log?: (line: string) => void } = {}): Promise<boolean> {
+  const log = opts.log ?? ((l: string) => console.log(l));
+  const j = ensureJupyter({ install: opts.install, log });
+  if (!j.ok) {
+    console.error(j.message);
+    return false;
+  }
+  if (j.installed) log(j.message);
+  ensureKernel({ python: j.python, log });
+  await ensureNotebookTypes({ log });
+  log(`jupyter: ${j.python} · kernel: ${kernelSpecFile} · JUPYTER_PATH=${jupyterDataDir}`);
+  return true;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const { values } = parseArgs({ options: { 'no-install': { type: 'boolean', default: false } }, strict: true });
+  const ok = await setup({ install: !values['no-install'] });
+  process.exit(ok ? 0 : 1);
+}
