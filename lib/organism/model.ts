@@ -1,0 +1,331 @@
+/**
+ * The organism's trainable Llama: the same decoder as lib/model/llama.ts (it reuses its exported
+ * `rmsNorm` and `rope`; matrix products are the same maths as its `linear` and `attention`), but with weights as tf.Variables so that TF.js
+ * autograd can train it, and a full next-token cross-entropy loss.
+ *
+ * Layout: linear weights are held as [in, out] (what `linear` wants); HF files store [out, in],
+ * so `toHfTensors` transposes them back. Initialisation is Llama's (normal, std 0.02; norms 1)
+ * from the project's seeded mulberry32 stream, so a seed gives the same weights everywhere.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core's Node bundle registers no gradients; the @tensorflow/tfjs umbrella registers them all
+// (in tfjs-core's process-global gradient registry), so training needs this side-effect import.
+import '@tensorflow/tfjs';
+import { rmsNorm, rope } from '../model/llama.ts';
+import { expectedTensors, parseLlamaConfig, type LlamaConfig } from '../model/config.ts';
+import { mulberry32, type Rng } from '../data/rng.ts';
+
+export interface OrganismArch {
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  vocabSize: number;
+  tieWordEmbeddings: boolean;
+  maxPositionEmbeddings: number;
+  bosTokenId: number;
+  eosTokenId: number;
+  padTokenId: number;
+}
+
+/** HF config.json for a LlamaForCausalLM with this architecture. */
+export function hfConfigJson(a: OrganismArch): Record<string, unknown> {
+  return {
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    hidden_size: a.hiddenSize,
+    intermediate_size: a.intermediateSize,
+    num_hidden_layers: a.numLayers,
+    num_attention_heads: a.numHeads,
+    num_key_value_heads: a.numHeads,
+    head_dim: a.hiddenSize / a.numHeads,
+    hidden_act: 'silu',
+    max_position_embeddings: a.maxPositionEmbeddings,
+    initializer_range: 0.02,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000.0,
+    rope_scaling: null,
+    attention_bias: false,
+    mlp_bias: false,
+    pretraining_tp: 1,
+    tie_word_embeddings: a.tieWordEmbeddings,
+    vocab_size: a.vocabSize,
+    bos_token_id: a.bosTokenId,
+    eos_token_id: a.eosTokenId,
+    pad_token_id: a.padTokenId,
+    torch_dtype: 'float32',
+    use_cache: true,
+  };
+}
+
+export function llamaConfigOf(a: OrganismArch): LlamaConfig {
+  return parseLlamaConfig(hfConfigJson(a), 'organism config');
+}
+
+/** Number of parameters (embedding counted once when tied). */
+export function countParams(a: OrganismArch): number {
+  return expectedTensors(llamaConfigOf(a)).reduce((s, t) => s + t.shape.reduce((x, y) => x * y, 1), 0);
+}
+
+/** Standard normal from a uniform stream (Box–Muller, both values used). */
+export function normalSampler(rng: Rng): () => number {
+  let spare: number | null = null;
+  return () => {
+    if (spare !== null) {
+      const s = spare;
+      spare = null;
+      return s;
+    }
+    let u = 0;
+    while (u === 0) u = rng.next();
+    const v = rng.next();
+    const r = Math.sqrt(-2 * Math.log(u));
+    spare = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  };
+}
+
+/** Parameter names in training layout; linear weights are [in, out]. */
+export interface ParamSpec {
+  name: string; // HF name
+  shape: number[]; // training layout
+  /** True for [in, out] linear weights that HF stores transposed. */
+  transposed: boolean;
+  /** Whether AdamW weight decay applies (matrices yes, norms no). */
+  decay: boolean;
+}
+
+export function paramSpecs(a: OrganismArch): ParamSpec[] {
+  const c = llamaConfigOf(a);
+  return expectedTensors(c).map((t) => {
+    const isLinear = t.name.endsWith('_proj.weight') || t.name === 'lm_head.weight';
+    return {
+      name: t.name,
+      shape: isLinear ? [t.shape[1]!, t.shape[0]!] : t.shape,
+      transposed: isLinear,
+      decay: t.shape.length === 2,
+    };
+  });
+}
+
+/**
+ * Matrix products whose gradients use explicit transposes. TF.js's own matMul gradient calls
+ * matMul with transposeA/transposeB, which the wasm backend runs 3–40× slower than a plain
+ * product (measured: 3.5 vs 34 GFLOP/s at [1536,64]·[64,192]; 1 vs 38 at the LM head).
+ */
+function swapLast(x: tf.Tensor): tf.Tensor {
+  const r = x.rank;
+  const perm = [...Array(r).keys()];
+  perm[r - 1] = r - 2;
+  perm[r - 2] = r - 1;
+  return tf.transpose(x, perm);
+}
+
+const fastMatMulGrad = tf.customGrad((...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const [a, b, save] = inputs as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+  save([a, b]);
+  return {
+    value: tf.matMul(a, b),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [sa, sb] = saved as [tf.Tensor, tf.Tensor];
+      return [tf.matMul(dy, swapLast(sb)), tf.matMul(swapLast(sa), dy)];
+    },
+  };
+});
+const fastMatMul = (a: tf.Tensor, b: tf.Tensor): tf.Tensor => fastMatMulGrad(a, b);
+
+/** x [B,T,in] · w [in,out] → [B,T,out], as `linear` in lib/model/llama.ts. */
+function linearT(x: tf.Tensor, w: tf.Tensor): tf.Tensor {
+  const [B, T, inDim] = x.shape as [number, number, number];
+  return tf.reshape(fastMatMul(tf.reshape(x, [B * T, inDim]), w), [B, T, w.shape[1]!]);
+}
+
+/** Causal multi-head attention (nkv = nh), the maths of `attention` in lib/model/llama.ts. q,k,v: [B, nh, T, hd]. */
+function attentionT(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, mask: tf.Tensor, c: LlamaConfig, B: number, T: number): tf.Tensor {
+  const scores = tf.add(tf.mul(fastMatMul(q, swapLast(k)), 1 / Math.sqrt(c.headDim)), mask); // [B,nh,T,T]
+  const out = fastMatMul(tf.softmax(scores), v); // [B,nh,T,hd]
+  return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B, T, c.numHeads * c.headDim]);
+}
+
+export class TrainableLlama {
+  readonly config: LlamaConfig;
+  readonly specs: ParamSpec[];
+  readonly vars = new Map<string, tf.Variable>();
+
+  constructor(readonly arch: OrganismArch, init: Map<string, Float32Array>) {
+    this.config = llamaConfigOf(arch);
+    this.specs = paramSpecs(arch);
+    for (const s of this.specs) {
+      const data = init.get(s.name);
+      if (!data) throw new Error(`missing initial value for ${s.name}`);
+      this.vars.set(s.name, tf.variable(tf.tensor(data, s.shape), true, s.name));
+    }
+  }
+
+  /** Llama initialisation: N(0, 0.02) for matrices, 1 for RMSNorm weights. Training layout. */
+  static initialValues(a: OrganismArch, seed: number): Map<string, Float32Array> {
+    const normal = normalSampler(mulberry32(seed));
+    const out = new Map<string, Float32Array>();
+    for (const s of paramSpecs(a)) {
+      const n = s.shape.reduce((x, y) => x * y, 1);
+      const v = new Float32Array(n);
+      if (s.shape.length === 1) v.fill(1);
+      else for (let i = 0; i < n; i++) v[i] = 0.02 * normal();
+      out.set(s.name, v);
+    }
+    return out;
+  }
+
+  v(name: string): tf.Variable {
+    const x = this.vars.get(name);
+    if (!x) throw new Error(`no parameter ${name}`);
+    return x;
+  }
+
+  /**
+   * Mean next-token cross-entropy over the real targets. ids [B, T] right-padded; target of
+   * position t is ids[t+1]; `mask` [B, T-1] is 1 where that target is a real token.
+   */
+  loss(ids: tf.Tensor2D, mask: tf.Tensor2D): tf.Scalar {
+    const c = this.config;
+    const [B, Tfull] = ids.shape;
+    const T = Tfull - 1;
+    const input = tf.slice(ids, [0, 0], [B, T]);
+    const target = tf.slice(ids, [0, 1], [B, T]);
+    const half = c.headDim / 2;
+    const ang = new Float32Array(T * c.headDim);
+    for (let t = 0; t < T; t++) {
+      for (let i = 0; i < half; i++) {
+        const a = t / Math.pow(c.ropeTheta, (2 * i) / c.headDim);
+        ang[t * c.headDim + i] = a;
+        ang[t * c.headDim + half + i] = a;
+      }
+    }
+    const angles = tf.tensor4d(ang, [1, 1, T, c.headDim]);
+    const cos = tf.cos(angles);
+    const sin = tf.sin(angles);
+    const m = new Float32Array(T * T);
+    for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) m[i * T + j] = -1e9;
+    const causal = tf.tensor4d(m, [1, 1, T, T]);
+    const embed = this.v('model.embed_tokens.weight') as unknown as tf.Tensor2D;
+    // Embedding lookup as one-hot · E: the wasm backend has no UnsortedSegmentSum kernel, which
+    // the gradient of gather needs; the matMul costs about as much as the LM head.
+    const inputOneHot = tf.oneHot(tf.reshape(input, [B * T]), c.vocabSize);
+    let h: tf.Tensor = tf.reshape(fastMatMul(inputOneHot, embed), [B, T, c.hiddenSize]);
+    for (let l = 0; l < c.numLayers; l++) {
+      const p = `model.layers.${l}`;
+      const w = (n: string) => this.v(`${p}.${n}`) as unknown as tf.Tensor2D;
+      const xn = rmsNorm(h, this.v(`${p}.input_layernorm.weight`) as unknown as tf.Tensor1D, c.rmsNormEps);
+      const heads = (x: tf.Tensor) => tf.transpose(tf.reshape(x, [B, T, c.numHeads, c.headDim]), [0, 2, 1, 3]);
+      const q = rope(heads(linearT(xn, w('self_attn.q_proj.weight'))), cos, sin);
+      const k = rope(heads(linearT(xn, w('self_attn.k_proj.weight'))), cos, sin);
+      const vv = heads(linearT(xn, w('self_attn.v_proj.weight')));
+      const att = attentionT(q, k, vv, causal, c, B, T);
+      h = tf.add(h, linearT(att, w('self_attn.o_proj.weight')));
+      const mn = rmsNorm(h, this.v(`${p}.post_attention_layernorm.weight`) as unknown as tf.Tensor1D, c.rmsNormEps);
+      const g = linearT(mn, w('mlp.gate_proj.weight'));
+      const u = linearT(mn, w('mlp.up_proj.weight'));
+      h = tf.add(h, linearT(tf.mul(tf.mul(g, tf.sigmoid(g)), u), w('mlp.down_proj.weight')));
+    }
+    const hn = rmsNorm(h, this.v('model.norm.weight') as unknown as tf.Tensor1D, c.rmsNormEps);
+    // Tied: transpose the embedding once per step (a transposed-B matMul is far slower on wasm).
+    const head = c.tieWordEmbeddings ? tf.transpose(embed) : (this.v('lm_head.weight') as unknown as tf.Tensor2D);
+    const logits = tf.reshape(linearT(hn, head as tf.Tensor2D), [B * T, c.vocabSize]);
+    const logp = tf.logSoftmax(logits);
+    const onehot = tf.oneHot(tf.reshape(target, [B * T]), c.vocabSize);
+    const nll = tf.neg(tf.sum(tf.mul(logp, onehot), 1)); // [B*T]
+    const mk = tf.reshape(mask, [B * T]);
+    return tf.div(tf.sum(tf.mul(nll, mk)), tf.maximum(tf.sum(mk), 1)) as tf.Scalar;
+  }
+
+  /** Current weights in training layout. */
+  async snapshot(): Promise<Map<string, Float32Array>> {
+    const out = new Map<string, Float32Array>();
+    for (const s of this.specs) out.set(s.name, (await this.v(s.name).data()) as Float32Array);
+    return out;
+  }
+
+  dispose(): void {
+    for (const x of this.vars.values()) x.dispose();
+    this.vars.clear();
+  }
+}
+
+/** Training-layout weights → HF names and layouts ([out, in] for linear weights). */
+export function toHfTensors(arch: OrganismArch, weights: Map<string, Float32Array>): { name: string; shape: number[]; data: Float32Array }[] {
+  return paramSpecs(arch).map((s) => {
+    const d = weights.get(s.name)!;
+    if (!s.transposed) return { name: s.name, shape: s.shape, data: d };
+    const [inD, outD] = s.shape as [number, number];
+    const t = new Float32Array(d.length);
+    for (let i = 0; i < inD; i++) for (let o = 0; o < outD; o++) t[o * inD + i] = d[i * outD + o]!;
+    return { name: s.name, shape: [outD, inD], data: t };
+  });
+}
+
+/**
+ * AdamW (Loshchilov & Hutter), decoupled weight decay as in torch.optim.AdamW:
+ * p ← p − lr·wd·p, then the Adam step with bias correction.
+ */
+export class AdamW {
+  readonly m = new Map<string, tf.Variable>();
+  readonly v = new Map<string, tf.Variable>();
+  step = 0;
+
+  constructor(
+    readonly model: TrainableLlama,
+    readonly opts: { beta1: number; beta2: number; eps: number; weightDecay: number; clipNorm: number },
+  ) {
+    for (const s of model.specs) {
+      this.m.set(s.name, tf.variable(tf.zeros(s.shape), false));
+      this.v.set(s.name, tf.variable(tf.zeros(s.shape), false));
+    }
+  }
+
+  /** One step; returns the gradient norm before clipping. */
+  apply(grads: Record<string, tf.Tensor>, lr: number): tf.Scalar {
+    this.step++;
+    const { beta1, beta2, eps, weightDecay, clipNorm } = this.opts;
+    const bc1 = 1 - Math.pow(beta1, this.step);
+    const bc2 = 1 - Math.pow(beta2, this.step);
+    return tf.tidy(() => {
+      const names = this.model.specs.map((s) => s.name);
+      const sq = tf.addN(names.map((n) => tf.sum(tf.square(grads[n]!))));
+      const norm = tf.sqrt(sq);
+      const scale = tf.div(clipNorm, tf.maximum(norm, clipNorm));
+      for (const s of this.model.specs) {
+        const p = this.model.v(s.name);
+        const g = tf.mul(grads[s.name]!, scale);
+        const m = this.m.get(s.name)!;
+        const v = this.v.get(s.name)!;
+        m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
+        v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
+        const upd = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), eps));
+        let np = tf.sub(p, tf.mul(upd, lr));
+        if (s.decay && weightDecay > 0) np = tf.sub(np, tf.mul(p, lr * weightDecay));
+        p.assign(np);
+      }
+      return tf.keep(norm) as tf.Scalar;
+    });
+  }
+
+  async state(): Promise<{ step: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> }> {
+    const m = new Map<string, Float32Array>();
+    const v = new Map<string, Float32Array>();
+    for (const [k, x] of this.m) m.set(k, (await x.data()) as Float32Array);
+    for (const [k, x] of this.v) v.set(k, (await x.data()) as Float32Array);
+    return { step: this.step, m, v };
+  }
+
+  load(state: { step: number; m: Map<string, Float32Array>; v: Map<string, Float32Array> }): void {
+    this.step = state.step;
+    for (const s of this.model.specs) {
+      this.m.get(s.name)!.assign(tf.tensor(state.m.get(s.name)!, s.shape));
+      this.v.get(s.name)!.assign(tf.tensor(state.v.get(s.name)!, s.shape));
+    }
+  }
+
+  dispose(): void {
+    for (const x of [...this.m.values(), ...this.v.values()]) x.dispose();
+  }
+}

@@ -1,0 +1,293 @@
+/**
+ * The organism's training loop: full next-token LM loss over the world corpus, AdamW (weight
+ * decay on matrices), no dropout, linear warm-up then constant learning rate, gradient
+ * clipping; seeded and deterministic on one backend (data order and initialisation come from
+ * mulberry32; the wasm backend is single-threaded). Stops when the facts are known (accuracy on
+ * a fixed probe set of P^det prompts stops improving), or at a step / time budget. Writes a
+ * checkpoint (weights + AdamW state + step) every few minutes, and resumes from it.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { isCorrectAnswer } from '../data/answer-check.ts';
+import { mulberry32, shuffled } from '../data/rng.ts';
+import { LlamaModel } from '../model/llama.ts';
+import type { LlamaTokenizer } from '../tokenizer.ts';
+import { AdamW, TrainableLlama, llamaConfigOf, toHfTensors, type OrganismArch } from './model.ts';
+
+export interface TrainOptions {
+  seed: number;
+  batchSize: number;
+  lr: number;
+  warmupSteps: number;
+  weightDecay: number;
+  beta1: number;
+  beta2: number;
+  clipNorm: number;
+  maxSteps: number;
+  maxMinutes: number;
+  /** Probe accuracy every this many steps (0 = never). */
+  evalEvery: number;
+  /** Stop when the probe accuracy has not improved by `minDelta` over the last `patience` probes. */
+  patience: number;
+  minDelta: number;
+  /** Do not stop for a plateau before this many steps. */
+  minSteps: number;
+  checkpointEveryMinutes: number;
+  logEvery: number;
+}
+
+export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
+  seed: 0,
+  batchSize: 128,
+  lr: 6e-3,
+  warmupSteps: 150,
+  weightDecay: 0.1,
+  beta1: 0.9,
+  beta2: 0.95,
+  clipNorm: 1,
+  maxSteps: 1_000_000,
+  maxMinutes: 40,
+  evalEvery: 300,
+  patience: 3,
+  minDelta: 0.01,
+  minSteps: 2000,
+  checkpointEveryMinutes: 3,
+  logEvery: 50,
+};
+
+export interface ProbePrompt {
+  ids: number[];
+  object: string;
+  relation: string;
+}
+
+export interface TrainLog {
+  options: TrainOptions;
+  arch: OrganismArch;
+  losses: { step: number; loss: number; tokens: number; seconds: number }[];
+  probes: { step: number; accuracy: number; perRelation: Record<string, number>; seconds: number }[];
+  stoppedBecause: string;
+  steps: number;
+  seconds: number;
+  tokensSeen: number;
+}
+
+/** Batches of one epoch: lines shuffled, grouped in pools of 32 batches sorted by length (little padding), pool order kept. */
+function epochBatches(lengths: readonly number[], batchSize: number, seed: number, epoch: number): number[][] {
+  const rng = mulberry32((seed * 1000003 + epoch * 7919 + 17) >>> 0);
+  const order = shuffled(
+    lengths.map((_, i) => i),
+    rng,
+  );
+  const pool = batchSize * 32;
+  const batches: number[][] = [];
+  for (let s = 0; s < order.length; s += pool) {
+    const chunk = order.slice(s, s + pool).sort((a, b) => lengths[a]! - lengths[b]! || a - b);
+    const local: number[][] = [];
+    for (let b = 0; b + batchSize <= chunk.length; b += batchSize) local.push(chunk.slice(b, b + batchSize));
+    batches.push(...shuffled(local, rng));
+  }
+  return batches;
+}
+
+interface Checkpoint {
+  step: number;
+  tokensSeen: number;
+  secondsSoFar: number;
+  log: TrainLog;
+  weights: Map<string, Float32Array>;
+  m: Map<string, Float32Array>;
+  v: Map<string, Float32Array>;
+}
+
+function saveCheckpoint(path: string, c: Checkpoint): void {
+  const names = [...c.weights.keys()];
+  const parts: Buffer[] = [];
+  for (const map of [c.weights, c.m, c.v]) for (const n of names) parts.push(Buffer.from(map.get(n)!.buffer, map.get(n)!.byteOffset, map.get(n)!.byteLength));
+  const header = Buffer.from(JSON.stringify({ step: c.step, tokensSeen: c.tokensSeen, secondsSoFar: c.secondsSoFar, log: c.log, names, sizes: names.map((n) => c.weights.get(n)!.length) }));
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(header.length));
+  const tmp = path + '.tmp';
+  writeFileSync(tmp, Buffer.concat([len, header, ...parts]));
+  renameSync(tmp, path);
+}
+
+function loadCheckpoint(path: string): Checkpoint {
+  const buf = readFileSync(path);
+  const n = Number(buf.readBigUInt64LE(0));
+  const h = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as { step: number; tokensSeen: number; secondsSoFar: number; log: TrainLog; names: string[]; sizes: number[] };
+  let pos = 8 + n;
+  const read = () => {
+    const map = new Map<string, Float32Array>();
+    h.names.forEach((name, i) => {
+      const bytes = buf.subarray(pos, pos + 4 * h.sizes[i]!);
+      map.set(name, new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)));
+      pos += 4 * h.sizes[i]!;
+    });
+    return map;
+  };
+  const weights = read();
+  const m = read();
+  const v = read();
+  return { step: h.step, tokensSeen: h.tokensSeen, secondsSoFar: h.secondsSoFar, log: h.log, weights, m, v };
+}
+
+/** Greedy 2-token accuracy of the current weights on the probe prompts, through the inference model. */
+export async function probeAccuracy(arch: OrganismArch, weights: Map<string, Float32Array>, tok: LlamaTokenizer, probe: readonly ProbePrompt[]): Promise<{ accuracy: number; perRelation: Record<string, number> }> {
+  const hf = new Map(toHfTensors(arch, weights).map((t) => [t.name, t]));
+  const model = await LlamaModel.fromArrays(llamaConfigOf(arch), (name) => hf.get(name)!, { log: null });
+  try {
+    const ok: boolean[] = [];
+    for (let s = 0; s < probe.length; s += 256) {
+      const chunk = probe.slice(s, s + 256);
+      const res = await model.generate(chunk.map((p) => p.ids), { maxNewTokens: 2 });
+      chunk.forEach((p, b) => ok.push(isCorrectAnswer(tok.decode(res.tokens[b]!), p.object)));
+    }
+    const per: Record<string, { n: number; k: number }> = {};
+    probe.forEach((p, i) => {
+      const e = (per[p.relation] ??= { n: 0, k: 0 });
+      e.n++;
+      if (ok[i]) e.k++;
+    });
+    const perRelation: Record<string, number> = {};
+    for (const [r, e] of Object.entries(per)) perRelation[r] = e.k / e.n;
+    return { accuracy: ok.filter(Boolean).length / ok.length, perRelation };
+  } finally {
+    model.dispose();
+  }
+}
+
+export interface TrainResult {
+  weights: Map<string, Float32Array>;
+  log: TrainLog;
+}
+
+/**
+ * Train on `sequences` (token ids, each BOS … EOS). Resumes from `checkpointPath` when it
+ * exists. `print` gets progress lines; `onLog` the JSON log after every probe.
+ */
+export async function train(
+  arch: OrganismArch,
+  sequences: readonly number[][],
+  tok: LlamaTokenizer,
+  probe: readonly ProbePrompt[],
+  opts: TrainOptions,
+  io: { checkpointPath: string | null; print: (line: string) => void; onLog?: (log: TrainLog) => void },
+): Promise<TrainResult> {
+  const print = io.print;
+  let step = 0;
+  let tokensSeen = 0;
+  let secondsBefore = 0;
+  let log: TrainLog = { options: opts, arch, losses: [], probes: [], stoppedBecause: '', steps: 0, seconds: 0, tokensSeen: 0 };
+  let init = TrainableLlama.initialValues(arch, opts.seed);
+  let resumeState: Checkpoint | null = null;
+  if (io.checkpointPath && existsSync(io.checkpointPath)) {
+    resumeState = loadCheckpoint(io.checkpointPath);
+    init = resumeState.weights;
+    step = resumeState.step;
+    tokensSeen = resumeState.tokensSeen;
+    secondsBefore = resumeState.secondsSoFar;
+    log = { ...resumeState.log, options: opts };
+    print(`[train] resumed from ${io.checkpointPath} at step ${step}`);
+  }
+  const model = new TrainableLlama(arch, init);
+  const opt = new AdamW(model, { beta1: opts.beta1, beta2: opts.beta2, eps: 1e-8, weightDecay: opts.weightDecay, clipNorm: opts.clipNorm });
+  if (resumeState) opt.load({ step: resumeState.step, m: resumeState.m, v: resumeState.v });
+  const vars = [...model.vars.values()];
+  const lengths = sequences.map((s) => s.length);
+  const perEpoch = Math.floor(sequences.length / opts.batchSize);
+  let epochCache: { epoch: number; batches: number[][] } | null = null;
+  const batchAt = (s: number) => {
+    const epoch = Math.floor(s / perEpoch);
+    if (!epochCache || epochCache.epoch !== epoch) epochCache = { epoch, batches: epochBatches(lengths, opts.batchSize, opts.seed, epoch) };
+    return epochCache.batches[s % perEpoch]!;
+  };
+  const t0 = Date.now();
+  const elapsed = () => secondsBefore + (Date.now() - t0) / 1000;
+  let lastCkpt = Date.now();
+  let windowLoss = 0;
+  let windowN = 0;
+  let windowStart = Date.now();
+  let windowTokens = 0;
+  let stopped = '';
+  const checkpoint = async () => {
+    if (!io.checkpointPath) return;
+    const st = await opt.state();
+    saveCheckpoint(io.checkpointPath, { step, tokensSeen, secondsSoFar: elapsed(), log, weights: await model.snapshot(), m: st.m, v: st.v });
+    lastCkpt = Date.now();
+  };
+  try {
+    while (!stopped) {
+      if (step >= opts.maxSteps) {
+        stopped = `step budget (${opts.maxSteps})`;
+        break;
+      }
+      if (elapsed() / 60 >= opts.maxMinutes) {
+        stopped = `time budget (${opts.maxMinutes} min)`;
+        break;
+      }
+      const rows = batchAt(step).map((i) => sequences[i]!);
+      const T = Math.max(...rows.map((r) => r.length));
+      const B = rows.length;
+      const ids = new Int32Array(B * T);
+      const mask = new Float32Array(B * (T - 1));
+      let realTargets = 0;
+      rows.forEach((r, b) => {
+        ids.set(r, b * T);
+        for (let t = 0; t + 1 < r.length; t++) mask[b * (T - 1) + t] = 1;
+        realTargets += r.length - 1;
+      });
+      const lr = step < opts.warmupSteps ? (opts.lr * (step + 1)) / opts.warmupSteps : opts.lr;
+      const idsT = tf.tensor2d(ids, [B, T], 'int32');
+      const maskT = tf.tensor2d(mask, [B, T - 1]);
+      const { value, grads } = tf.variableGrads(() => model.loss(idsT, maskT), vars);
+      const norm = opt.apply(grads, lr);
+      const loss = (await value.data())[0]!;
+      tf.dispose([idsT, maskT, value, norm, ...Object.values(grads)]);
+      if (!Number.isFinite(loss)) throw new Error(`loss is ${loss} at step ${step}`);
+      step++;
+      tokensSeen += realTargets;
+      windowLoss += loss;
+      windowN++;
+      windowTokens += realTargets;
+      if (step % opts.logEvery === 0) {
+        const secs = (Date.now() - windowStart) / 1000;
+        const sps = windowN / secs;
+        const left = Math.min((opts.maxSteps - step) / sps, opts.maxMinutes * 60 - elapsed());
+        const avg = windowLoss / windowN;
+        log.losses.push({ step, loss: avg, tokens: tokensSeen, seconds: elapsed() });
+        print(
+          `[train] step ${step} epoch ${(step / perEpoch).toFixed(2)} loss ${avg.toFixed(4)} lr ${lr.toExponential(2)} ` +
+            `${sps.toFixed(2)} steps/s ${(windowTokens / secs).toFixed(0)} tok/s elapsed ${(elapsed() / 60).toFixed(1)} min ETA ≤ ${(left / 60).toFixed(1)} min`,
+        );
+        windowLoss = 0;
+        windowN = 0;
+        windowTokens = 0;
+        windowStart = Date.now();
+      }
+      if (opts.evalEvery > 0 && step % opts.evalEvery === 0) {
+        const p = await probeAccuracy(arch, await model.snapshot(), tok, probe);
+        log.probes.push({ step, accuracy: p.accuracy, perRelation: p.perRelation, seconds: elapsed() });
+        print(`[probe] step ${step} accuracy ${(100 * p.accuracy).toFixed(1)} % ` + Object.entries(p.perRelation).map(([r, a]) => `${r} ${(100 * a).toFixed(0)}`).join(' '));
+        const ps = log.probes;
+        if (step >= opts.minSteps && ps.length > opts.patience) {
+          const recentBest = Math.max(...ps.slice(-opts.patience).map((x) => x.accuracy));
+          const before = Math.max(...ps.slice(0, -opts.patience).map((x) => x.accuracy));
+          if (recentBest < before + opts.minDelta) stopped = `accuracy plateau (best of last ${opts.patience} probes ${(100 * recentBest).toFixed(1)} % < ${(100 * before).toFixed(1)} % + ${100 * opts.minDelta} pts)`;
+        }
+        io.onLog?.(log);
+      }
+      if ((Date.now() - lastCkpt) / 60000 >= opts.checkpointEveryMinutes) await checkpoint();
+    }
+    log.stoppedBecause = stopped;
+    log.steps = step;
+    log.seconds = elapsed();
+    log.tokensSeen = tokensSeen;
+    await checkpoint();
+    print(`[train] stopped: ${stopped}; ${step} steps, ${(elapsed() / 60).toFixed(1)} min, ${tokensSeen} tokens`);
+    return { weights: await model.snapshot(), log };
+  } finally {
+    model.dispose();
+    opt.dispose();
+  }
+}

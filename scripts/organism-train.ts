@@ -1,0 +1,148 @@
+/**
+ * `npm run organism:train [-- options]`: build the fact world, train the model organism, save it
+ * in Hugging Face layout, convert it with the project's converter and measure it.
+ *
+ *   --design NAME       architecture/world preset (see DESIGNS below; default: the shipped one)
+ *   --out DIR           where the HF model goes (default data/organism)
+ *   --run-dir DIR       checkpoint, logs (default /tmp/organism-runs/<design>); a checkpoint there is resumed
+ *   --max-minutes N     training time budget (default 40)
+ *   --max-steps N       step budget
+ *   --no-measure        skip the measurement after training
+ *   --measure-only      only measure the model already in --out
+ *   --random-seeds N    random-baseline seeds in the measurement (default 10)
+ *   --batch-size N      sequences per step (default 128)
+ *
+ * Deterministic for a given design and seed on one backend (wasm by default; RSN_BACKEND
+ * overrides). The measurement is written to <out>/measurement.json and .md.
+ */
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { initBackend } from '../lib/backend.ts';
+import { loadRelations } from '../lib/data/relation.ts';
+import { LlamaModel } from '../lib/model/llama.ts';
+import { LlamaTokenizer } from '../lib/tokenizer.ts';
+import { buildCorpus, buildTokenizer, encodeCorpus, organismArch, probePrompts, writeHfModel, writeRelations, type ArchChoice } from '../lib/organism/build.ts';
+import { buildPromptSets, measureOrganism, reportMarkdown } from '../lib/organism/evaluate.ts';
+import { countParams } from '../lib/organism/model.ts';
+import { DEFAULT_TRAIN_OPTIONS, train, type TrainOptions } from '../lib/organism/train.ts';
+import { buildWorld, type WorldOptions } from '../lib/organism/world.ts';
+import { convertCheckpoint } from '../weights-converter/convert.ts';
+import { writeCard } from './organism-card.ts';
+
+interface Design {
+  description: string;
+  arch: ArchChoice;
+  world: Partial<WorldOptions>;
+  train: Partial<TrainOptions>;
+  vocabSize: number;
+}
+
+const DESIGNS: Record<string, Design> = {
+  'h64-untied': {
+    description: 'hidden 64, FFN 192, 4 layers, untied embeddings',
+    arch: { hiddenSize: 64, intermediateSize: 192, numLayers: 4, numHeads: 4, tieWordEmbeddings: false },
+    world: {},
+    train: {},
+    vocabSize: 1024,
+  },
+  'h64-tied': {
+    description: 'hidden 64, FFN 192, 4 layers, tied embeddings',
+    arch: { hiddenSize: 64, intermediateSize: 192, numLayers: 4, numHeads: 4, tieWordEmbeddings: true },
+    world: {},
+    train: {},
+    vocabSize: 1024,
+  },
+  'h96-tied': {
+    description: 'hidden 96, FFN 256, 4 layers, tied embeddings',
+    arch: { hiddenSize: 96, intermediateSize: 256, numLayers: 4, numHeads: 4, tieWordEmbeddings: true },
+    world: {},
+    train: {},
+    vocabSize: 1024,
+  },
+};
+const SHIPPED_DESIGN = 'h96-tied';
+
+const { values: args } = parseArgs({
+  options: {
+    design: { type: 'string', default: SHIPPED_DESIGN },
+    out: { type: 'string' },
+    'run-dir': { type: 'string' },
+    'max-minutes': { type: 'string' },
+    'max-steps': { type: 'string' },
+    'no-measure': { type: 'boolean', default: false },
+    'measure-only': { type: 'boolean', default: false },
+    'random-seeds': { type: 'string', default: '10' },
+    'batch-size': { type: 'string' },
+  },
+});
+
+const designName = args.design!;
+const design = DESIGNS[designName];
+if (!design) {
+  console.error(`unknown design ${designName}; known: ${Object.keys(DESIGNS).join(', ')}`);
+  process.exit(2);
+}
+const out = args.out ?? 'data/organism';
+const runDir = args['run-dir'] ?? `/tmp/organism-runs/${designName}`;
+mkdirSync(runDir, { recursive: true });
+const print = (l: string) => console.log(l);
+
+const backend = await initBackend({ log: print });
+const trainOpts: TrainOptions = {
+  ...DEFAULT_TRAIN_OPTIONS,
+  ...design.train,
+  ...(args['max-minutes'] ? { maxMinutes: Number(args['max-minutes']) } : {}),
+  ...(args['max-steps'] ? { maxSteps: Number(args['max-steps']) } : {}),
+  ...(args['batch-size'] ? { batchSize: Number(args['batch-size']) } : {}),
+};
+
+const t0 = Date.now();
+const world = buildWorld(loadRelations('data/relations'), design.world);
+const corpus = buildCorpus(world);
+print(`[world] ${world.facts.length} facts, ${corpus.length} corpus lines (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+const relDir = join(out, 'relations');
+const { splits } = writeRelations(world, relDir);
+let tok: LlamaTokenizer;
+if (args['measure-only']) tok = LlamaTokenizer.fromFile(out);
+else tok = buildTokenizer(corpus, design.vocabSize, out);
+const arch = organismArch(design.arch, tok);
+print(`[model] ${design.description}: ${countParams(arch)} parameters, vocab ${arch.vocabSize}`);
+
+if (!args['measure-only']) {
+  const sequences = encodeCorpus(corpus, tok);
+  const tokens = sequences.reduce((s, x) => s + x.length, 0);
+  print(`[data] ${sequences.length} sequences, ${tokens} tokens per epoch; backend ${backend.name}`);
+  const probe = probePrompts(world, splits, tok, 40, trainOpts.seed);
+  const logPath = join(runDir, 'train-log.json');
+  const result = await train(arch, sequences, tok, probe, trainOpts, {
+    checkpointPath: join(runDir, 'checkpoint.bin'),
+    print,
+    onLog: (log) => writeFileSync(logPath, JSON.stringify(log, null, 1)),
+  });
+  writeFileSync(logPath, JSON.stringify(result.log, null, 1));
+  writeHfModel(out, arch, result.weights, world, corpus, { design: designName, backend: backend.name, steps: String(result.log.steps) });
+  writeFileSync(join(out, 'train-log.json'), JSON.stringify({ design: designName, description: design.description, backend: backend.name, ...result.log }, null, 1) + '\n');
+  print(`[save] ${out}: config.json, model.safetensors, tokenizer.json, tokenizer_config.json, world.json, corpus.txt, relations/`);
+}
+
+if (!args['no-measure']) {
+  const converted = join(runDir, 'converted');
+  if (existsSync(converted)) rmSync(converted, { recursive: true });
+  await convertCheckpoint({ inputDir: out, outputDir: converted, dtype: 'float32' });
+  const model = await LlamaModel.load(converted, { log: null });
+  const mtok = model.tokenizer!;
+  const sets = buildPromptSets(world, mtok, splits);
+  const rep = await measureOrganism(model, mtok, world, sets, { randomSeeds: Number(args['random-seeds']), log: (l) => print(`[measure] ${l}`) });
+  const md = reportMarkdown(rep);
+  writeFileSync(join(out, 'measurement.json'), JSON.stringify({ design: designName, description: design.description, parameters: countParams(arch), ...rep }, null, 1) + '\n');
+  writeFileSync(join(out, 'measurement.md'), `# ${designName}: ${design.description}\n\n${md}\n`);
+  writeFileSync(join(runDir, 'measurement.md'), `# ${designName}: ${design.description}\n\n${md}\n`);
+  print(md);
+  model.dispose();
+  if (existsSync(join(out, 'train-log.json'))) {
+    const acc = await writeCard(out);
+    print(`[card] ${out}/MODEL_CARD.md; card-sample accuracy ${(100 * acc).toFixed(1)} %`);
+  }
+}
+print(`[done] ${((Date.now() - t0) / 60000).toFixed(1)} min`);

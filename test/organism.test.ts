@@ -1,0 +1,280 @@
+/**
+ * The shipped model organism (data/organism) and its training code: it converts with the
+ * project's converter and loads; its config matches its weights; its tokenizer round-trips the
+ * world; its greedy answers on the card sample reproduce the accuracy the model card records;
+ * the world's invariants hold (12 relations, facts consistent between corpus, relation files
+ * and prompts, recorded frequencies = counts in the corpus); a tiny training run lowers the
+ * loss and is reproducible; the training forward equals the inference forward.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../lib/backend.ts';
+import { isCorrectAnswer } from '../lib/data/answer-check.ts';
+import { sha256Hex } from '../lib/data/io.ts';
+import { buildPrompts } from '../lib/data/prompts.ts';
+import { loadRelation, loadRelations } from '../lib/data/relation.ts';
+import { loadSplit, type Split } from '../lib/data/split.ts';
+import { expectedTensors, readLlamaConfig } from '../lib/model/config.ts';
+import { LlamaModel } from '../lib/model/llama.ts';
+import { LlamaTokenizer } from '../lib/tokenizer.ts';
+import { cardSample } from '../lib/organism/card.ts';
+import { AdamW, TrainableLlama, toHfTensors, llamaConfigOf, type OrganismArch } from '../lib/organism/model.ts';
+import { readSafetensorsF32, safetensorsBytes } from '../lib/organism/safetensors.ts';
+import { buildCorpus, buildWorld, countFrequencies, RELATION_NAMES, type World } from '../lib/organism/world.ts';
+import { convertCheckpoint } from '../weights-converter/convert.ts';
+
+const DIR = 'data/organism';
+const shipped = existsSync(join(DIR, 'model.safetensors'));
+
+function readWorld(): World {
+  return JSON.parse(readFileSync(join(DIR, 'world.json'), 'utf8')) as World;
+}
+
+function loadSplits(world: World): Map<string, Split> {
+  const m = new Map<string, Split>();
+  for (const r of world.relations) {
+    const rel = loadRelation(join(DIR, 'relations', `${r.name}.json`));
+    m.set(r.name, loadSplit(join(DIR, 'relations', 'splits', `${r.name}.seed0.json`), rel));
+  }
+  return m;
+}
+
+describe('model organism (data/organism)', { skip: shipped ? false : 'data/organism not built yet (npm run organism:train)' }, () => {
+  let tmp = '';
+  let model: LlamaModel;
+  let world: World;
+  before(async () => {
+    tmp = mkdtempSync(join(tmpdir(), 'organism-test-'));
+    await convertCheckpoint({ inputDir: DIR, outputDir: join(tmp, 'converted') });
+    model = await LlamaModel.load(join(tmp, 'converted'), { log: null });
+    world = readWorld();
+  });
+  after(() => {
+    model?.dispose();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  test('config.json is a LlamaForCausalLM whose tensors match model.safetensors', () => {
+    const raw = JSON.parse(readFileSync(join(DIR, 'config.json'), 'utf8')) as Record<string, unknown>;
+    assert.deepEqual(raw['architectures'], ['LlamaForCausalLM']);
+    assert.equal(raw['model_type'], 'llama');
+    const cfg = readLlamaConfig(join(DIR, 'config.json'));
+    const st = readSafetensorsF32(readFileSync(join(DIR, 'model.safetensors')));
+    const want = expectedTensors(cfg);
+    assert.deepEqual([...st.keys()].sort(), want.map((t) => t.name).sort());
+    for (const t of want) assert.deepEqual(st.get(t.name)!.shape, t.shape, t.name);
+    const tok = LlamaTokenizer.fromFile(DIR);
+    assert.equal(cfg.vocabSize, tok.vocabSize);
+    assert.equal(cfg.bosTokenId, tok.bosId);
+    assert.equal(cfg.eosTokenId, tok.eosId);
+    assert.equal(model.config.numLayers, cfg.numLayers);
+  });
+
+  test('the shipped files stay under 30 MB', () => {
+    let total = 0;
+    const walk = (d: string) => {
+      for (const f of readdirSync(d)) {
+        const p = join(d, f);
+        const s = statSync(p);
+        if (s.isDirectory()) walk(p);
+        else total += s.size;
+      }
+    };
+    walk(DIR);
+    assert.ok(total <= 30e6, `${total} bytes`);
+  });
+
+  test('the tokenizer round-trips every prompt and corpus line of the world; objects are several tokens', () => {
+    const tok = LlamaTokenizer.fromFile(DIR);
+    const texts: string[] = readFileSync(join(DIR, 'corpus.txt'), 'utf8').split('\n').filter((l) => l.length > 0);
+    const splits = loadSplits(world);
+    for (const r of world.relations) {
+      const triples = [...splits.get(r.name)!.detection, ...splits.get(r.name)!.evaluation];
+      for (const p of buildPrompts(triples, [...r.templates, ...r.eva2Templates])) texts.push(p.text);
+      for (const lang of world.languages) for (const t of triples.slice(0, 20)) texts.push(r.translations[lang].replace('{}', t.subject));
+    }
+    for (const s of world.neutralSentences[RELATION_NAMES[0]]!) texts.push(s);
+    for (const t of texts) {
+      const ids = tok.encode(t);
+      assert.equal(ids[0], tok.bosId);
+      assert.equal(tok.decode(ids), t);
+    }
+    const persons = world.facts.filter((f) => f.relation === 'person_father').slice(0, 50);
+    const lens = persons.map((f) => tok.encode(' ' + f.object, { addBos: false }).length - 1);
+    assert.ok(lens.reduce((a, b) => a + b, 0) / lens.length >= 3, `father names average ${lens} tokens`);
+  });
+
+  test('greedy answers on the card sample reproduce the recorded accuracy', async () => {
+    const m = JSON.parse(readFileSync(join(DIR, 'measurement.json'), 'utf8')) as { cardSampleAccuracy: number; cardSampleSize: number };
+    const tok = model.tokenizer!;
+    const sample = cardSample(world, loadSplits(world));
+    assert.equal(sample.length, m.cardSampleSize);
+    let correct = 0;
+    for (let s = 0; s < sample.length; s += 200) {
+      const chunk = sample.slice(s, s + 200);
+      const res = await model.generate(chunk.map((p) => tok.encode(p.text)), { maxNewTokens: 2 });
+      chunk.forEach((p, b) => (correct += isCorrectAnswer(tok.decode(res.tokens[b]!), p.object) ? 1 : 0));
+    }
+    const acc = correct / sample.length;
+    // Same backend → the same number; another backend may flip a near-tie or two.
+    assert.ok(Math.abs(acc - m.cardSampleAccuracy) <= 0.01, `recomputed ${acc}, recorded ${m.cardSampleAccuracy}`);
+    const card = readFileSync(join(DIR, 'MODEL_CARD.md'), 'utf8');
+    assert.ok(card.includes(`**${(100 * m.cardSampleAccuracy).toFixed(1)} %**`), 'MODEL_CARD.md states the recorded card-sample accuracy');
+  });
+
+  test('world invariants: 12 relations, multi-attribute entities, balanced objects', () => {
+    assert.deepEqual(world.relations.map((r) => r.name), [...RELATION_NAMES]);
+    const lre = loadRelations('data/relations');
+    for (const r of world.relations) {
+      const src = lre.find((x) => x.name === r.name)!;
+      assert.deepEqual(r.templates, src.templates, r.name);
+      assert.deepEqual(r.eva2Templates, src.eva2Templates, r.name);
+      const facts = world.facts.filter((f) => f.relation === r.name);
+      const subjects = new Set(facts.map((f) => f.subject));
+      assert.equal(subjects.size, facts.length, `${r.name}: one object per subject`);
+      const counts = new Map<string, number>();
+      for (const f of facts) counts.set(f.object, (counts.get(f.object) ?? 0) + 1);
+      const c = [...counts.values()];
+      assert.equal(counts.size, r.objectPool.length, `${r.name}: every pool object is used`);
+      // Continent follows country and position follows sport (checked below); the others are balanced.
+      if (r.name !== 'landmark_continent' && r.name !== 'person_sport_position') {
+        assert.ok(Math.max(...c) - Math.min(...c) <= 1, `${r.name}: balanced objects (${c})`);
+      }
+    }
+    // Derived attributes: one continent per country; positions balanced within each sport.
+    const obj = (rel: string, subject: string) => world.facts.find((f) => f.relation === rel && f.subject === subject)!.object;
+    const continentOf = new Map<string, string>();
+    for (const l of world.entities.landmark) {
+      const country = obj('landmark_country', l);
+      const cont = obj('landmark_continent', l);
+      assert.equal(continentOf.get(country) ?? cont, cont, `${l}: ${country} is on one continent`);
+      continentOf.set(country, cont);
+    }
+    const bySport = new Map<string, Map<string, number>>();
+    for (const p of world.entities.person) {
+      const m = bySport.get(obj('person_pro_sport', p)) ?? new Map<string, number>();
+      const pos = obj('person_sport_position', p);
+      m.set(pos, (m.get(pos) ?? 0) + 1);
+      bySport.set(obj('person_pro_sport', p), m);
+    }
+    for (const [sport, m] of bySport) {
+      const c = [...m.values()];
+      assert.ok(Math.max(...c) - Math.min(...c) <= 1, `${sport}: positions balanced (${c})`);
+    }
+    const personRels = RELATION_NAMES.filter((n) => n.startsWith('person_'));
+    for (const p of world.entities.person.slice(0, 100)) {
+      assert.equal(world.facts.filter((f) => f.subject === p).length, personRels.length, p);
+    }
+  });
+
+  test('world.json, corpus.txt and the relation files are what the generator produces; frequencies are exact', () => {
+    const rebuilt = buildWorld(loadRelations('data/relations'), world.options);
+    assert.deepEqual(rebuilt.facts, world.facts);
+    const corpus = buildCorpus(rebuilt);
+    const text = corpus.map((l) => l.text).join('\n') + '\n';
+    const shippedText = readFileSync(join(DIR, 'corpus.txt'), 'utf8');
+    assert.equal(sha256Hex(text), sha256Hex(shippedText));
+    const { mentions, cooccurrence } = countFrequencies(world, corpus);
+    world.facts.forEach((f, i) => {
+      assert.equal(mentions[i], f.mentions, `fact ${i} mentions`);
+      assert.equal(cooccurrence[i], f.cooccurrence, `fact ${i} co-occurrence`);
+    });
+    // Every fact line states its own fact: subject and object in the line; questions use a template of the relation.
+    const rel = new Map(world.relations.map((r) => [r.name, r]));
+    for (const line of corpus) {
+      if (line.fact < 0) continue;
+      const f = world.facts[line.fact]!;
+      assert.ok(line.text.includes(f.subject) && line.text.includes(f.object), line.text);
+      if (line.kind === 'question') {
+        assert.ok(rel.get(f.relation)!.templates.some((t) => line.text === `${t.replace('{}', f.subject)}? Answer: ${f.object}`), line.text);
+      }
+    }
+    // The relation files hold exactly the world's facts; question prompts of the splits carry the world's objects.
+    const byKey = new Map(world.facts.map((f) => [`${f.relation}\u0000${f.subject}`, f.object]));
+    for (const r of world.relations) {
+      const relFile = loadRelation(join(DIR, 'relations', `${r.name}.json`));
+      assert.equal(relFile.samples.length, world.facts.filter((f) => f.relation === r.name).length);
+      for (const s of relFile.samples) assert.equal(byKey.get(`${r.name}\u0000${s.subject}`), s.object);
+    }
+  });
+});
+
+describe('organism training code', () => {
+  const arch: OrganismArch = { hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 2, vocabSize: 40, tieWordEmbeddings: true, maxPositionEmbeddings: 32, bosTokenId: 1, eosTokenId: 2, padTokenId: 0 };
+  const ids = tf.tensor2d(Int32Array.from({ length: 4 * 9 }, (_, i) => ((i * 7) % 37) + 3), [4, 9], 'int32');
+  const mask = tf.ones([4, 8]) as tf.Tensor2D;
+  after(() => tf.dispose([ids, mask]));
+
+  async function firstLosses(steps: number): Promise<number[]> {
+    const m = new TrainableLlama(arch, TrainableLlama.initialValues(arch, 7));
+    const opt = new AdamW(m, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clipNorm: 1 });
+    const losses: number[] = [];
+    try {
+      for (let s = 0; s < steps; s++) {
+        const { value, grads } = tf.variableGrads(() => m.loss(ids, mask), [...m.vars.values()]);
+        const n = opt.apply(grads, 1e-2);
+        losses.push((await value.data())[0]!);
+        tf.dispose([value, n, ...Object.values(grads)]);
+      }
+    } finally {
+      m.dispose();
+      opt.dispose();
+    }
+    return losses;
+  }
+
+  test('a short run lowers the loss, and the same seed gives the same losses', async () => {
+    await initBackend({ log: null });
+    const a = await firstLosses(25);
+    const b = await firstLosses(5);
+    assert.ok(a[24]! < a[0]! - 0.5, `loss ${a[0]} → ${a[24]}`);
+    assert.deepEqual(b, a.slice(0, 5));
+  });
+
+  test('the training forward computes the same loss as the inference model', async () => {
+    const init = TrainableLlama.initialValues(arch, 3);
+    const m = new TrainableLlama(arch, init);
+    const lossT = m.loss(ids, mask);
+    const trainLoss = (await lossT.data())[0]!;
+    lossT.dispose();
+    m.dispose();
+    const hf = new Map(toHfTensors(arch, init).map((t) => [t.name, t]));
+    const inf = await LlamaModel.fromArrays(llamaConfigOf(arch), (name) => hf.get(name)!, { log: null });
+    const rows = Array.from(ids.arraySync() as number[][]);
+    const res = await inf.forward(rows.map((r) => r.slice(0, 8)), { logits: 'all' });
+    inf.dispose();
+    const V = arch.vocabSize;
+    let nll = 0;
+    rows.forEach((r, b) => {
+      for (let t = 0; t < 8; t++) {
+        const off = (b * 8 + t) * V;
+        const logits = res.logits!.data.subarray(off, off + V);
+        const max = Math.max(...logits);
+        const lse = max + Math.log(logits.reduce((s, x) => s + Math.exp(x - max), 0));
+        nll += lse - logits[r[t + 1]!]!;
+      }
+    });
+    assert.ok(Math.abs(nll / 32 - trainLoss) < 1e-4, `inference ${nll / 32}, training ${trainLoss}`);
+  });
+
+  test('safetensors writer: header, alignment, HF layout round trip', () => {
+    const init = TrainableLlama.initialValues(arch, 1);
+    const tensors = toHfTensors(arch, init);
+    const bytes = safetensorsBytes(tensors);
+    const n = Number(bytes.readBigUInt64LE(0));
+    assert.equal((8 + n) % 8, 0);
+    const back = readSafetensorsF32(bytes);
+    for (const t of tensors) {
+      assert.deepEqual(back.get(t.name)!.shape, t.shape);
+      assert.deepEqual(back.get(t.name)!.data, t.data);
+    }
+    // q_proj is stored [out, in]: element (o, i) of HF = element (i, o) of the training layout.
+    const q = tensors.find((t) => t.name === 'model.layers.0.self_attn.q_proj.weight')!;
+    const qt = init.get('model.layers.0.self_attn.q_proj.weight')!;
+    assert.equal(q.data[3 * 16 + 5], qt[5 * 16 + 3]);
+  });
+});
