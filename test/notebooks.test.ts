@@ -7,6 +7,9 @@
  * Jupyter is installed by the set-up when it can be (root + apt-get); the Jupyter part is
  * skipped, saying why, only where it cannot be.
  *
+ * The paper notebooks 01–13 run through Jupyter + tslab with quick parameters on the bundled
+ * organism (data/organism; RSN_TEST_ORGANISM points elsewhere); skipped, saying why, until it exists.
+ *
  * Run: node --import tsx --test test/notebooks.test.ts
  */
 import assert from 'node:assert/strict';
@@ -174,5 +177,49 @@ describe('notebooks through Jupyter + tslab', () => {
     assert.deepEqual(v.params['relations'], ['company_ceo', 'company_hq']);
     const rel = v.verdicts.find((x) => x.claim.startsWith('The study uses the 12 LRE relations'))!;
     assert.deepEqual([rel.ours, rel.status], [2, 'not applicable']);
+  });
+});
+
+describe('paper notebooks 01–13 through Jupyter + tslab (quick, on the organism)', () => {
+  // The same small configuration as test/reproduce.test.ts, so the two share the stage cache.
+  const organism = process.env['RSN_TEST_ORGANISM'] || join(projectRoot, 'data', 'organism');
+  const relations = 'company_ceo,company_hq,person_father,person_mother';
+  const results = join(work, 'paper-results');
+  const tag = organism.replace(/\/+$/, '').replace(/^.*\//, '');
+  let skipReason = '';
+
+  before(async () => {
+    if (!existsSync(join(organism, 'config.json'))) skipReason = `no organism at ${organism} yet (issue 5)`;
+    else if (!(await setup({ log: () => {} }))) skipReason = 'Jupyter is not installed and cannot be installed here';
+  });
+
+  test('every notebook runs without error and its verdict cell records verdicts', (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const names = readdirSync(join(projectRoot, 'notebooks')).filter((f) => /^(0[1-9]|1[0-3])-.*\.ipynb$/.test(f)).sort();
+    assert.equal(names.length, 13, `notebooks 01–13: ${names.join(', ')}`);
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(projectRoot, 'scripts', 'jupyter-run.ts'), ...names.map((n) => n.slice(0, 2)), '--model', organism, '--quick', '--relations', relations, '--results', results], {
+      cwd: projectRoot,
+      encoding: 'utf8',
+      env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RSN_'))) },
+      timeout: 900_000,
+    });
+    const out = `${r.stdout}${r.stderr}`;
+    assert.equal(r.status, 0, out);
+    for (const n of names) {
+      const name = n.replace(/\.ipynb$/, '');
+      assert.match(out, new RegExp(`${name}\\s+ok`), out);
+      const executed = readFileSync(join(results, tag, 'notebooks', n), 'utf8');
+      assert.ok(!executed.includes('"output_type": "error"'), `${name}: an error output`);
+      assert.ok(executed.includes('VERDICT ['), `${name}: the verdict cell shows verdicts`);
+      const v = JSON.parse(readFileSync(join(results, tag, 'verdicts', `${name}.json`), 'utf8')) as VerdictFile;
+      assert.equal(v.notebook, name);
+      assert.ok(v.verdicts.length >= 1, `${name}: no verdict`);
+      for (const x of v.verdicts) {
+        assert.ok(['reproduced', 'differs', 'not applicable'].includes(x.status), `${name}: status ${x.status}`);
+        assert.ok(x.status === 'not applicable' || (x.ours !== null && x.ours !== undefined), `${name}: "${x.claim}" has no value`);
+      }
+      assert.deepEqual(v.params['relations'], relations.split(','));
+      assert.equal(v.params['quick'], true);
+    }
   });
 });

@@ -29,6 +29,7 @@ export * from '../method/neurons.ts';
 export * from '../method/experiments.ts';
 export * from '../method/generation.ts';
 export * from '../method/identity.ts';
+export * from '../method/extras.ts';
 export * from '../data/relation.ts';
 export * from '../data/prompts.ts';
 export * from '../data/split.ts';

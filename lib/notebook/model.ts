@@ -35,7 +35,8 @@ export async function prepareModel(modelDir: string, opts: { log?: (line: string
   if (problem) throw new Error(problem);
   let out = dir;
   if (!existsSync(join(dir, 'model.json'))) {
-    const files = readdirSync(dir).filter((f) => statSync(join(dir, f)).isFile()).sort();
+    // Only what the converter reads: editing a model card must not invalidate the conversion and every cached stage.
+    const files = readdirSync(dir).filter((f) => /^(config\.json|tokenizer(_config)?\.json|.*\.safetensors|model\.safetensors\.index\.json)$/.test(f) && statSync(join(dir, f)).isFile()).sort();
     const stamp = sha256Hex(JSON.stringify(files.map((f) => [f, statSync(join(dir, f)).size, statSync(join(dir, f)).mtimeMs])));
     out = join(projectRoot, '.cache', 'models', `${basename(dir)}-${stamp.slice(0, 10)}`);
     if (!existsSync(join(out, 'model.json'))) {

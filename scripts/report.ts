@@ -1,0 +1,264 @@
+/**
+ * The reproduction report: results/<model>/REPORT.md and REPORT.html, collected from what the
+ * notebooks wrote — every notebook's verdicts (verdicts/<notebook>.json, schema rsn-verdicts/1),
+ * its figures (figures/<name>.html, grouped by the `notebook` field of figures/<name>.json) and
+ * its executed copy (notebooks/<notebook>.ipynb). Nothing in the report is typed in: a notebook
+ * that did not run or failed is listed as such.
+ *
+ *   npx tsx scripts/report.ts [RESULTS_DIR]     (default results/organism)
+ *
+ * scripts/reproduce.ts calls writeReport after running the notebooks.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, join, relative, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { writeFileAtomic } from '../lib/data/io.ts';
+import { escapeHtml } from '../lib/notebook/display.ts';
+import type { NotebookRun } from '../lib/notebook/jupyter.ts';
+import { projectRoot } from '../lib/notebook/paths.ts';
+import type { VerdictFile, VerdictRecord, VerdictStatus } from '../lib/notebook/verdict.ts';
+
+export const STATUSES: readonly VerdictStatus[] = ['reproduced', 'differs', 'not applicable'];
+
+export interface ReportFigure {
+  name: string;
+  title: string;
+  /** Relative to the results directory. */
+  html: string;
+}
+
+export interface ReportNotebook {
+  name: string;
+  title: string;
+  /** ok / failed (this run), earlier (results of an earlier run, not re-run now), missing (no results). */
+  state: 'ok' | 'failed' | 'earlier' | 'missing';
+  seconds?: number;
+  failure?: string;
+  executed?: string;
+  verdicts: VerdictRecord[];
+  params: Record<string, unknown>;
+  updated?: string;
+  figures: ReportFigure[];
+}
+
+export interface Report {
+  model: string;
+  dir: string;
+  generated: string;
+  notebooks: ReportNotebook[];
+  totalSeconds?: number;
+  overrides: string[];
+  modelInfo: string;
+}
+
+export interface ReportOptions {
+  /** results/<model>/ */
+  dir: string;
+  /** The notebook files of the project, in order (default: notebooks/*.ipynb). */
+  notebooks?: string[];
+  /** This run's results, when the report follows a run. */
+  runs?: NotebookRun[];
+  /** The model directory (for the header). */
+  model?: string;
+  totalSeconds?: number;
+  /** RSN_* overrides of this run, as NAME=VALUE. */
+  overrides?: string[];
+}
+
+function readJson<T>(file: string): T | null {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as T;
+  } catch {
+    return null;
+  }
+}
+
+/** The notebook's title: the first markdown heading, without the leading '#'. */
+function notebookTitle(file: string, fallback: string): string {
+  const nb = readJson<{ cells: { cell_type: string; source: string | string[] }[] }>(file);
+  const md = nb?.cells.find((c) => c.cell_type === 'markdown');
+  const text = md ? (Array.isArray(md.source) ? md.source.join('') : md.source) : '';
+  const h = text.split('\n').find((l) => l.startsWith('#'));
+  return h ? h.replace(/^#+\s*/, '').trim() : fallback;
+}
+
+function describeModel(model: string | undefined): string {
+  if (!model) return '';
+  const dir = resolve(projectRoot, model);
+  const cfgFile = existsSync(join(dir, 'config.json')) ? join(dir, 'config.json') : null;
+  const conv = existsSync(join(dir, 'model.json')) ? readJson<{ config?: Record<string, number> }>(join(dir, 'model.json'))?.config : null;
+  const c = (cfgFile ? readJson<Record<string, number>>(cfgFile) : null) ?? conv ?? null;
+  if (!c) return `\`${model}\``;
+  const L = c['num_hidden_layers'] ?? c['numLayers'];
+  const H = c['hidden_size'] ?? c['hiddenSize'];
+  const F = c['intermediate_size'] ?? c['intermediateSize'];
+  const ffn = L && H && F ? L * (2 * F + H) : null;
+  return `\`${model}\` (${L} layers, hidden ${H}, FFN ${F}${ffn ? `; ${ffn.toLocaleString('en-US')} FFN neurons` : ''})`;
+}
+
+export function collectReport(opts: ReportOptions): Report {
+  const dir = resolve(opts.dir);
+  const files = opts.notebooks ?? readdirSync(join(projectRoot, 'notebooks')).filter((f) => f.endsWith('.ipynb')).sort().map((f) => join(projectRoot, 'notebooks', f));
+  const figDir = join(dir, 'figures');
+  const figures = new Map<string, ReportFigure[]>();
+  if (existsSync(figDir)) {
+    for (const f of readdirSync(figDir).filter((x) => x.endsWith('.json')).sort()) {
+      const spec = readJson<{ notebook?: string; name?: string; layout?: { title?: string | { text?: string } } }>(join(figDir, f));
+      const html = join(figDir, f.replace(/\.json$/, '.html'));
+      if (!spec?.notebook || !existsSync(html)) continue;
+      const t = spec.layout?.title;
+      const title = typeof t === 'string' ? t : t?.text ?? basename(html, '.html');
+      const list = figures.get(spec.notebook) ?? [];
+      list.push({ name: basename(html, '.html'), title, html: relative(dir, html) });
+      figures.set(spec.notebook, list);
+    }
+  }
+  const runs = new Map((opts.runs ?? []).map((r) => [r.name, r]));
+  const notebooks: ReportNotebook[] = files.map((file) => {
+    const name = basename(file, '.ipynb');
+    const v = readJson<VerdictFile>(join(dir, 'verdicts', `${name}.json`));
+    const run = runs.get(name);
+    const executed = join(dir, 'notebooks', `${name}.ipynb`);
+    let state: ReportNotebook['state'];
+    if (run) state = run.ok ? 'ok' : 'failed';
+    else state = v ? 'earlier' : 'missing';
+    const failure = run && !run.ok ? `${run.cell === undefined ? 'before any cell' : `cell ${run.cell}${run.source ? ` (\`${run.source.slice(0, 60)}\`)` : ''}`}: ${(run.error ?? '').split('\n').find((l) => l.trim()) ?? 'error'}` : undefined;
+    return {
+      name,
+      title: notebookTitle(file, name),
+      state,
+      seconds: run?.seconds,
+      failure,
+      executed: existsSync(executed) ? relative(dir, executed) : undefined,
+      // A failed run's verdicts were cleared when it started; whatever it recorded before failing is shown.
+      verdicts: v?.verdicts ?? [],
+      params: v?.params ?? {},
+      updated: v?.updated,
+      figures: figures.get(name) ?? [],
+    };
+  });
+  // The model directory: as given, else as recorded in any verdict file.
+  const model = opts.model ?? files.map((f) => readJson<VerdictFile>(join(dir, 'verdicts', `${basename(f, '.ipynb')}.json`))?.model).find(Boolean);
+  return { model: model ?? basename(dir), dir, generated: new Date().toISOString(), notebooks, totalSeconds: opts.totalSeconds, overrides: opts.overrides ?? [], modelInfo: describeModel(model) };
+}
+
+const show = (v: unknown): string => {
+  if (v === null || v === undefined) return '–';
+  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(4)));
+  return String(v);
+};
+const mdCell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+const minutes = (s: number) => (s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`);
+
+function counts(vs: readonly VerdictRecord[]): Record<VerdictStatus, number> {
+  const c = { reproduced: 0, differs: 0, 'not applicable': 0 } as Record<VerdictStatus, number>;
+  for (const v of vs) c[v.status]++;
+  return c;
+}
+
+const STATE_TEXT: Record<ReportNotebook['state'], string> = { ok: 'ran', failed: 'FAILED', earlier: 'earlier run', missing: 'not run' };
+
+export function reportMarkdown(r: Report): string {
+  const all = r.notebooks.flatMap((n) => n.verdicts);
+  const c = counts(all);
+  const failed = r.notebooks.filter((n) => n.state === 'failed');
+  const L: string[] = [];
+  L.push(`# Reproduction report: ${basename(r.dir)}`, '');
+  L.push(`Liu et al. (2025), *On Relation-Specific Neurons in Large Language Models*, rebuilt notebook by notebook. Every value below was computed by a notebook and recorded with its verdict; nothing is typed in.`, '');
+  if (r.modelInfo) L.push(`- Model: ${r.modelInfo}`);
+  L.push(`- Generated: ${r.generated}${r.totalSeconds !== undefined ? ` · run time ${minutes(r.totalSeconds)}` : ''}`);
+  if (r.overrides.length) L.push(`- Parameter overrides: ${r.overrides.map((o) => `\`${o}\``).join(' ')}`);
+  L.push(`- Verdicts: **${all.length}** — ${c.reproduced} reproduced, ${c.differs} differ, ${c['not applicable']} not applicable`);
+  L.push(`- Notebooks: ${r.notebooks.filter((n) => n.state === 'ok').length} ran now${failed.length ? `, **${failed.length} failed** (${failed.map((n) => n.name).join(', ')})` : ''}${r.notebooks.some((n) => n.state === 'earlier') ? `, ${r.notebooks.filter((n) => n.state === 'earlier').length} from an earlier run` : ''}${r.notebooks.some((n) => n.state === 'missing') ? `, ${r.notebooks.filter((n) => n.state === 'missing').length} without results` : ''}`);
+  L.push('', '| notebook | run | time | reproduced | differs | not applicable | figures |', '|---|---|---|---|---|---|---|');
+  for (const n of r.notebooks) {
+    const k = counts(n.verdicts);
+    L.push(`| [${n.name}](#${n.name}) | ${STATE_TEXT[n.state]} | ${n.seconds !== undefined ? minutes(n.seconds) : '–'} | ${k.reproduced} | ${k.differs} | ${k['not applicable']} | ${n.figures.length} |`);
+  }
+  for (const n of r.notebooks) {
+    L.push('', `<a id="${n.name}"></a>`, '', `## ${n.title}`, '');
+    const links = [n.executed ? `executed notebook: [${n.executed}](${n.executed})` : null, n.updated ? `verdicts recorded ${n.updated}` : null].filter(Boolean);
+    if (links.length) L.push(links.join(' · '), '');
+    if (n.state === 'failed') L.push(`**FAILED** at ${n.failure}`, '');
+    if (n.state === 'missing') L.push('No results: this notebook has not run for this model.', '');
+    if (n.state === 'earlier') L.push('_Not re-run this time: the results below are from an earlier run._', '');
+    const p = Object.entries(n.params).filter(([k]) => ['k', 'kMaxPercent', 'kPercent', 'relations', 'quick', 'randomSeeds', 'ks'].includes(k));
+    if (p.length) L.push(`Parameters: ${p.map(([k, v]) => `${k} = ${Array.isArray(v) ? (v.length ? v.join(',') : '(all)') : show(v)}`).join(' · ')}`, '');
+    if (n.verdicts.length) {
+      L.push('| claim | paper | ours | status | detail |', '|---|---|---|---|---|');
+      for (const v of n.verdicts) L.push(`| ${mdCell(v.claim)} | ${mdCell(show(v.paper))} | ${mdCell(show(v.ours))} | **${v.status}** | ${mdCell(v.detail)} |`);
+      L.push('');
+    }
+    if (n.figures.length) L.push(`Figures: ${n.figures.map((f) => `[${f.name}](${f.html})`).join(' · ')}`, '');
+  }
+  return L.join('\n');
+}
+
+const COLORS: Record<VerdictStatus, string> = { reproduced: '#1a7f37', differs: '#b35900', 'not applicable': '#666' };
+
+export function reportHtml(r: Report): string {
+  const all = r.notebooks.flatMap((n) => n.verdicts);
+  const c = counts(all);
+  const e = escapeHtml;
+  const H: string[] = [];
+  H.push('<!DOCTYPE html>', '<html><head><meta charset="utf-8">', `<title>Reproduction report: ${e(basename(r.dir))}</title>`);
+  H.push('<style>body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse;margin:0.5em 0;font-size:0.9em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}th{background:#f4f4f4}.st{font-weight:bold}iframe{width:100%;height:470px;border:1px solid #ddd;margin:4px 0}.fail{color:#b00;font-weight:bold}.note{color:#666}</style>');
+  H.push('</head><body>');
+  H.push(`<h1>Reproduction report: ${e(basename(r.dir))}</h1>`);
+  H.push('<p>Liu et al. (2025), <i>On Relation-Specific Neurons in Large Language Models</i>, rebuilt notebook by notebook. Every value was computed by a notebook and recorded with its verdict.</p><ul>');
+  if (r.modelInfo) H.push(`<li>Model: ${e(r.modelInfo.replace(/`/g, ''))}</li>`);
+  H.push(`<li>Generated: ${e(r.generated)}${r.totalSeconds !== undefined ? ` · run time ${minutes(r.totalSeconds)}` : ''}</li>`);
+  if (r.overrides.length) H.push(`<li>Parameter overrides: <code>${e(r.overrides.join(' '))}</code></li>`);
+  H.push(`<li>Verdicts: <b>${all.length}</b> — <span style="color:${COLORS.reproduced}">${c.reproduced} reproduced</span>, <span style="color:${COLORS.differs}">${c.differs} differ</span>, <span style="color:${COLORS['not applicable']}">${c['not applicable']} not applicable</span></li></ul>`);
+  H.push('<table><tr><th>notebook</th><th>run</th><th>time</th><th>reproduced</th><th>differs</th><th>not applicable</th><th>figures</th></tr>');
+  for (const n of r.notebooks) {
+    const k = counts(n.verdicts);
+    H.push(`<tr><td><a href="#${e(n.name)}">${e(n.name)}</a></td><td${n.state === 'failed' ? ' class="fail"' : ''}>${STATE_TEXT[n.state]}</td><td>${n.seconds !== undefined ? minutes(n.seconds) : '–'}</td><td>${k.reproduced}</td><td>${k.differs}</td><td>${k['not applicable']}</td><td>${n.figures.length}</td></tr>`);
+  }
+  H.push('</table>');
+  for (const n of r.notebooks) {
+    H.push(`<h2 id="${e(n.name)}">${e(n.title)}</h2>`);
+    if (n.executed) H.push(`<p class="note">executed notebook: <a href="${e(n.executed)}">${e(n.executed)}</a>${n.updated ? ` · verdicts recorded ${e(n.updated)}` : ''}</p>`);
+    if (n.state === 'failed') H.push(`<p class="fail">FAILED at ${e(n.failure ?? '')}</p>`);
+    if (n.state === 'missing') H.push('<p class="note">No results: this notebook has not run for this model.</p>');
+    if (n.state === 'earlier') H.push('<p class="note">Not re-run this time: the results below are from an earlier run.</p>');
+    if (n.verdicts.length) {
+      H.push('<table><tr><th>claim</th><th>paper</th><th>ours</th><th>status</th><th>detail</th></tr>');
+      for (const v of n.verdicts) H.push(`<tr><td>${e(v.claim)}</td><td>${e(show(v.paper))}</td><td>${e(show(v.ours))}</td><td class="st" style="color:${COLORS[v.status]}">${e(v.status)}</td><td>${e(v.detail)}</td></tr>`);
+      H.push('</table>');
+    }
+    for (const f of n.figures) H.push(`<p><a href="${e(f.html)}">${e(f.title)}</a></p><iframe loading="lazy" src="${e(f.html)}" title="${e(f.title)}"></iframe>`);
+  }
+  H.push('</body></html>', '');
+  return H.join('\n');
+}
+
+/** Write REPORT.md and REPORT.html into the results directory; returns their paths. */
+export function writeReport(opts: ReportOptions): { md: string; html: string; report: Report } {
+  const report = collectReport(opts);
+  const md = join(report.dir, 'REPORT.md');
+  const html = join(report.dir, 'REPORT.html');
+  writeFileAtomic(md, reportMarkdown(report) + '\n');
+  writeFileAtomic(html, reportHtml(report));
+  return { md, html, report };
+}
+
+/** Figures a notebook wrote in an earlier run (by the `notebook` field of their JSON spec). */
+export function figuresOf(dir: string, notebook: string): string[] {
+  const figDir = join(dir, 'figures');
+  if (!existsSync(figDir)) return [];
+  return readdirSync(figDir)
+    .filter((f) => f.endsWith('.json') && statSync(join(figDir, f)).isFile())
+    .filter((f) => readJson<{ notebook?: string }>(join(figDir, f))?.notebook === notebook)
+    .flatMap((f) => [join(figDir, f), join(figDir, f.replace(/\.json$/, '.html'))]);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const dir = resolve(process.argv[2] ?? join(projectRoot, 'results', 'organism'));
+  if (!existsSync(dir)) {
+    console.error(`${dir} does not exist: run the notebooks first (npm run reproduce)`);
+    process.exit(1);
+  }
+  const { md, html } = writeReport({ dir });
+  console.log(`report: ${md}\n        ${html}`);
+}

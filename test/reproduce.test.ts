@@ -1,0 +1,156 @@
+/**
+ * The one-command reproduction (scripts/reproduce.ts) and its report (scripts/report.ts), plus the
+ * Wilcoxon signed-rank test the frequency notebook uses (lib/method/extras.ts).
+ *
+ * - Plain Node: the Wilcoxon test against scipy.stats.wilcoxon values; the report built from a
+ *   synthetic results folder (every notebook listed, figure links that exist, a failure by cell).
+ * - The real thing: `npm run reproduce -- --quick --relations …` through Jupyter + tslab on the
+ *   bundled organism (data/organism; RSN_TEST_ORGANISM points elsewhere): the report lists every
+ *   notebook with its verdicts and links to figures that exist; RSN_K reaches the notebook and
+ *   changes the number of masked neurons. Skipped, saying why, until the organism exists.
+ *
+ * Run: node --import tsx --test test/reproduce.test.ts
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { midRanks, wilcoxonSignedRank } from '../lib/method/extras.ts';
+import { projectRoot } from '../lib/notebook/paths.ts';
+import type { VerdictFile } from '../lib/notebook/verdict.ts';
+import { writeReport } from '../scripts/report.ts';
+import { setup } from '../scripts/jupyter-setup.ts';
+
+const work = mkdtempSync(join(tmpdir(), 'rsn-reproduce-test-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+const notebookNames = readdirSync(join(projectRoot, 'notebooks')).filter((f) => f.endsWith('.ipynb')).sort().map((f) => f.replace(/\.ipynb$/, ''));
+
+describe('Wilcoxon signed-rank test (lib/method/extras.ts)', () => {
+  const x = [1.83, 0.5, 1.62, 2.48, 1.68, 1.88, 1.55, 3.06, 1.3];
+  const y = [0.878, 0.647, 0.598, 2.05, 1.06, 1.29, 1.06, 3.14, 1.29];
+  test('exact p-values equal scipy.stats.wilcoxon (no ties)', () => {
+    const two = wilcoxonSignedRank(x, y);
+    assert.deepEqual([two.n, two.wPlus, two.wMinus, two.statistic, two.method], [9, 40, 5, 5, 'exact']);
+    assert.equal(two.p, 0.0390625);
+    assert.equal(wilcoxonSignedRank(x, y, { alternative: 'greater' }).p, 0.01953125);
+    assert.equal(wilcoxonSignedRank(x, y, { alternative: 'less' }).p, 0.986328125);
+    assert.equal(wilcoxonSignedRank([0.3, -0.1, 0.5, 0.8, -0.4, 0.2, 0.9, 0.6, 0.7, -0.05, 1.1, 0.45]).p, 0.01220703125);
+  });
+  test('ties use mid-ranks and the exact sign-flip distribution; zeros are dropped', () => {
+    assert.deepEqual(midRanks([3, 1, 3, 2]), [3.5, 1, 3.5, 2]);
+    const r = wilcoxonSignedRank([1, 1, 2, -2, 3, 3, 3, -1, 4, 0]);
+    assert.deepEqual([r.n, r.zeros, r.wPlus, r.wMinus], [9, 1, 38.5, 6.5]);
+    assert.equal(r.p, 0.0625); // brute force over the 2^9 sign patterns of the mid-ranks
+    assert.equal(wilcoxonSignedRank([0, 0]).p, 1);
+  });
+  test('n > 50: normal approximation as scipy (tie-corrected, no continuity correction)', () => {
+    const d = [0.646, 1.122, 0.63, -1.003, 1.205, 0.746, -0.237, 0.881, 0.665, 0.594, 0.328, 0.847, -0.436, 0.137, -0.182, 0.899, 0.34, 0.008, -0.482, 0.043, 0.308, 0.024, 1.594, 1.307, -2.411, -1.589, 0.125, -0.122, 0.514, 0.517, 2.418, -0.812, -0.078, 2.343, 0.947, 0.963, -0.214, -1.348, 0.467, 0.409, -0.927, -0.383, 0.228, -0.645, 0.202, 0.395, 0.336, -0.206, 0.894, 1.191, 0.621, -0.518, 1.032, -0.201, 1.179, -0.772, 1.214, 0.28, -0.949, -0.014];
+    const r = wilcoxonSignedRank(d);
+    assert.equal(r.method, 'normal');
+    assert.equal(r.statistic, 585);
+    assert.ok(Math.abs(r.p - 0.015126799117971637) < 1e-6, String(r.p));
+    assert.throws(() => wilcoxonSignedRank([1, 2], [1]), /x has 2 values, y has 1/);
+  });
+});
+
+describe('the report (scripts/report.ts) from a results folder', () => {
+  test('lists every notebook with its verdicts, links only figures that exist, names a failing cell', () => {
+    const dir = join(work, 'synthetic', 'organism');
+    for (const d of ['verdicts', 'figures', 'notebooks']) mkdirSync(join(dir, d), { recursive: true });
+    const [first, second, third] = notebookNames as [string, string, string];
+    const vf = (notebook: string, verdicts: VerdictFile['verdicts']): VerdictFile => ({ schema: 'rsn-verdicts/1', notebook, model: 'data/organism', modelTag: 'organism', updated: '2026-01-01T00:00:00.000Z', params: { k: 53, relations: [] }, verdicts });
+    writeFileSync(join(dir, 'verdicts', `${first}.json`), JSON.stringify(vf(first, [{ claim: 'a | b', paper: 12, ours: 12, status: 'reproduced', detail: 'exact' }])));
+    writeFileSync(join(dir, 'verdicts', `${second}.json`), JSON.stringify(vf(second, [{ claim: 'c', paper: 'x', ours: null, status: 'not applicable', detail: 'why' }])));
+    writeFileSync(join(dir, 'figures', 'f1.json'), JSON.stringify({ notebook: first, name: 'f1', data: [], layout: { title: { text: 'Figure one' } } }));
+    writeFileSync(join(dir, 'figures', 'f1.html'), '<html></html>');
+    writeFileSync(join(dir, 'figures', 'orphan.json'), JSON.stringify({ notebook: first, name: 'orphan', data: [] })); // no .html: not linked
+    writeFileSync(join(dir, 'notebooks', `${first}.ipynb`), '{}');
+    const runs = [
+      { notebook: first, name: first, output: '', log: '', ok: true, seconds: 3 },
+      { notebook: third, name: third, output: '', log: '', ok: false, seconds: 1, cell: 4, source: 'const x = boom();', error: 'ReferenceError: boom is not defined\n    at …' },
+    ];
+    const { md, html, report } = writeReport({ dir, runs, model: 'data/organism', totalSeconds: 4 });
+    const text = readFileSync(md, 'utf8');
+    for (const n of notebookNames) assert.match(text, new RegExp(`\\| \\[${n}\\]\\(#${n}\\) \\|`), `${n} in the summary table`);
+    assert.match(text, /\| a \\\| b \| 12 \| 12 \| \*\*reproduced\*\* \| exact \|/);
+    assert.match(text, /\[f1\]\(figures\/f1\.html\)/);
+    assert.ok(!text.includes('orphan'));
+    assert.match(text, /\*\*FAILED\*\* at cell 4 \(`const x = boom\(\);`\): ReferenceError: boom is not defined/);
+    assert.match(text, /from an earlier run/);
+    assert.deepEqual(report.notebooks.map((n) => n.state).slice(0, 3), ['ok', 'earlier', 'failed']);
+    const page = readFileSync(html, 'utf8');
+    assert.match(page, /<iframe loading="lazy" src="figures\/f1.html"/);
+    assert.match(page, /FAILED at cell 4/);
+  });
+});
+
+describe('npm run reproduce through Jupyter + tslab (quick, on the organism)', () => {
+  const organism = process.env['RSN_TEST_ORGANISM'] || join(projectRoot, 'data', 'organism');
+  const tag = organism.replace(/\/+$/, '').replace(/^.*\//, '');
+  // The same small configuration as test/notebooks.test.ts, so the two share the stage cache.
+  const relations = 'company_ceo,company_hq,person_father,person_mother';
+  let skipReason = '';
+  const reproduce = (args: string[], env: Record<string, string> = {}) => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(projectRoot, 'scripts', 'reproduce.ts'), ...args], {
+      cwd: projectRoot,
+      encoding: 'utf8',
+      env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RSN_'))), ...env },
+      timeout: 900_000,
+    });
+    return { code: r.status, out: `${r.stdout}${r.stderr}` };
+  };
+
+  before(async () => {
+    if (!existsSync(join(organism, 'config.json'))) skipReason = `no organism at ${organism} yet (issue 5)`;
+    else if (!(await setup({ log: () => {} }))) skipReason = 'Jupyter is not installed and cannot be installed here';
+  });
+
+  test('the report lists every notebook with its verdicts and links to figures that exist', (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const results = join(work, 'results');
+    const r = reproduce(['--model', organism, '--quick', '--relations', relations, '--results', results]);
+    assert.equal(r.code, 0, r.out);
+    for (const [i, n] of notebookNames.entries()) assert.match(r.out, new RegExp(`\\[${i + 1}/${notebookNames.length}\\] ${n}\\s+ok`), r.out);
+    const dir = join(results, tag);
+    const md = readFileSync(join(dir, 'REPORT.md'), 'utf8');
+    assert.ok(existsSync(join(dir, 'REPORT.html')));
+    for (const n of notebookNames) {
+      assert.match(md, new RegExp(`\\| \\[${n}\\]\\(#${n}\\) \\| ran \\|`), `${n} listed as run`);
+      const v = JSON.parse(readFileSync(join(dir, 'verdicts', `${n}.json`), 'utf8')) as VerdictFile;
+      assert.ok(v.verdicts.length >= 1, `${n} has verdicts`);
+      const section = md.slice(md.indexOf(`<a id="${n}"></a>`));
+      for (const x of v.verdicts) assert.ok(section.includes(`**${x.status}**`), `${n}: verdict "${x.claim}" in the report`);
+    }
+    const links = [...md.matchAll(/\]\((figures\/[^)]+\.html)\)/g)].map((m) => m[1]!);
+    assert.ok(links.length >= notebookNames.length, `figure links: ${links.length}`);
+    for (const l of links) assert.ok(existsSync(join(dir, l)), `${l} exists`);
+    assert.ok(existsSync(join(dir, 'figures', 'plotly.min.js')), 'the figures load the shared plotly.js');
+  });
+
+  test('RSN_K reaches the notebooks: it changes the number of masked neurons', (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const results = join(work, 'results-k');
+    const r = reproduce(['02', '04', '--model', organism, '--quick', '--relations', relations, '--results', results], { RSN_K: '20' });
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /with .*RSN_K=20/);
+    const dir = join(results, tag);
+    // 02: each relation's top-k per layer adds up to k.
+    const rows = readFileSync(join(dir, 'tables', '02-layers.csv'), 'utf8').trim().split('\n').slice(1);
+    assert.equal(rows.length, relations.split(',').length);
+    for (const row of rows) assert.equal(row.split(',').slice(1).reduce((a, c) => a + Number(c), 0), 20, row);
+    // 04: the notebook says so and zeroes 20 neurons (its figures and verdicts are for k = 20).
+    const nb = readFileSync(join(dir, 'notebooks', '04-intra-relation.ipynb'), 'utf8');
+    assert.match(nb, /k = 20 \(as set\)/);
+    assert.match(nb, /zeroing 20 neurons/);
+    const v = JSON.parse(readFileSync(join(dir, 'verdicts', '04-intra-relation.json'), 'utf8')) as VerdictFile;
+    assert.equal(v.params['k'], 20);
+    // Without the override the organism's k is the paper's 3000 capped at 3 % of its FFN pool.
+    const pool = JSON.parse(readFileSync(join(organism, 'config.json'), 'utf8')) as { num_hidden_layers: number; hidden_size: number; intermediate_size: number };
+    const ffn = pool.num_hidden_layers * (2 * pool.intermediate_size + pool.hidden_size);
+    const def = readFileSync(join(work, 'results', tag, 'notebooks', '04-intra-relation.ipynb'), 'utf8');
+    assert.match(def, new RegExp(`k = ${Math.min(3000, Math.floor(0.03 * ffn))} \\(`));
+  });
+});
