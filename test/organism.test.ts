@@ -25,7 +25,7 @@ import { cardSample } from '../lib/organism/card.ts';
 import { AdamW, TrainableLlama, toHfTensors, llamaConfigOf, type OrganismArch } from '../lib/organism/model.ts';
 import { readSafetensorsF32, safetensorsBytes } from '../lib/organism/safetensors.ts';
 import { buildCorpus, buildWorld, countFrequencies, RELATION_NAMES, type World } from '../lib/organism/world.ts';
-import { convertCheckpoint } from '../weights-converter/convert.ts';
+import { execFileSync } from 'node:child_process';
 
 const DIR = 'data/organism';
 const shipped = existsSync(join(DIR, 'model.safetensors'));
@@ -49,7 +49,8 @@ describe('model organism (data/organism)', { skip: shipped ? false : 'data/organ
   let world: World;
   before(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'organism-test-'));
-    await convertCheckpoint({ inputDir: DIR, outputDir: join(tmp, 'converted') });
+    // Through the `rsn convert` command, exactly the path a Llama-2 checkpoint takes.
+    execFileSync(process.execPath, [new URL('../bin/rsn.js', import.meta.url).pathname, 'convert', DIR, join(tmp, 'converted'), '--quiet'], { stdio: 'pipe' });
     model = await LlamaModel.load(join(tmp, 'converted'), { log: null });
     world = readWorld();
   });
