@@ -82,14 +82,27 @@ export async function runAll(opts: RunAllOptions): Promise<NotebookRun[]> {
   return runs;
 }
 
-async function main(): Promise<number> {
+export const RUN_USAGE = '[NOTEBOOK…] [--model DIR] [--data DIR] [--k N] [--k-percent P] [--relations a,b] [--seed N] [--batch-size N] [--quick] [--set NAME=VALUE]… [--results DIR] [--cell-timeout S]';
+
+export interface RunArgs {
+  positionals: string[];
+  /** RSN_* overrides for the notebooks (from the environment, then the flags). */
+  env: Record<string, string>;
+  cellTimeout: number | undefined;
+  help: boolean;
+}
+
+/** The command line shared by `jupyter-run` and `reproduce`: notebook selectors and parameter overrides. */
+export function parseRunArgs(args: string[]): RunArgs {
   const { values, positionals } = parseArgs({
+    args,
     allowPositionals: true,
     strict: true,
     options: {
       model: { type: 'string' },
       data: { type: 'string' },
       k: { type: 'string' },
+      'k-percent': { type: 'string' },
       relations: { type: 'string' },
       seed: { type: 'string' },
       'batch-size': { type: 'string' },
@@ -100,23 +113,28 @@ async function main(): Promise<number> {
       help: { type: 'boolean', short: 'h' },
     },
   });
-  if (values.help) {
-    console.log('usage: npx tsx scripts/jupyter-run.ts [NOTEBOOK…] [--model DIR] [--data DIR] [--k N] [--relations a,b] [--seed N] [--batch-size N] [--quick] [--set NAME=VALUE]… [--results DIR] [--cell-timeout S]');
-    return 0;
-  }
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (k.startsWith('RSN_') && v !== undefined) env[k] = v;
   const named: [string, string | boolean | undefined][] = [
-    ['model', values.model], ['data', values.data], ['k', values.k], ['relations', values.relations],
+    ['model', values.model], ['data', values.data], ['k', values.k], ['kPercent', values['k-percent']], ['relations', values.relations],
     ['seed', values.seed], ['batchSize', values['batch-size']], ['quick', values.quick],
   ];
   for (const [name, v] of named) if (v !== undefined) env[envName(name)] = typeof v === 'boolean' ? (v ? '1' : '0') : v;
   for (const s of values.set ?? []) {
     const eq = s.indexOf('=');
-    if (eq <= 0) throw new Error(`--set ${s}: expected NAME=VALUE (e.g. --set batchSize=8)`);
+    if (eq <= 0) throw new Error(`--set ${s}: expected NAME=VALUE (e.g. --set kMaxPercent=100)`);
     env[envName(s.slice(0, eq))] = s.slice(eq + 1);
   }
   if (values.results) env[RESULTS_ENV] = resolve(values.results);
+  return { positionals, env, cellTimeout: values['cell-timeout'] ? Number(values['cell-timeout']) : undefined, help: values.help ?? false };
+}
+
+async function main(): Promise<number> {
+  const { positionals, env, cellTimeout, help } = parseRunArgs(process.argv.slice(2));
+  if (help) {
+    console.log(`usage: npx tsx scripts/jupyter-run.ts ${RUN_USAGE}`);
+    return 0;
+  }
   const notebooks = selectNotebooks(positionals);
   if (!notebooks.length) {
     console.error(`no notebooks in ${notebooksDir}`);
@@ -125,7 +143,6 @@ async function main(): Promise<number> {
   if (!(await setup())) return 1;
   const overrides = Object.entries(env).filter(([k]) => k !== RESULTS_ENV).map(([k, v]) => `${k}=${v}`);
   console.log(`running ${notebooks.length} notebook(s) through Jupyter + tslab${overrides.length ? ` with ${overrides.join(' ')}` : ''}`);
-  const cellTimeout = values['cell-timeout'] ? Number(values['cell-timeout']) : undefined;
   const runs = await runAll({ notebooks, env, cellTimeout });
   return runs.every((r) => r.ok) ? 0 : 1;
 }

@@ -17,14 +17,12 @@
  */
 import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
-import { envName } from '../lib/notebook/params.ts';
 import { DEFAULT_MODEL_DIR, RESULTS_ENV, projectRoot, resultsDir } from '../lib/notebook/paths.ts';
 import { loadReference, maxAbsDiff } from '../test/helpers/reference.ts';
 import { setup } from './jupyter-setup.ts';
-import { runAll, selectNotebooks } from './jupyter-run.ts';
+import { parseRunArgs, RUN_USAGE, runAll, selectNotebooks } from './jupyter-run.ts';
 import { figuresOf, writeReport } from './report.ts';
 
 const log = (l: string) => console.log(l);
@@ -48,41 +46,11 @@ async function foundationCheck(): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  const { values, positionals } = parseArgs({
-    allowPositionals: true,
-    strict: true,
-    options: {
-      model: { type: 'string' },
-      data: { type: 'string' },
-      k: { type: 'string' },
-      'k-percent': { type: 'string' },
-      relations: { type: 'string' },
-      seed: { type: 'string' },
-      'batch-size': { type: 'string' },
-      quick: { type: 'boolean' },
-      set: { type: 'string', multiple: true },
-      results: { type: 'string' },
-      'cell-timeout': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) {
-    console.log('usage: npm run reproduce -- [NOTEBOOK…] [--model DIR] [--data DIR] [--k N] [--k-percent P] [--relations a,b] [--quick] [--seed N] [--batch-size N] [--set NAME=VALUE]… [--results DIR] [--cell-timeout S]');
+  const { positionals, env, cellTimeout, help } = parseRunArgs(process.argv.slice(2));
+  if (help) {
+    console.log(`usage: npm run reproduce -- ${RUN_USAGE}`);
     return 0;
   }
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (k.startsWith('RSN_') && v !== undefined) env[k] = v;
-  const named: [string, string | boolean | undefined][] = [
-    ['model', values.model], ['data', values.data], ['k', values.k], ['kPercent', values['k-percent']], ['relations', values.relations],
-    ['seed', values.seed], ['batchSize', values['batch-size']], ['quick', values.quick],
-  ];
-  for (const [name, v] of named) if (v !== undefined) env[envName(name)] = typeof v === 'boolean' ? (v ? '1' : '0') : v;
-  for (const s of values.set ?? []) {
-    const eq = s.indexOf('=');
-    if (eq <= 0) throw new Error(`--set ${s}: expected NAME=VALUE (e.g. --set kMaxPercent=100)`);
-    env[envName(s.slice(0, eq))] = s.slice(eq + 1);
-  }
-  if (values.results) env[RESULTS_ENV] = resolve(values.results);
   const model = env['RSN_MODEL'] || DEFAULT_MODEL_DIR;
   if (!env['RSN_MODEL'] && !existsSync(join(projectRoot, DEFAULT_MODEL_DIR, 'config.json'))) {
     await foundationCheck();
@@ -96,7 +64,6 @@ async function main(): Promise<number> {
   const overrides = Object.entries(env).filter(([k]) => k !== RESULTS_ENV).map(([k, v]) => `${k}=${v}`);
   log(`reproducing on ${model}: ${notebooks.length} notebook(s) through Jupyter + tslab${overrides.length ? ` with ${overrides.join(' ')}` : ''}`);
   const t0 = performance.now();
-  const cellTimeout = values['cell-timeout'] ? Number(values['cell-timeout']) : undefined;
   const runs = await runAll({ notebooks, env, cellTimeout, log });
   const seconds = (performance.now() - t0) / 1000;
   const { md, html, report } = writeReport({ dir, runs, model, totalSeconds: seconds, overrides });
