@@ -118,7 +118,6 @@ export async function collectActivations(model: LlamaModel, tokenized: readonly 
     ftruncateSync(fd, meta.completed * (c.end - c.start) * bpv);
     return fd;
   });
-  const record: RecordSpec[] = space.blocks.map((b) => ({ point: hookPointName(b.layer, b.site), mode: 'mean', skipFirstToken: !includeBos }));
   const batchSize = opts.batchSize ?? 32;
   const progress = new Progress({ total: rowsTotal, itemName: 'prompts', label: 'activations', silent: opts.quiet, onUpdate: opts.onProgress });
   progress.update(meta.completed);
@@ -127,13 +126,7 @@ export async function collectActivations(model: LlamaModel, tokenized: readonly 
       const from = pStart + meta.completed;
       const to = Math.min(pEnd, from + batchSize);
       const B = to - from;
-      const r = await model.forward(tokenized.slice(from, to), { logits: 'none', hooks: { record } });
-      // Gather the batch as [B][N] in neuron order, then cut it into the chunk files.
-      const rows = new Float32Array(B * space.size);
-      for (const b of space.blocks) {
-        const data = r.records.get(hookPointName(b.layer, b.site))!.data;
-        for (let i = 0; i < B; i++) rows.set(data.subarray(i * b.width, (i + 1) * b.width), i * space.size + b.offset);
-      }
+      const rows = await pooledBatch(model, space, tokenized.slice(from, to), includeBos);
       meta.chunks.forEach((c, ci) => {
         const w = c.end - c.start;
         const buf = new Uint8Array(B * w * bpv);
@@ -159,6 +152,22 @@ export async function collectActivations(model: LlamaModel, tokenized: readonly 
     for (const fd of fds) closeSync(fd);
   }
   return ActivationStore.open(dir);
+}
+
+/**
+ * Token-mean activations of every neuron of `space` for one batch of prompts, [B][N] in
+ * neuron order (the row layout of the store; also used in memory by the organism's measurements).
+ */
+export async function pooledBatch(model: LlamaModel, space: NeuronSpace, batch: readonly (readonly number[])[], includeBos = true): Promise<Float32Array> {
+  const record: RecordSpec[] = space.blocks.map((b) => ({ point: hookPointName(b.layer, b.site), mode: 'mean', skipFirstToken: !includeBos }));
+  const r = await model.forward(batch, { logits: 'none', hooks: { record } });
+  const B = batch.length;
+  const rows = new Float32Array(B * space.size);
+  for (const b of space.blocks) {
+    const data = r.records.get(hookPointName(b.layer, b.site))!.data;
+    for (let i = 0; i < B; i++) rows.set(data.subarray(i * b.width, (i + 1) * b.width), i * space.size + b.offset);
+  }
+  return rows;
 }
 
 function readMeta(dir: string): StoreMeta {

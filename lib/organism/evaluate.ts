@@ -13,7 +13,10 @@ import { isCorrectAnswer } from '../data/answer-check.ts';
 import { buildPrompts } from '../data/prompts.ts';
 import type { Split } from '../data/split.ts';
 import { mulberry32, shuffled } from '../data/rng.ts';
-import type { Intervention, RecordSpec } from '../model/hooks.ts';
+import { hookPointName } from '../model/hooks.ts';
+import { pooledBatch } from '../method/activation-store.ts';
+import { greedyRows } from '../method/generation.ts';
+import { NeuronSpace } from '../method/neurons.ts';
 import type { LlamaModel } from '../model/llama.ts';
 import type { LlamaTokenizer } from '../tokenizer.ts';
 import { computeNeuronApSync, topK } from '../stats/ap-engine.ts';
@@ -50,29 +53,7 @@ export function buildPromptSets(world: World, tok: LlamaTokenizer, splits: Map<s
 }
 
 /** FFN neuron numbering: layer-major, within a layer gate[0..F), up[0..F), down[0..H). */
-export interface NeuronSpace {
-  numLayers: number;
-  ffn: number;
-  hidden: number;
-  perLayer: number;
-  total: number;
-}
-
-export function neuronSpace(model: LlamaModel): NeuronSpace {
-  const c = model.config;
-  const perLayer = 2 * c.intermediateSize + c.hiddenSize;
-  return { numLayers: c.numLayers, ffn: c.intermediateSize, hidden: c.hiddenSize, perLayer, total: perLayer * c.numLayers };
-}
-
-export function neuronPoint(space: NeuronSpace, index: number): { point: string; unit: number } {
-  const l = Math.floor(index / space.perLayer);
-  const r = index - l * space.perLayer;
-  if (r < space.ffn) return { point: `blocks.${l}.mlp.gate`, unit: r };
-  if (r < 2 * space.ffn) return { point: `blocks.${l}.mlp.up`, unit: r - space.ffn };
-  return { point: `blocks.${l}.mlp.down`, unit: r - 2 * space.ffn };
-}
-
-/** One evaluation row: a prompt under an ablation (global neuron indices, or whole hook points zeroed). */
+/** One evaluation row: a prompt under an ablation (global FFN neuron indices, or whole hook points zeroed). */
 export interface Row {
   prompt: OrgPrompt;
   neurons?: readonly number[];
@@ -80,72 +61,46 @@ export interface Row {
   zeroPoints?: readonly string[];
 }
 
-function allUnits(model: LlamaModel, point: string): number[] {
-  const c = model.config;
-  const site = point.split('.').slice(2).join('.');
-  const w = site === 'mlp.gate' || site === 'mlp.up' ? c.intermediateSize : site === 'attn.q' ? c.numHeads * c.headDim : site === 'attn.k' || site === 'attn.v' ? c.numKvHeads * c.headDim : c.hiddenSize;
-  return Array.from({ length: w }, (_, i) => i);
-}
-
-/** Greedy 2-token answers for many rows, each with its own ablation; returns correctness per row. */
+/**
+ * Greedy 2-token answers for many rows, each with its own ablation; returns correctness per row.
+ * Rows become masks in the all-sites neuron space so that whole attention outputs can be zeroed
+ * too, and run through the method's batched per-row generation.
+ */
 export async function answerRows(model: LlamaModel, tok: LlamaTokenizer, rows: readonly Row[], batchSize = 256): Promise<boolean[]> {
-  const space = neuronSpace(model);
-  const order = rows.map((_, i) => i).sort((a, b) => rows[a]!.prompt.ids.length - rows[b]!.prompt.ids.length || a - b);
-  const out = new Array<boolean>(rows.length);
-  for (let s = 0; s < order.length; s += batchSize) {
-    const idx = order.slice(s, s + batchSize);
-    const perPoint = new Map<string, number[][]>();
-    idx.forEach((ri, b) => {
-      const row = rows[ri]!;
-      const add = (point: string, unit: number | number[]) => {
-        let lists = perPoint.get(point);
-        if (!lists) {
-          lists = idx.map(() => []);
-          perPoint.set(point, lists);
-        }
-        if (Array.isArray(unit)) lists[b]!.push(...unit);
-        else lists[b]!.push(unit);
-      };
-      for (const n of row.neurons ?? []) {
-        const { point, unit } = neuronPoint(space, n);
-        add(point, unit);
-      }
-      for (const p of row.zeroPoints ?? []) add(p, allUnits(model, p));
-    });
-    const interventions: Intervention[] = [...perPoint.entries()].map(([point, perRow]) => ({ point, op: 'zero', perRow }));
-    const res = await model.generate(
-      idx.map((ri) => rows[ri]!.prompt.ids),
-      { maxNewTokens: 2, hooks: interventions.length ? { interventions } : undefined },
-    );
-    idx.forEach((ri, b) => {
-      out[ri] = isCorrectAnswer(tok.decode(res.tokens[b]!), rows[ri]!.prompt.object);
-    });
-  }
-  return out;
+  const ffn = NeuronSpace.forModel(model.config, 'ffn');
+  const all = NeuronSpace.forModel(model.config, 'all');
+  // Rows share their neuron lists (one per ablation): translate each list once, so the masks
+  // are shared objects too and their grouping by hook point is cached.
+  const masks = new Map<readonly (number | string)[], Int32Array>();
+  const blockIndices = (point: string) => {
+    const b = all.blocks.find((x) => hookPointName(x.layer, x.site) === point);
+    if (!b) throw new RangeError(`cannot zero ${point}: not a neuron site of this model`);
+    return Array.from({ length: b.width }, (_, u) => b.offset + u);
+  };
+  const maskOf = (row: Row): Int32Array | null => {
+    if (!row.neurons?.length && !row.zeroPoints?.length) return null;
+    const key = row.neurons ?? row.zeroPoints!;
+    let m = masks.get(key);
+    if (!m) {
+      const fromNeurons = (row.neurons ?? []).map((n) => {
+        const x = ffn.neuron(n);
+        return all.indexOf(x.layer, x.site, x.unit);
+      });
+      m = Int32Array.from([...fromNeurons, ...(row.zeroPoints ?? []).flatMap(blockIndices)]);
+      masks.set(key, m);
+    }
+    return m;
+  };
+  const tokens = await greedyRows(model, all, rows.map((r) => ({ ids: r.prompt.ids, mask: maskOf(r) })), { maxNewTokens: 2, batchSize, quiet: true });
+  return tokens.map((t, i) => isCorrectAnswer(tok.decode(t), rows[i]!.prompt.object));
 }
 
 /** Token-mean FFN activations (incl. BOS) of every prompt: [P][N] prompt-major. */
 export async function collectActivations(model: LlamaModel, prompts: readonly OrgPrompt[], batchSize = 128): Promise<Float32Array> {
-  const space = neuronSpace(model);
-  const out = new Float32Array(prompts.length * space.total);
-  const record: RecordSpec[] = [];
-  for (let l = 0; l < space.numLayers; l++) for (const site of ['gate', 'up', 'down']) record.push({ point: `blocks.${l}.mlp.${site}`, mode: 'mean' });
+  const space = NeuronSpace.forModel(model.config, 'ffn');
+  const out = new Float32Array(prompts.length * space.size);
   for (let s = 0; s < prompts.length; s += batchSize) {
-    const chunk = prompts.slice(s, s + batchSize);
-    const res = await model.forward(chunk.map((p) => p.ids), { hooks: { record }, logits: 'none' });
-    for (let l = 0; l < space.numLayers; l++) {
-      const sites: [string, number, number][] = [
-        ['gate', 0, space.ffn],
-        ['up', space.ffn, space.ffn],
-        ['down', 2 * space.ffn, space.hidden],
-      ];
-      for (const [site, off, width] of sites) {
-        const rec = res.records.get(`blocks.${l}.mlp.${site}`)!;
-        for (let b = 0; b < chunk.length; b++) {
-          out.set(rec.data.subarray(b * width, (b + 1) * width), (s + b) * space.total + l * space.perLayer + off);
-        }
-      }
-    }
+    out.set(await pooledBatch(model, space, prompts.slice(s, s + batchSize).map((p) => p.ids)), s * space.size);
   }
   return out;
 }
@@ -217,7 +172,7 @@ export async function measureOrganism(model: LlamaModel, tok: LlamaTokenizer, wo
   const R = opts.randomSeeds ?? 10;
   const detSample = opts.detSample ?? 150;
   const seed = opts.seed ?? 0;
-  const space = neuronSpace(model);
+  const space = NeuronSpace.forModel(model.config, 'ffn');
   const rels = world.relations.map((r) => r.name);
 
   // 1. Accuracy.
@@ -249,8 +204,10 @@ export async function measureOrganism(model: LlamaModel, tok: LlamaTokenizer, wo
   {
     const rows: Row[] = [];
     for (let l = 0; l < space.numLayers; l++) {
-      for (const p of allDetS) rows.push({ prompt: p, zeroPoints: [`blocks.${l}.mlp.down`] });
-      for (const p of allDetS) rows.push({ prompt: p, zeroPoints: [`blocks.${l}.attn.o`] });
+      const mlp = [`blocks.${l}.mlp.down`];
+      const attn = [`blocks.${l}.attn.o`];
+      for (const p of allDetS) rows.push({ prompt: p, zeroPoints: mlp });
+      for (const p of allDetS) rows.push({ prompt: p, zeroPoints: attn });
     }
     const ok = await answerRows(model, tok, rows);
     const n = allDetS.length;
@@ -258,12 +215,15 @@ export async function measureOrganism(model: LlamaModel, tok: LlamaTokenizer, wo
       layerZero.push({ layer: l, mlp: mean(ok.slice(2 * l * n, (2 * l + 1) * n).map(Number)), attn: mean(ok.slice((2 * l + 1) * n, (2 * l + 2) * n).map(Number)) });
     }
   }
-  const randomSets = (k: number, s: number) => shuffled(Array.from({ length: space.total }, (_, i) => i), mulberry32(1000 + s * 7919 + k)).slice(0, k);
+  const randomSets = (k: number, s: number) => shuffled(Array.from({ length: space.size }, (_, i) => i), mulberry32(1000 + s * 7919 + k)).slice(0, k);
   const randomCurve: OrganismReport['randomCurve'] = [];
   for (const f of [0.01, 0.03, 0.1]) {
-    const k = Math.round(f * space.total);
+    const k = Math.round(f * space.size);
     const rows: Row[] = [];
-    for (let s = 0; s < 3; s++) for (const p of allDetS) rows.push({ prompt: p, neurons: randomSets(k, s) });
+    for (let s = 0; s < 3; s++) {
+      const neurons = randomSets(k, s);
+      for (const p of allDetS) rows.push({ prompt: p, neurons });
+    }
     const ok = await answerRows(model, tok, rows);
     randomCurve.push({ fraction: f, acc: mean(ok.map(Number)) });
   }
@@ -280,7 +240,7 @@ export async function measureOrganism(model: LlamaModel, tok: LlamaTokenizer, wo
     return { name: r, positives: pos, negatives: pos.length ? sampleNegatives(others, want, seed + ri) : [] };
   });
   const valid = tasks.filter((t) => t.positives.length > 0);
-  const aps = valid.length ? computeNeuronApSync({ data: acts, numPrompts: apPrompts.length, numNeurons: space.total }, valid) : [];
+  const aps = valid.length ? computeNeuronApSync({ data: acts, numPrompts: apPrompts.length, numNeurons: space.size }, valid) : [];
   const apBy = new Map(aps.map((a) => [a.name, a.ap]));
   log(`AP done (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
 
@@ -290,7 +250,7 @@ export async function measureOrganism(model: LlamaModel, tok: LlamaTokenizer, wo
   const evaBase = new Map(rels.map((r) => [r, mean(evaOk.get(r)!.map(Number))]));
   const relAbl = new Map<string, RelationReport['ablation']>(rels.map((r) => [r, []]));
   for (const f of fractions) {
-    const k = Math.max(1, Math.round(f * space.total));
+    const k = Math.max(1, Math.round(f * space.size));
     const rows: Row[] = [];
     const tags: { rel: string; kind: 'own' | 'rand' | 'other'; set: 'eva' | 'det'; seed?: number }[] = [];
     const push = (prompt: OrgPrompt, neurons: number[], tag: (typeof tags)[number]) => {
@@ -343,7 +303,7 @@ export async function measureOrganism(model: LlamaModel, tok: LlamaTokenizer, wo
     if (a3 && a3.randomDet - a3.ownDet >= 0.2) passingDet++;
     reports.push(rep);
   }
-  return { neurons: space.total, relations: reports, layerZero, randomCurve, passing3pct: passing, passing3pctDet: passingDet, seconds: (Date.now() - t0) / 1000 };
+  return { neurons: space.size, relations: reports, layerZero, randomCurve, passing3pct: passing, passing3pctDet: passingDet, seconds: (Date.now() - t0) / 1000 };
 }
 
 /** A markdown summary of a report. */
