@@ -235,12 +235,17 @@ export class LlamaModel {
   async forward(sequences: readonly (readonly number[])[], opts: ForwardOptions = {}): Promise<ForwardResult> {
     this.checkAlive();
     const batch = padLeft(sequences, this.config.padTokenId ?? 0, this.config.vocabSize);
-    const hooked = new Set((opts.hooks?.interventions ?? []).map((i) => i.point)).size / Math.max(1, this.config.numLayers);
+    const hooked = this.hookedSitesPerLayer(opts.hooks);
     const microBatch = this.resolveMicroBatch(opts.microBatch, batch.batchSize);
     return this.guarded(
       { batchSize: batch.batchSize, microBatch, promptLength: batch.seqLen, logits: opts.logits ?? 'last', hookedFfnSitesPerLayer: hooked },
       () => this.forwardBatch(batch, opts, microBatch),
     );
+  }
+
+  /** Intervened hook points per layer: each costs the planner a multiply-add over its width. */
+  private hookedSitesPerLayer(hooks: Hooks | undefined): number {
+    return new Set((hooks?.interventions ?? []).map((i) => i.point)).size / Math.max(1, this.config.numLayers);
   }
 
   private resolveMicroBatch(requested: number | undefined, B: number): number {
@@ -293,8 +298,11 @@ export class LlamaModel {
   /** Greedy decoding of maxNewTokens tokens per row; hooks act at every position and step. */
   async generate(sequences: readonly (readonly number[])[], opts: GenerateOptions): Promise<GenerateResult> {
     this.checkAlive();
+    const n = opts.maxNewTokens;
+    if (!Number.isInteger(n) || n < 0) throw new RangeError(`maxNewTokens must be a non-negative integer, got ${n}`);
+    if (opts.hooks?.record?.length) throw new HookError('generate() does not record activations; use forward() with hooks.record on the prompts');
     const longest = Math.max(0, ...sequences.map((s) => s.length));
-    const hooked = new Set((opts.hooks?.interventions ?? []).map((i) => i.point)).size / Math.max(1, this.config.numLayers);
+    const hooked = this.hookedSitesPerLayer(opts.hooks);
     const microBatch = this.resolveMicroBatch(opts.microBatch, sequences.length);
     const chunked = microBatch < sequences.length;
     return this.guarded(
@@ -305,10 +313,6 @@ export class LlamaModel {
 
   private async generateBatch(sequences: readonly (readonly number[])[], opts: GenerateOptions): Promise<GenerateResult> {
     const n = opts.maxNewTokens;
-    if (!Number.isInteger(n) || n < 0) throw new RangeError(`maxNewTokens must be a non-negative integer, got ${n}`);
-    if (opts.hooks?.record?.length) {
-      throw new HookError('generate() does not record activations; use forward() with hooks.record on the prompts');
-    }
     const padId = this.config.padTokenId ?? 0;
     const B = sequences.length;
     const tokens: number[][] = sequences.map(() => []);
@@ -368,8 +372,6 @@ export class LlamaModel {
   /** Greedy decoding over micro-batches, layer-major, re-running each whole sequence per step (no KV cache). */
   private async generateLayerMajor(sequences: readonly (readonly number[])[], opts: GenerateOptions, microBatch: number): Promise<GenerateResult> {
     const n = opts.maxNewTokens;
-    if (!Number.isInteger(n) || n < 0) throw new RangeError(`maxNewTokens must be a non-negative integer, got ${n}`);
-    if (opts.hooks?.record?.length) throw new HookError('generate() does not record activations; use forward() with hooks.record on the prompts');
     const B = sequences.length;
     const tokens: number[][] = sequences.map(() => []);
     const current = sequences.map((s) => [...s]);

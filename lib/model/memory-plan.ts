@@ -78,16 +78,20 @@ export function formatGB(bytes: number): string {
   return `${(bytes / 1e9).toFixed(bytes < 1e9 ? 2 : 1)} GB`;
 }
 
-/** Largest batch size (≤ limit) whose predicted peak fits in `bytes` under `plan`, or 0. */
-export function maxBatchThatFits(c: LlamaConfig, w: Workload, plan: ExecutionPlan, bytes: number, limit = 4096): number {
+/** Largest n in [0, hi] with fits(n), for a fits that holds up to some n and fails above; 0 if none. */
+function largestFitting(hi: number, fits: (n: number) => boolean): number {
   let lo = 0;
-  let hi = limit;
   while (lo < hi) {
     const mid = Math.ceil((lo + hi) / 2);
-    if (predictMemory(c, { ...w, batchSize: mid, microBatch: undefined }, plan).peakBytes <= bytes) lo = mid;
+    if (fits(mid)) lo = mid;
     else hi = mid - 1;
   }
   return lo;
+}
+
+/** Largest batch size (≤ limit) whose predicted peak fits in `bytes` under `plan`, or 0. */
+export function maxBatchThatFits(c: LlamaConfig, w: Workload, plan: ExecutionPlan, bytes: number, limit = 4096): number {
+  return largestFitting(limit, (n) => predictMemory(c, { ...w, batchSize: n, microBatch: undefined }, plan).peakBytes <= bytes);
 }
 
 export interface PlanChoice {
@@ -121,13 +125,7 @@ export function choosePlan(c: LlamaConfig, w: Workload, availableBytes: number, 
     };
   }
   // Layer-major micro-batches: only one micro-batch's layer intermediates are alive at a time.
-  let lo = 0;
-  let hi = w.batchSize - 1;
-  while (lo < hi) {
-    const mid = Math.ceil((lo + hi) / 2);
-    if (predictMemory(c, { ...w, microBatch: mid }, 'streamed').peakBytes <= availableBytes) lo = mid;
-    else hi = mid - 1;
-  }
+  const lo = largestFitting(w.batchSize - 1, (n) => predictMemory(c, { ...w, microBatch: n }, 'streamed').peakBytes <= availableBytes);
   if (lo >= 1) {
     const p = predictMemory(c, { ...w, microBatch: lo }, 'streamed');
     return {

@@ -7,6 +7,7 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } fr
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CheckpointError } from '../errors.ts';
+import { halfBitsToFloatBits } from '../../weights-converter/numeric.ts';
 
 export interface ManifestWeight {
   name: string;
@@ -194,15 +195,10 @@ export class WeightStore {
 
 const HALF_TABLE = (() => {
   // 64K-entry table: a lookup is much faster than bit-twiddling per value in JS.
+  // Filled from the converter's exact bit-level conversion, so both agree on every half value.
   const t = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) {
-    const s = h & 0x8000 ? -1 : 1;
-    const e = (h >> 10) & 0x1f;
-    const f = h & 0x3ff;
-    if (e === 0) t[h] = s * f * 2 ** -24;
-    else if (e === 31) t[h] = f ? NaN : s * Infinity;
-    else t[h] = s * (1 + f / 1024) * 2 ** (e - 15);
-  }
+  const bits = new Uint32Array(t.buffer);
+  for (let h = 0; h < 65536; h++) bits[h] = halfBitsToFloatBits(h);
   return t;
 })();
 
