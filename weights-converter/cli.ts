@@ -4,8 +4,10 @@
  * Called by the dispatcher in cli/rsn.ts as `convertCli(argv.slice(1))`. Progress goes to
  * stderr (a \r bar on a TTY, a line every 10 % otherwise), the summary to stdout. Returns the
  * exit code: 0 on success, 1 on any error (printed as `error: <message>`), 2 on a usage error
- * (bad arguments; like cli/rsn.ts), 130 on Ctrl-C.
+ * (bad arguments; like cli/rsn.ts), 128 + the signal number when interrupted by SIGINT (130),
+ * SIGTERM (143) or SIGHUP (129); the temp dir is removed first.
  */
+import { constants } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { BackendError, CheckpointError, ConfigError, HookError, OutOfMemoryError, ShapeError } from '../lib/errors.ts';
 import { formatBytes, Progress } from '../lib/progress.ts';
@@ -24,6 +26,9 @@ model.safetensors.index.json + shards; F32, F16 or BF16) into the project's TF.j
   --shard-mb N             maximum shard file size in MiB (default ${DEFAULT_SHARD_BYTES / 1024 / 1024})
   --quiet                  no progress bar
   -h, --help               show this help`;
+
+/** Signals that stop a conversion cleanly (SIGKILL cannot be caught; the next run cleans up after it). */
+const INTERRUPT_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 class UsageError extends Error {
   override name = 'UsageError';
@@ -130,8 +135,19 @@ export async function convertCli(args: string[], io: CliIo = { stdout: process.s
 
   let progress: Progress | null = null;
   const abort = new AbortController();
-  const onSigint = (): void => abort.abort(new Error('interrupted'));
-  process.once('SIGINT', onSigint);
+  // Without handlers these signals end the process on the spot and leave the temp dir behind.
+  // Each handler is `once`: a second signal of the same kind kills the process the default way,
+  // so a cleanup that hangs can still be cut short.
+  let caught: NodeJS.Signals | null = null;
+  const handlers = new Map<NodeJS.Signals, () => void>();
+  for (const sig of INTERRUPT_SIGNALS) {
+    const onSignal = (): void => {
+      caught ??= sig;
+      abort.abort(new Error(`interrupted by ${sig}`));
+    };
+    handlers.set(sig, onSignal);
+    process.once(sig, onSignal);
+  }
   try {
     const report = await convertCheckpoint({
       inputDir: parsed.inputDir,
@@ -140,6 +156,9 @@ export async function convertCli(args: string[], io: CliIo = { stdout: process.s
       force: parsed.force,
       shardBytes: parsed.shardBytes,
       signal: abort.signal,
+      onLog: (message) => {
+        io.stderr.write(`note: ${message}\n`);
+      },
       onProgress: ({ bytesDone, bytesTotal, tensor }) => {
         progress ??= new Progress({ total: bytesTotal, unit: 'bytes', label: 'convert', stream: io.stderr, silent: parsed.quiet });
         progress.update(bytesDone, tensor);
@@ -155,9 +174,10 @@ export async function convertCli(args: string[], io: CliIo = { stdout: process.s
     return 0;
   } catch (e) {
     (progress as Progress | null)?.abort();
-    if (abort.signal.aborted) {
-      io.stderr.write('error: interrupted; no output was written\n');
-      return 130;
+    if (caught !== null) {
+      const sig: NodeJS.Signals = caught;
+      io.stderr.write(`error: interrupted by ${sig}; the temp dir was removed and no output was written\n`);
+      return 128 + constants.signals[sig];
     }
     if (isExpectedError(e)) {
       io.stderr.write(`error: ${e.message}\n`);
@@ -167,7 +187,7 @@ export async function convertCli(args: string[], io: CliIo = { stdout: process.s
     }
     return 1;
   } finally {
-    process.removeListener('SIGINT', onSigint);
+    for (const [sig, onSignal] of handlers) process.removeListener(sig, onSignal);
   }
 }
 

@@ -11,16 +11,16 @@
  * Memory use is bounded by the chunk buffers (~32 MiB), independent of tensor and model size.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, open, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { endianness } from 'node:os';
+import { endianness, hostname } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { CheckpointError } from '../lib/errors.ts';
 import { expectedTensors, isIgnorableTensor, readLlamaConfig } from '../lib/model/config.ts';
 import type { LlamaConfig } from '../lib/model/config.ts';
 import { convertValues, HALF_MAX, newStats } from './numeric.ts';
 import type { ValueStats } from './numeric.ts';
-import { isSupportedDtype, readSafetensorsHeader, unsupportedDtypeMessage } from './safetensors.ts';
+import { findDuplicateKey, isSupportedDtype, readSafetensorsHeader, unsupportedDtypeMessage } from './safetensors.ts';
 import type { SafetensorsEntry, SafetensorsHeader, SourceDtype } from './safetensors.ts';
 
 export type StorageDtype = 'float32' | 'float16';
@@ -46,6 +46,8 @@ export interface ConvertOptions {
   signal?: AbortSignal;
   /** Values converted per read/write chunk (default 4 Mi); small values exercise chunk edges in tests. */
   chunkElements?: number;
+  /** Notes that are not errors, e.g. a stale temp dir of a killed conversion that was removed. */
+  onLog?: (message: string) => void;
 }
 
 export interface ConvertReport {
@@ -61,6 +63,8 @@ export interface ConvertReport {
   sourceDtypes: string[];
   /** Highest resident set size sampled during the conversion (process-wide). */
   peakRssBytes: number;
+  /** Leftovers of killed conversions to the same output that were removed (or restored) first. */
+  staleDirs: string[];
 }
 
 /** One entry of a TF.js weights manifest group. */
@@ -142,12 +146,33 @@ function isInside(child: string, parent: string): boolean {
   return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
 }
 
+/**
+ * Check that `rel` (a weights file named by the checkpoint) stays inside the checkpoint
+ * directory, also after following symlinks: a checkpoint must not make us read files elsewhere.
+ * Calls `refuse(why)` for an escape and `missing()` when the file does not exist; both throw.
+ */
+async function checkInsideInput(inputDir: string, realDir: string, rel: string, refuse: (why: string) => never, missing: () => never): Promise<void> {
+  if (isAbsolute(rel) || /^[a-zA-Z]:/.test(rel)) refuse('is an absolute path');
+  if (rel.split(/[\\/]/).includes('..')) refuse('escapes the checkpoint directory with ".."');
+  const abs = resolve(inputDir, rel);
+  if (!isInside(abs, inputDir)) refuse('escapes the checkpoint directory');
+  let real: string;
+  try {
+    real = await realpath(abs);
+  } catch {
+    missing();
+  }
+  if (!isInside(real, realDir)) refuse(`is a symlink resolving to ${real}, outside`);
+}
+
 /** Parse model.safetensors.index.json and resolve its shard files safely. */
 async function readIndex(inputDir: string): Promise<{ files: string[]; weightMap: Map<string, string> }> {
   const indexPath = join(inputDir, INDEX_FILE);
   let raw: unknown;
+  let text: string;
   try {
-    raw = JSON.parse(await readFile(indexPath, 'utf8'));
+    text = await readFile(indexPath, 'utf8');
+    raw = JSON.parse(text);
   } catch (e) {
     throw new CheckpointError(`${indexPath}: not valid JSON (${(e as Error).message})`, indexPath);
   }
@@ -157,6 +182,17 @@ async function readIndex(inputDir: string): Promise<{ files: string[]; weightMap
   const wm = (raw as Record<string, unknown>)['weight_map'];
   if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) {
     throw new CheckpointError(`${indexPath}: "weight_map" is missing or not an object (expected {tensor name: shard file})`, indexPath);
+  }
+  const dup = findDuplicateKey(text);
+  if (dup) {
+    const inMap = dup.path.length === 1 && dup.path[0] === 'weight_map';
+    throw new CheckpointError(
+      inMap
+        ? `${indexPath}: weight_map lists tensor ${dup.key} twice; JSON keeps only one of the two entries, so the index is ambiguous`
+        : `${indexPath}: duplicate key ${JSON.stringify(dup.key)}${dup.path.length ? ` in ${dup.path.join('.')}` : ' at the top level'}`,
+      indexPath,
+      inMap ? dup.key : undefined,
+    );
   }
   const weightMap = new Map<string, string>();
   for (const [tensor, file] of Object.entries(wm as Record<string, unknown>)) {
@@ -171,29 +207,20 @@ async function readIndex(inputDir: string): Promise<{ files: string[]; weightMap
   const files = [...new Set(weightMap.values())].sort();
   for (const f of files) {
     const firstTensor = [...weightMap].find(([, v]) => v === f)?.[0];
-    const escape = (why: string): never => {
+    await checkInsideInput(inputDir, realDir, f, (why) => {
       throw new CheckpointError(
         `${indexPath}: shard file ${JSON.stringify(f)} (for tensor ${firstTensor}) ${why}; shard files must lie inside the checkpoint directory ${inputDir}`,
         indexPath,
         firstTensor,
       );
-    };
-    if (isAbsolute(f) || /^[a-zA-Z]:/.test(f)) escape('is an absolute path');
-    if (f.split(/[\\/]/).includes('..')) escape('escapes the checkpoint directory with ".."');
-    const abs = resolve(inputDir, f);
-    if (!isInside(abs, inputDir)) escape('escapes the checkpoint directory');
-    let real: string;
-    try {
-      real = await realpath(abs);
-    } catch {
+    }, () => {
       const count = [...weightMap.values()].filter((v) => v === f).length;
       throw new CheckpointError(
         `${indexPath}: shard file ${f} is listed for ${count} tensor(s) (e.g. ${firstTensor}) but is missing in ${inputDir}`,
         join(inputDir, f),
         firstTensor,
       );
-    }
-    if (!isInside(real, realDir)) escape(`is a symlink resolving to ${real}, outside`);
+    });
   }
   return { files, weightMap };
 }
@@ -221,6 +248,12 @@ export async function planConversion(inputDirArg: string): Promise<ConversionPla
   let files: string[];
   let weightMap: Map<string, string> | null = null;
   if (await exists(join(inputDir, SINGLE_FILE))) {
+    const single = join(inputDir, SINGLE_FILE);
+    await checkInsideInput(inputDir, await realpath(inputDir), SINGLE_FILE, (why) => {
+      throw new CheckpointError(`${single} ${why}; weights files must lie inside the checkpoint directory ${inputDir}`, single);
+    }, () => {
+      throw new CheckpointError(`${single} disappeared while the checkpoint was being read`, single);
+    });
     files = [SINGLE_FILE];
   } else if (await exists(join(inputDir, INDEX_FILE))) {
     const idx = await readIndex(inputDir);
@@ -257,6 +290,17 @@ export async function planConversion(inputDirArg: string): Promise<ConversionPla
         throw new CheckpointError(
           `${join(inputDir, INDEX_FILE)}: weight_map puts tensor ${tensor} in ${f}, but ${where ? `it is in ${where.rel}` : `no shard contains it`}`,
           join(inputDir, f),
+          tensor,
+        );
+      }
+    }
+    // The reverse direction too: a tensor the index does not list is one that tools reading the
+    // index would never load, so the checkpoint means different things to different readers.
+    for (const [tensor, { file, rel }] of found) {
+      if (!weightMap.has(tensor)) {
+        throw new CheckpointError(
+          `${join(inputDir, INDEX_FILE)}: weight_map omits tensor ${tensor}, which shard ${rel} holds; the index must list every tensor of its shards`,
+          file,
           tensor,
         );
       }
@@ -406,10 +450,78 @@ function describeBadValues(t: PlannedTensor, s: ValueStats): string {
   return `${t.file}: tensor ${t.name} contains ${parts.join(' and ')} value${s.nan + s.inf > 1 ? 's' : ''} (of ${t.numel}; first at flat index ${s.firstNonFinite}); the checkpoint is corrupt`;
 }
 
-async function checkOutputDir(outputDir: string, inputDir: string, force: boolean): Promise<void> {
-  if (outputDir === inputDir || isInside(inputDir, outputDir)) {
-    throw new CheckpointError(`output directory ${outputDir} would replace the input checkpoint ${inputDir}; choose another output directory`, outputDir);
+// ---------------------------------------------------------------------------------------------
+// Output directory: where it may be, temp dirs, the final swap
+
+async function lexists(p: string): Promise<boolean> {
+  try {
+    await lstat(p);
+    return true;
+  } catch {
+    return false;
   }
+}
+
+/**
+ * The path `p` would have once created, with every symlink resolved: the real path of its
+ * deepest existing ancestor plus the remaining components. `p` must be absolute and normalised.
+ */
+async function realPathOfMaybeMissing(p: string): Promise<string> {
+  const rest: string[] = [];
+  let cur = p;
+  for (;;) {
+    try {
+      return join(await realpath(cur), ...rest.reverse());
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw e;
+      const st = await lstat(cur).catch(() => null);
+      if (st?.isSymbolicLink()) {
+        throw new CheckpointError(
+          `output path ${p}: ${cur} is a symbolic link to ${await readlink(cur)}, which does not exist; remove the link or choose another output directory`,
+          cur,
+        );
+      }
+      const parent = dirname(cur);
+      if (parent === cur) return p;
+      rest.push(basename(cur));
+      cur = parent;
+    }
+  }
+}
+
+/**
+ * Refuse an output directory that is, contains or lies inside the input checkpoint, comparing
+ * real paths: the same directory can be named through symlinks (of the output, of the input, of
+ * any ancestor, of the working directory), and a forced conversion moves the output path aside
+ * and deletes it, which must never reach the input.
+ */
+async function checkOutputNotInput(outputDir: string, inputDir: string): Promise<void> {
+  let realIn: string;
+  try {
+    realIn = await realpath(inputDir);
+  } catch {
+    realIn = inputDir; // a missing input is reported by planConversion
+  }
+  const realOut = await realPathOfMaybeMissing(outputDir);
+  const shown = (given: string, real: string): string => (given === real ? given : `${given} (real path ${real})`);
+  const out = shown(outputDir, realOut);
+  const inp = shown(inputDir, realIn);
+  for (const [o, i] of [[outputDir, inputDir], [realOut, realIn]]) {
+    if (o === i || isInside(i, o)) {
+      throw new CheckpointError(
+        `output directory ${out} would replace the input checkpoint ${inp}${o === i ? '' : ', which lies inside it'}; choose an output directory outside the input`,
+        outputDir,
+      );
+    }
+    if (isInside(o, i)) {
+      throw new CheckpointError(`output directory ${out} lies inside the input checkpoint ${inp}; choose an output directory outside the input`, outputDir);
+    }
+  }
+}
+
+async function checkOutputDir(outputDir: string, inputDir: string, force: boolean): Promise<void> {
+  await checkOutputNotInput(outputDir, inputDir);
   let st;
   try {
     st = await stat(outputDir);
@@ -429,21 +541,108 @@ async function checkOutputDir(outputDir: string, inputDir: string, force: boolea
   }
 }
 
+/**
+ * Inside a temp dir while it is being written: who writes it. Lets a later run tell a temp dir
+ * of a killed conversion from one of a conversion still running on another machine that shares
+ * the directory (pids mean nothing across machines).
+ */
+const OWNER_FILE = '.rsn-convert-owner';
+
+/** `<out>.tmp-<pid>-<8 hex>` (being written) or `<out>.old-<pid>-<8 hex>` (a replaced output on its way out). */
 function tempSibling(outputDir: string, kind: 'tmp' | 'old'): string {
   return `${outputDir}.${kind}-${process.pid}-${randomBytes(4).toString('hex')}`;
 }
 
+/** Names a converted model consists of; a stale temp dir holding anything else is not ours to delete. */
+function isConverterOutputName(name: string): boolean {
+  return name === OWNER_FILE || name === 'model.json' || (COPIED_FILES as readonly string[]).includes(name) || /^group\d+-shard\d+of\d+\.bin$/.test(name);
+}
+
+function processIsAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists but belongs to someone else.
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+/**
+ * Clean up after conversions to the same output that were killed (SIGKILL, power loss) and so
+ * could not remove their temp dirs. A `<out>.tmp-<pid>-*` dir is removed only if process <pid>
+ * is gone, it is a real directory (not a symlink), it is not (and holds no part of) the input,
+ * it holds nothing but converter output, and its owner file, if any, names this machine. A
+ * `<out>.old-<pid>-*` dir of a dead process is a replaced output: deleted if the new output is
+ * in place, otherwise moved back to `<out>` (the process died between the two renames).
+ * Returns the paths handled; each is also reported through `log`.
+ */
+export async function removeStaleTempDirs(outputDirArg: string, inputDirArg: string, log: (message: string) => void = () => undefined): Promise<string[]> {
+  const outputDir = resolve(outputDirArg);
+  const parent = dirname(outputDir);
+  const realIn = await realpath(resolve(inputDirArg)).catch(() => resolve(inputDirArg));
+  const escaped = basename(outputDir).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const pattern = new RegExp(`^${escaped}\\.(tmp|old)-(\\d+)-[0-9a-f]{8}$`);
+  let names: string[];
+  try {
+    names = await readdir(parent);
+  } catch {
+    return [];
+  }
+  const handled: string[] = [];
+  for (const name of names.sort()) {
+    const m = pattern.exec(name);
+    if (!m) continue;
+    const kind = m[1];
+    const pid = Number(m[2]);
+    if (pid === process.pid || processIsAlive(pid)) continue;
+    const dir = join(parent, name);
+    const st = await lstat(dir).catch(() => null);
+    if (!st?.isDirectory()) continue;
+    const real = await realpath(dir).catch(() => null);
+    if (real === null || real === realIn || isInside(realIn, real) || isInside(real, realIn)) continue;
+    if (kind === 'tmp') {
+      const entries = await readdir(dir);
+      if (!entries.every(isConverterOutputName)) {
+        log(`left ${dir} alone: it looks like a temp dir of process ${pid}, which is gone, but it holds files the converter does not write`);
+        continue;
+      }
+      if (entries.includes(OWNER_FILE)) {
+        const owner = await readFile(join(dir, OWNER_FILE), 'utf8').then((t) => JSON.parse(t) as { host?: unknown }).catch(() => null);
+        if (owner?.host !== hostname()) {
+          log(`left ${dir} alone: its owner file names machine ${JSON.stringify(owner?.host)}, not this one (${hostname()}), so process ${pid} may still be running there`);
+          continue;
+        }
+      }
+      await rm(dir, { recursive: true, force: true });
+      log(`removed stale temp dir ${dir} left by process ${pid}`);
+    } else if (await lexists(outputDir)) {
+      await rm(dir, { recursive: true, force: true });
+      log(`removed stale ${dir} left by process ${pid}: the output it had replaced`);
+    } else {
+      await rename(dir, outputDir);
+      log(`restored ${outputDir} from ${dir}: process ${pid} had moved it aside to replace it and died before finishing`);
+    }
+    handled.push(dir);
+  }
+  return handled;
+}
+
 /** Move the finished temp dir to outputDir, replacing whatever is there only after success. */
-async function swapIntoPlace(tmpDir: string, outputDir: string, force: boolean): Promise<void> {
-  if (!(await exists(outputDir))) {
+async function swapIntoPlace(tmpDir: string, outputDir: string, inputDir: string, force: boolean): Promise<void> {
+  // Again, right before anything is moved: a symlink may have been put in place meanwhile.
+  await checkOutputNotInput(outputDir, inputDir);
+  if (!(await lexists(outputDir))) {
     await rename(tmpDir, outputDir);
     return;
   }
   // Re-check (the directory may have appeared while we converted).
-  const st = await stat(outputDir);
-  if (!force && (!st.isDirectory() || (await readdir(outputDir)).length > 0)) {
+  const st = await stat(outputDir).catch(() => null);
+  if (!force && (!st?.isDirectory() || (await readdir(outputDir)).length > 0)) {
     throw new CheckpointError(`output directory ${outputDir} appeared and is not empty; pass --force (force: true) to replace it`, outputDir);
   }
+  // rename and rm act on the directory entry itself: an output path that is a symlink is
+  // replaced as a link, and its target is left alone.
   const old = tempSibling(outputDir, 'old');
   await rename(outputDir, old);
   try {
@@ -476,6 +675,8 @@ export async function convertCheckpoint(opts: ConvertOptions): Promise<ConvertRe
   const outputDir = resolve(opts.outputDir);
   opts.signal?.throwIfAborted();
 
+  await checkOutputNotInput(outputDir, inputDir);
+  const staleDirs = await removeStaleTempDirs(outputDir, inputDir, opts.onLog);
   await checkOutputDir(outputDir, inputDir, force);
   const plan = await planConversion(inputDir);
   opts.signal?.throwIfAborted();
@@ -494,9 +695,11 @@ export async function convertCheckpoint(opts: ConvertOptions): Promise<ConvertRe
   await mkdir(dirname(outputDir), { recursive: true });
   const tmpDir = tempSibling(outputDir, 'tmp');
   await mkdir(tmpDir);
+  const ownerFile = join(tmpDir, OWNER_FILE);
   const handles = new Map<string, FileHandle>();
   let writer: ShardWriter | null = null;
   try {
+    await writeFile(ownerFile, `${JSON.stringify({ pid: process.pid, host: hostname() })}\n`);
     // Chunk buffers, allocated once: src holds up to CHUNK_ELEMS values of the source dtype;
     // out holds their converted form (unused when source and storage formats coincide).
     const srcBuf = new ArrayBuffer(chunkElems * 4);
@@ -570,7 +773,9 @@ export async function convertCheckpoint(opts: ConvertOptions): Promise<ConvertRe
     await writeFile(join(tmpDir, 'model.json'), text);
     bytesWritten += Buffer.byteLength(text);
 
-    await swapIntoPlace(tmpDir, outputDir, force);
+    opts.signal?.throwIfAborted();
+    await unlink(ownerFile);
+    await swapIntoPlace(tmpDir, outputDir, inputDir, force);
     sampleRss();
     return {
       outputDir,
@@ -581,6 +786,7 @@ export async function convertCheckpoint(opts: ConvertOptions): Promise<ConvertRe
       storageDtype: storage,
       sourceDtypes,
       peakRssBytes: peakRss,
+      staleDirs,
     };
   } catch (e) {
     if (writer) await writer.abandon();

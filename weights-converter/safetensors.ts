@@ -64,9 +64,10 @@ function isNonNegInt(v: unknown): v is number {
 }
 
 /**
- * Read and validate the header of one safetensors file: sizes, JSON structure, entry types,
- * dtypes known to the format, offsets inside the data section, byte length = numel × dtype
- * size, and no two tensors overlapping. Reads only the first 8 + N bytes.
+ * Read and validate the header of one safetensors file: sizes, strict UTF-8, JSON structure, no
+ * key twice in one object, string-only metadata, entry types, dtypes known to the format,
+ * offsets inside the data section, byte length = numel × dtype size, and tensors tiling the data
+ * section exactly. Reads only the first 8 + N bytes.
  */
 export async function readSafetensorsHeader(file: string): Promise<SafetensorsHeader> {
   let fileSize: number;
@@ -97,11 +98,36 @@ export async function readSafetensorsHeader(file: string): Promise<SafetensorsHe
     }
     const hb = Buffer.alloc(headerBytes);
     await readExactly(fh, hb, 8, file);
-    headerText = hb.toString('utf8');
+    headerText = decodeUtf8Strict(file, hb);
   } finally {
     await fh.close();
   }
   return parseSafetensorsHeader(file, headerText, fileSize, headerBytes);
+}
+
+/**
+ * Decode the header as UTF-8, refusing malformed bytes: Buffer#toString would silently turn
+ * them into U+FFFD, so two different byte strings could name the same tensor.
+ */
+function decodeUtf8Strict(file: string, bytes: Uint8Array): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    // Streaming decodes accept an incomplete trailing sequence, so "this prefix decodes" holds
+    // up to the first bad byte and fails after it: binary-search that byte for the message.
+    let lo = 0;
+    let hi = bytes.length;
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >>> 1;
+      try {
+        new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, mid), { stream: true });
+        lo = mid;
+      } catch {
+        hi = mid;
+      }
+    }
+    fail(file, `header is not valid UTF-8 (first bad byte at header offset ${lo}, file offset ${8 + lo})`);
+  }
 }
 
 async function readExactly(fh: import('node:fs/promises').FileHandle, buf: Buffer, position: number, file: string): Promise<void> {
@@ -111,6 +137,55 @@ async function readExactly(fh: import('node:fs/promises').FileHandle, buf: Buffe
     if (bytesRead === 0) fail(file, `file is truncated: unexpected end of file at byte ${position + done}`);
     done += bytesRead;
   }
+}
+
+/** Where a JSON text repeats a key inside one object: the keys leading to that object, and the key. */
+export interface DuplicateKey {
+  path: string[];
+  key: string;
+}
+
+/**
+ * Find the first key that occurs twice in one object of a JSON text. JSON.parse keeps the last
+ * occurrence silently, so a header or index naming a tensor twice would lose one of them without
+ * a trace. Assumes `text` is valid JSON (parse it first); keys are compared after unescaping, so
+ * "a" and "\u0061" are the same key.
+ */
+export function findDuplicateKey(text: string): DuplicateKey | null {
+  interface Frame {
+    keys: Set<string> | null; // null for arrays
+    path: string[];
+    expectKey: boolean;
+    lastKey: string;
+  }
+  const stack: Frame[] = [];
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      let j = i + 1;
+      while (text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c /* \ */ ? 2 : 1;
+      const top = stack[stack.length - 1];
+      if (top?.keys && top.expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (top.keys.has(key)) return { path: top.path, key };
+        top.keys.add(key);
+        top.lastKey = key;
+        top.expectKey = false;
+      }
+      i = j;
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      const top = stack[stack.length - 1];
+      const path = top ? [...top.path, top.keys ? top.lastKey : '[]'] : [];
+      stack.push({ keys: c === 0x7b ? new Set() : null, path, expectKey: c === 0x7b, lastKey: '' });
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      stack.pop();
+    } else if (c === 0x2c /* , */) {
+      const top = stack[stack.length - 1];
+      if (top?.keys) top.expectKey = true;
+    }
+  }
+  return null;
 }
 
 /** Validate a header's JSON text. Exported for tests; `fileSize` bounds the data section. */
@@ -124,6 +199,16 @@ export function parseSafetensorsHeader(file: string, text: string, fileSize: num
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     fail(file, `header must be a JSON object, found ${Array.isArray(raw) ? 'an array' : raw === null ? 'null' : typeof raw}`);
   }
+  const dup = findDuplicateKey(text);
+  if (dup) {
+    if (dup.path.length === 0) {
+      if (dup.key === '__metadata__') fail(file, 'header has two "__metadata__" entries');
+      fail(file, `tensor ${dup.key} appears twice in the header; a header must name each tensor once`, dup.key);
+    }
+    const [top] = dup.path;
+    const where = top === '__metadata__' ? '"__metadata__"' : `header entry for tensor ${top}`;
+    fail(file, `duplicate key ${JSON.stringify(dup.key)} in ${where}${dup.path.length > 1 ? ` (at ${dup.path.slice(1).join('.')})` : ''}`, top === '__metadata__' ? undefined : top);
+  }
   const dataStart = 8 + headerBytes;
   const dataSize = fileSize - dataStart;
   const entries: SafetensorsEntry[] = [];
@@ -131,6 +216,11 @@ export function parseSafetensorsHeader(file: string, text: string, fileSize: num
   for (const [name, v] of Object.entries(raw as Record<string, unknown>)) {
     if (name === '__metadata__') {
       if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(file, '"__metadata__" must be an object');
+      // The format defines metadata as a string → string map; anything else is not a file
+      // written by a safetensors implementation.
+      for (const [k, mv] of Object.entries(v as Record<string, unknown>)) {
+        if (typeof mv !== 'string') fail(file, `"__metadata__" value for key ${JSON.stringify(k)} must be a string, found ${JSON.stringify(mv)}`);
+      }
       metadata = v as Record<string, unknown>;
       continue;
     }
@@ -162,18 +252,38 @@ export function parseSafetensorsHeader(file: string, text: string, fileSize: num
     }
     entries.push({ name, dtype, shape: shape as number[], numel, begin: dataStart + begin, end: dataStart + end });
   }
-  // No two tensors may share bytes (empty tensors cannot overlap anything).
-  const sorted = entries.filter((x) => x.end > x.begin).sort((a, b) => a.begin - b.begin);
-  for (let i = 1; i < sorted.length; i++) {
-    const prev = sorted[i - 1];
-    const cur = sorted[i];
-    if (cur.begin < prev.end) {
+  // The tensors must tile the data section exactly, as the format's reference implementation
+  // demands: no shared bytes, no bytes that belong to no tensor, nothing after the last tensor.
+  // Unowned bytes are where a second copy of a tensor, or anything else, can hide unnoticed.
+  const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  const rel = (x: number): number => x - dataStart;
+  const span = (t: SafetensorsEntry): string => `data_offsets [${rel(t.begin)}, ${rel(t.end)}]`;
+  let owner: SafetensorsEntry | null = null; // the tensor reaching furthest so far
+  for (const cur of sorted) {
+    if (owner && cur.begin < owner.end) {
+      fail(file, `tensors ${owner.name} (${span(owner)}) and ${cur.name} (${span(cur)}) overlap`, cur.name);
+    }
+    if (owner === null || cur.end >= owner.end) owner = cur;
+  }
+  let cursor = dataStart;
+  let prev: SafetensorsEntry | null = null;
+  for (const cur of sorted) {
+    if (cur.begin > cursor) {
       fail(
         file,
-        `tensors ${prev.name} (data_offsets [${prev.begin - dataStart}, ${prev.end - dataStart}]) and ${cur.name} (data_offsets [${cur.begin - dataStart}, ${cur.end - dataStart}]) overlap`,
+        `data section bytes [${rel(cursor)}, ${rel(cur.begin)}) belong to no tensor (a hole ${prev ? `between ${prev.name} and ${cur.name}` : `before ${cur.name}`}); tensors must cover the data section exactly`,
         cur.name,
       );
     }
+    cursor = cur.end;
+    prev = cur;
+  }
+  if (rel(cursor) !== dataSize) {
+    fail(
+      file,
+      `${dataSize - rel(cursor)} trailing byte${dataSize - rel(cursor) === 1 ? '' : 's'} after the last tensor${prev ? ` ${prev.name} (ends at data offset ${rel(cursor)})` : ''}; the data section has ${dataSize} bytes and tensors must cover it exactly`,
+      prev?.name,
+    );
   }
   return { file, fileSize, headerBytes, dataStart, entries, metadata };
 }

@@ -140,9 +140,15 @@ export async function setShape(file: string, tensor: string, shape: number[]): P
   });
 }
 
+/** Remove a tensor together with its bytes (later tensors move up), so the file stays well formed. */
 export async function removeTensor(file: string, tensor: string): Promise<void> {
   await rewriteSafetensors(file, (st) => {
+    const [b, e] = entry(st, tensor).data_offsets;
     delete st.header[tensor];
+    st.data = Buffer.concat([st.data.subarray(0, b), st.data.subarray(e)]);
+    for (const [, other] of entries(st)) {
+      if (other.data_offsets[0] >= e) other.data_offsets = [other.data_offsets[0] - (e - b), other.data_offsets[1] - (e - b)];
+    }
   });
 }
 
