@@ -37,6 +37,8 @@ export interface ReportNotebook {
   executed?: string;
   verdicts: VerdictRecord[];
   params: Record<string, unknown>;
+  /** Values used where they differ from the parameters (k after capping, …). */
+  effective: Record<string, { value: unknown; how: string }>;
   updated?: string;
   figures: ReportFigure[];
 }
@@ -133,6 +135,7 @@ export function collectReport(opts: ReportOptions): Report {
       // A failed run's verdicts were cleared when it started; whatever it recorded before failing is shown.
       verdicts: v?.verdicts ?? [],
       params: v?.params ?? {},
+      effective: v?.effective ?? {},
       updated: v?.updated,
       figures: figures.get(name) ?? [],
     };
@@ -183,7 +186,12 @@ export function reportMarkdown(r: Report): string {
     if (n.state === 'missing') L.push('No results: this notebook has not run for this model.', '');
     if (n.state === 'earlier') L.push('_Not re-run this time: the results below are from an earlier run._', '');
     const p = Object.entries(n.params).filter(([k]) => ['k', 'kMaxPercent', 'kPercent', 'relations', 'quick', 'randomSeeds', 'ks'].includes(k));
-    if (p.length) L.push(`Parameters: ${p.map(([k, v]) => `${k} = ${Array.isArray(v) ? (v.length ? v.join(',') : '(all)') : show(v)}`).join(' · ')}`, '');
+    const shown = (v: unknown) => (Array.isArray(v) ? (v.length ? v.join(',') : '(all)') : show(v as VerdictRecord['ours']));
+    const used = (k: string, v: unknown) => {
+      const e = n.effective[k];
+      return e && shown(e.value) !== shown(v) ? `${k} = **${shown(e.value)}** (requested ${shown(v)}: ${e.how})` : `${k} = ${shown(v)}`;
+    };
+    if (p.length) L.push(`Parameters: ${p.map(([k, v]) => used(k, v)).join(' · ')}`, '');
     if (n.verdicts.length) {
       L.push('| claim | paper | ours | status | detail |', '|---|---|---|---|---|');
       for (const v of n.verdicts) L.push(`| ${mdCell(v.claim)} | ${mdCell(show(v.paper))} | ${mdCell(show(v.ours))} | **${v.status}** | ${mdCell(v.detail)} |`);

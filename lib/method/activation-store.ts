@@ -2,10 +2,11 @@
  * On-disk store of token-mean activations: P prompts × N neurons (a NeuronSpace), split by
  * neuron range into files `n{start}-{end}.bin`, each prompt-major [P][end-start] in float32 or
  * float16. Collection writes one prompt batch at a time and then records progress in meta.json
- * (atomically), so a killed run resumes where it stopped. Stores that cover consecutive prompt
- * ranges of the same prompt list can be merged.
+ * (atomically) with a sha256 of each chunk's new rows, so a killed run resumes where it stopped
+ * and a chunk damaged since (missing, truncated, altered) is detected and its rows collected
+ * again. Stores that cover consecutive prompt ranges of the same prompt list can be merged.
  */
-import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256Hex, writeFileAtomic } from '../data/io.ts';
 import { CheckpointError } from '../errors.ts';
@@ -25,7 +26,15 @@ function floatToHalf(x: number): number {
   return floatBitsToHalfBits(u32scratch[0]!);
 }
 
-export const STORE_SCHEMA = 'rsn-activations/1';
+export const STORE_SCHEMA = 'rsn-activations/2';
+
+export interface StoreChunk {
+  start: number;
+  end: number;
+  file: string;
+  /** sha256 of each checkpointed row segment of this file (segment j = rows checkpoints[j-1]…checkpoints[j]). */
+  sha256: string[];
+}
 
 export interface StoreMeta {
   schema: typeof STORE_SCHEMA;
@@ -37,10 +46,14 @@ export interface StoreMeta {
   promptEnd: number;
   /** Rows written so far (from promptStart). */
   completed: number;
+  /** `completed` after each checkpoint (one per written batch), increasing; the last is `completed`. */
+  checkpoints: number[];
   space: ReturnType<NeuronSpace['describe']>;
   dtype: 'float32' | 'float16';
   includeBos: boolean;
-  chunks: { start: number; end: number; file: string }[];
+  /** Prompts per forward pass: padding in a batch moves token means in the last float bits, so a resume must use the same. */
+  batchSize: number;
+  chunks: StoreChunk[];
   createdAt: string;
   updatedAt: string;
 }
@@ -58,6 +71,8 @@ export interface CollectOptions {
   promptRange?: [number, number];
   quiet?: boolean;
   onProgress?: (s: ProgressState) => void;
+  /** Where damage found on resume is reported (default stderr). */
+  log?: (line: string) => void;
 }
 
 const META = 'meta.json';
@@ -70,15 +85,81 @@ export function promptsHash(tokenized: readonly (readonly number[])[]): string {
   return sha256Hex(JSON.stringify(tokenized));
 }
 
+/** Bytes [from, to) of an open file, or null when the file is shorter. */
+function readBytes(fd: number, from: number, to: number): Uint8Array | null {
+  const buf = new Uint8Array(to - from);
+  let got = 0;
+  while (got < buf.length) {
+    const r = readSync(fd, buf, got, buf.length - got, from + got);
+    if (r === 0) return null;
+    got += r;
+  }
+  return buf;
+}
+
+/**
+ * How many leading rows of every chunk file match their recorded checksums, with a line per
+ * damaged file (missing, short, or a segment whose bytes changed).
+ */
+function verifiedRows(dir: string, meta: StoreMeta): { rows: number; problems: string[] } {
+  const bpv = bytesPer(meta.dtype);
+  let rows = meta.completed;
+  const problems: string[] = [];
+  for (const c of meta.chunks) {
+    const path = join(dir, c.file);
+    const rowBytes = (c.end - c.start) * bpv;
+    if (!existsSync(path)) {
+      problems.push(`${path}: chunk file is missing`);
+      rows = 0;
+      continue;
+    }
+    const fd = openSync(path, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      let from = 0;
+      for (let j = 0; j < meta.checkpoints.length && meta.checkpoints[j]! <= rows; j++) {
+        const to = meta.checkpoints[j]!;
+        const bytes = readBytes(fd, from * rowBytes, to * rowBytes);
+        if (bytes === null) {
+          problems.push(`${path}: ${size} bytes, expected ${meta.completed * rowBytes} for ${meta.completed} prompts (short file; valid up to prompt ${from})`);
+          rows = Math.min(rows, from);
+          break;
+        }
+        if (sha256Hex(bytes) !== c.sha256[j]) {
+          problems.push(`${path}: prompts ${from}–${to} do not match their checksum`);
+          rows = Math.min(rows, from);
+          break;
+        }
+        from = to;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return { rows, problems };
+}
+
+/** Forget every checkpoint after `rows` (the rows are then collected again). */
+function rollBack(meta: StoreMeta, rows: number): void {
+  const keep = meta.checkpoints.filter((c) => c <= rows).length;
+  meta.checkpoints = meta.checkpoints.slice(0, keep);
+  meta.completed = keep ? meta.checkpoints[keep - 1]! : 0;
+  for (const c of meta.chunks) c.sha256 = c.sha256.slice(0, keep);
+}
+
 /**
  * Record token-mean activations of every neuron in `sites` for every prompt, into `dir`.
  * Resumes an unfinished store made for the same model, prompts and settings; refuses a
- * store made for anything else.
+ * store made for anything else. Every chunk is checked against its checksums first: rows of a
+ * missing, short or altered chunk are reported and collected again.
  */
 export async function collectActivations(model: LlamaModel, tokenized: readonly (readonly number[])[], dir: string, opts: CollectOptions = {}): Promise<ActivationStore> {
   const space = NeuronSpace.forModel(model.config, opts.sites ?? ['mlp.gate', 'mlp.up', 'mlp.down']);
   const dtype = opts.dtype ?? 'float32';
   const includeBos = opts.includeBos ?? true;
+  const batchSize = opts.batchSize ?? 32;
+  const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
   const [pStart, pEnd] = opts.promptRange ?? [0, tokenized.length];
   if (!(Number.isInteger(pStart) && Number.isInteger(pEnd) && 0 <= pStart && pStart < pEnd && pEnd <= tokenized.length)) {
     throw new RangeError(`promptRange [${pStart}, ${pEnd}) must lie inside 0–${tokenized.length} and be non-empty`);
@@ -94,20 +175,28 @@ export async function collectActivations(model: LlamaModel, tokenized: readonly 
     if (meta.promptStart !== pStart || meta.promptEnd !== pEnd) mismatch.push(`prompt range [${meta.promptStart}, ${meta.promptEnd}) ≠ [${pStart}, ${pEnd})`);
     if (meta.dtype !== dtype) mismatch.push(`dtype ${meta.dtype} ≠ ${dtype}`);
     if (meta.includeBos !== includeBos) mismatch.push(`includeBos ${meta.includeBos} ≠ ${includeBos}`);
+    if (meta.batchSize !== batchSize) mismatch.push(`batchSize ${meta.batchSize} ≠ ${batchSize}`);
     if (JSON.stringify(meta.space) !== JSON.stringify(space.describe())) mismatch.push('neuron sites differ');
     if (mismatch.length) {
       throw new CheckpointError(`${dir}: an activation store for different settings is already there (${mismatch.join('; ')}); choose another directory or delete it`, join(dir, META));
     }
+    const check = verifiedRows(dir, meta);
+    if (check.rows < meta.completed) {
+      for (const p of check.problems) log(`[rsn] activations: ${p}`);
+      log(`[rsn] activations: ${dir}: keeping the ${check.rows} verified prompts, collecting prompts ${check.rows}–${meta.completed} again`);
+      rollBack(meta, check.rows);
+      writeFileAtomic(join(dir, META), JSON.stringify(meta, null, 1));
+    }
   } else {
     mkdirSync(dir, { recursive: true });
     const chunkNeurons = opts.chunkNeurons ?? 65536;
-    const chunks = [];
+    const chunks: StoreChunk[] = [];
     for (let s = 0; s < space.size; s += chunkNeurons) {
       const e = Math.min(space.size, s + chunkNeurons);
-      chunks.push({ start: s, end: e, file: `n${s}-${e}.bin` });
+      chunks.push({ start: s, end: e, file: `n${s}-${e}.bin`, sha256: [] });
     }
     const now = new Date().toISOString();
-    meta = { schema: STORE_SCHEMA, model: identity, promptsSha256: hash, promptStart: pStart, promptEnd: pEnd, completed: 0, space: space.describe(), dtype, includeBos, chunks, createdAt: now, updatedAt: now };
+    meta = { schema: STORE_SCHEMA, model: identity, promptsSha256: hash, promptStart: pStart, promptEnd: pEnd, completed: 0, checkpoints: [], space: space.describe(), dtype, includeBos, batchSize, chunks, createdAt: now, updatedAt: now };
     writeFileAtomic(join(dir, META), JSON.stringify(meta, null, 1));
   }
   const rowsTotal = pEnd - pStart;
@@ -118,7 +207,6 @@ export async function collectActivations(model: LlamaModel, tokenized: readonly 
     ftruncateSync(fd, meta.completed * (c.end - c.start) * bpv);
     return fd;
   });
-  const batchSize = opts.batchSize ?? 32;
   const progress = new Progress({ total: rowsTotal, itemName: 'prompts', label: 'activations', silent: opts.quiet, onUpdate: opts.onProgress });
   progress.update(meta.completed);
   try {
@@ -138,8 +226,11 @@ export async function collectActivations(model: LlamaModel, tokenized: readonly 
           else for (let j = 0; j < w; j++) f16![i * w + j] = floatToHalf(src[j]!);
         }
         writeSync(fds[ci]!, buf, 0, buf.length, meta.completed * w * bpv);
+        c.sha256.push(sha256Hex(buf));
       });
+      for (const fd of fds) fsyncSync(fd);
       meta.completed += B;
+      meta.checkpoints.push(meta.completed);
       meta.updatedAt = new Date().toISOString();
       writeFileAtomic(join(dir, META), JSON.stringify(meta, null, 1));
       progress.update(meta.completed);
@@ -151,7 +242,7 @@ export async function collectActivations(model: LlamaModel, tokenized: readonly 
   } finally {
     for (const fd of fds) closeSync(fd);
   }
-  return ActivationStore.open(dir);
+  return ActivationStore.open(dir, { verify: false });
 }
 
 /**
@@ -178,7 +269,27 @@ function readMeta(dir: string): StoreMeta {
   } catch (e) {
     throw new CheckpointError(`${file}: not a readable activation store (${(e as Error).message})`, file);
   }
-  if (m.schema !== STORE_SCHEMA) throw new CheckpointError(`${file}: field "schema" is ${JSON.stringify(m.schema)}, expected "${STORE_SCHEMA}"`, file);
+  if (m?.schema !== STORE_SCHEMA) {
+    const found: unknown = m?.schema;
+    const old = typeof found === 'string' && found.startsWith('rsn-activations/') ? ' (a store written before chunk checksums existed; delete it and collect again)' : '';
+    throw new CheckpointError(`${file}: field "schema" is ${JSON.stringify(m?.schema)}, expected "${STORE_SCHEMA}"${old}`, file);
+  }
+  const bad = (field: string, want: string): never => {
+    throw new CheckpointError(`${file}: field "${field}" must be ${want}`, file);
+  };
+  const isCount = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0;
+  if (!isCount(m.completed)) bad('completed', 'a non-negative integer');
+  if (!isCount(m.promptStart) || !isCount(m.promptEnd) || m.promptEnd <= m.promptStart) bad('promptStart/promptEnd', 'integers with promptStart < promptEnd');
+  if (m.completed > m.promptEnd - m.promptStart) bad('completed', `at most promptEnd − promptStart = ${m.promptEnd - m.promptStart}`);
+  if (m.dtype !== 'float32' && m.dtype !== 'float16') bad('dtype', '"float32" or "float16"');
+  if (!Array.isArray(m.checkpoints) || !m.checkpoints.every((c, i) => isCount(c) && c > (i ? m.checkpoints[i - 1]! : 0))) bad('checkpoints', 'an increasing array of row counts');
+  if ((m.checkpoints.at(-1) ?? 0) !== m.completed) bad('checkpoints', `to end at completed = ${m.completed}`);
+  if (!Array.isArray(m.chunks) || m.chunks.length === 0) bad('chunks', 'a non-empty array');
+  m.chunks.forEach((c, i) => {
+    if (!isCount(c?.start) || !isCount(c.end) || c.end <= c.start) bad(`chunks[${i}].start/end`, 'integers with start < end');
+    if (typeof c.file !== 'string' || !/^n\d+-\d+\.bin$/.test(c.file)) bad(`chunks[${i}].file`, 'a file name n<start>-<end>.bin');
+    if (!Array.isArray(c.sha256) || c.sha256.length !== m.checkpoints.length) bad(`chunks[${i}].sha256`, `an array of ${m.checkpoints.length} checksums`);
+  });
   return m;
 }
 
@@ -189,16 +300,17 @@ export class ActivationStore {
     this.space = NeuronSpace.fromDescription(meta.space);
   }
 
-  static open(dir: string): ActivationStore {
+  /**
+   * Open a store for reading. By default every chunk is checked against its checksums (one
+   * read of the store); a missing, short or altered chunk is a CheckpointError naming the file.
+   */
+  static open(dir: string, opts: { verify?: boolean } = {}): ActivationStore {
     const meta = readMeta(dir);
-    for (const c of meta.chunks) {
-      const path = join(dir, c.file);
-      if (!existsSync(path)) throw new CheckpointError(`${dir}: chunk file ${c.file} is missing`, path);
-      const fd = openSync(path, 'r');
-      const size = fstatSync(fd).size;
-      closeSync(fd);
-      const want = meta.completed * (c.end - c.start) * bytesPer(meta.dtype);
-      if (size < want) throw new CheckpointError(`${path}: ${size} bytes, expected ${want} for ${meta.completed} prompts (truncated store)`, path);
+    if (opts.verify ?? true) {
+      const check = verifiedRows(dir, meta);
+      if (check.rows < meta.completed) {
+        throw new CheckpointError(`${dir}: damaged activation store: ${check.problems.join('; ')}; resume the collection to collect those prompts again`, join(dir, META));
+      }
     }
     return new ActivationStore(dir, meta);
   }
@@ -234,7 +346,7 @@ export class ActivationStore {
           let got = 0;
           while (got < len) {
             const r = readSync(fd, buf, got, len - got, p0 * cw * bpv + got);
-            if (r === 0) throw new CheckpointError(`${c.file}: unexpected end of file`, join(this.dir, c.file));
+            if (r === 0) throw new CheckpointError(`${join(this.dir, c.file)}: unexpected end of file (the store was changed after it was opened)`, join(this.dir, c.file));
             got += r;
           }
           const f32 = bpv === 4 ? new Float32Array(buf.buffer, 0, n * cw) : null;
@@ -271,8 +383,8 @@ export function mergeStores(dirs: readonly string[], outDir: string): Activation
   for (const s of stores) {
     const m = s.meta;
     if (!s.complete) throw new CheckpointError(`${s.dir}: store is unfinished (${m.completed} of ${m.promptEnd - m.promptStart} prompts); finish it before merging`, s.dir);
-    const same = m.model.sha256 === first.meta.model.sha256 && m.promptsSha256 === first.meta.promptsSha256 && m.dtype === first.meta.dtype && m.includeBos === first.meta.includeBos && JSON.stringify(m.space) === JSON.stringify(first.meta.space);
-    if (!same) throw new CheckpointError(`${s.dir}: store was made with another model, prompt list, dtype, BOS setting or neuron space than ${first.dir}`, s.dir);
+    const same = m.model.sha256 === first.meta.model.sha256 && m.promptsSha256 === first.meta.promptsSha256 && m.dtype === first.meta.dtype && m.includeBos === first.meta.includeBos && m.batchSize === first.meta.batchSize && JSON.stringify(m.space) === JSON.stringify(first.meta.space);
+    if (!same) throw new CheckpointError(`${s.dir}: store was made with another model, prompt list, dtype, BOS setting, batch size or neuron space than ${first.dir}`, s.dir);
     if (m.promptStart !== expect) throw new CheckpointError(`${s.dir}: covers prompts from ${m.promptStart}, expected ${expect} (the stores must cover consecutive ranges)`, s.dir);
     expect = m.promptEnd;
   }
@@ -297,7 +409,22 @@ export function mergeStores(dirs: readonly string[], outDir: string): Activation
       }
     }
     const total = expect - first.meta.promptStart;
-    const meta: StoreMeta = { ...first.meta, promptEnd: expect, completed: total, updatedAt: new Date().toISOString() };
+    const checkpoints: number[] = [];
+    const sums: string[][] = chunks.map(() => []);
+    let offset = 0;
+    for (const s of stores) {
+      checkpoints.push(...s.meta.checkpoints.map((c) => c + offset));
+      chunks.forEach((c, ci) => sums[ci]!.push(...s.meta.chunks.find((x) => x.start === c.start && x.end === c.end)!.sha256));
+      offset += s.meta.completed;
+    }
+    const meta: StoreMeta = {
+      ...first.meta,
+      promptEnd: expect,
+      completed: total,
+      checkpoints,
+      chunks: chunks.map((c, ci) => ({ ...c, sha256: sums[ci]! })),
+      updatedAt: new Date().toISOString(),
+    };
     writeFileAtomic(join(tmp, META), JSON.stringify(meta, null, 1));
     renameSync(tmp, outDir);
   } catch (e) {

@@ -1,14 +1,16 @@
 /**
- * The paper's stages with an on-disk cache, for notebooks and the headless reproduction:
- * each stage is computed once per (model, data, parameters) and reloaded afterwards, so a
- * notebook cell re-runs in seconds. Change a parameter and only the stages that depend on it
- * are recomputed (the cache key includes every parameter that matters).
+ * The paper's stages with an on-disk cache (StageCache), for notebooks and the headless
+ * reproduction: each stage is computed once per (model, data, backend, code, settings) and
+ * reloaded afterwards, so a notebook cell re-runs in seconds. Change a parameter and only the
+ * stages that depend on it are recomputed: a stage's key holds its own settings and those of
+ * every stage it reads (known facts → ranking → experiments). The ranking's activation store is
+ * kept next to it (`activations()`, `removeActivations()`).
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { sha256Hex, writeFileAtomic } from '../data/io.ts';
+import { CheckpointError } from '../errors.ts';
 import { LlamaModel } from '../model/llama.ts';
-import { collectActivations } from './activation-store.ts';
+import { ActivationStore, collectActivations } from './activation-store.ts';
 import { loadDataset, type Dataset } from './dataset.ts';
 import {
   cumulativity,
@@ -26,10 +28,14 @@ import {
   type SweepResult,
 } from './experiments.ts';
 import { modelIdentity, provenance } from './identity.ts';
-import { findKnownFacts, loadKnownFacts, saveKnownFacts, type KnownFacts } from './known.ts';
+import { findKnownFacts, type KnownFacts } from './known.ts';
 import { POOLS, type NeuronSite, type PoolName } from './neurons.ts';
 import { buildIdentificationSet, loadRanking, rankNeurons, saveRanking, type Ranking } from './ranking.ts';
 import type { RunOptions } from './generation.ts';
+import { canonicalJson, codeFingerprint, StageCache } from './stage-cache.ts';
+
+/** Negatives per positive in the identification set (paper §3). */
+const NEGATIVE_RATIO = 4;
 
 export interface PipelineOptions {
   /** A converted model directory (`rsn convert`). */
@@ -57,7 +63,10 @@ export class Pipeline {
     readonly model: LlamaModel,
     readonly dataset: Dataset,
     readonly opts: PipelineOptions,
+    /** This (model, data)'s cache folder. */
     readonly dir: string,
+    /** The stage cache; every key holds the model, data, backend and code fingerprint. */
+    readonly cache: StageCache,
   ) {}
 
   static async open(opts: PipelineOptions): Promise<Pipeline> {
@@ -67,7 +76,13 @@ export class Pipeline {
     // One cache folder per (model, data): results of other models or data never mix.
     const dir = join(opts.cacheDir, `${id.name}-${id.sha256.slice(0, 8)}-data-${dataset.hash.slice(0, 8)}`);
     mkdirSync(dir, { recursive: true });
-    return new Pipeline(model, dataset, opts, dir);
+    const base = {
+      model: { name: id.name, sha256: id.sha256, storageDtype: id.storageDtype },
+      data: dataset.hash,
+      backend: model.info.backend?.name ?? 'unknown',
+      code: codeFingerprint(),
+    };
+    return new Pipeline(model, dataset, opts, dir, new StageCache(dir, base, (l) => opts.log?.(l)));
   }
 
   dispose(): void {
@@ -78,30 +93,40 @@ export class Pipeline {
     this.opts.log?.(line);
   }
 
-  /** Cached JSON stage: `key` holds every parameter the result depends on. */
-  private async stage<T>(name: string, key: unknown, compute: () => Promise<T>): Promise<T> {
-    const file = join(this.dir, `${name}-${sha256Hex(JSON.stringify(key)).slice(0, 12)}.json`);
-    if (existsSync(file)) {
-      this.log(`[rsn] ${name}: cached (${file})`);
-      return JSON.parse(readFileSync(file, 'utf8')) as T;
-    }
-    const t0 = performance.now();
-    const result = await compute();
-    writeFileAtomic(file, JSON.stringify(result, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 1));
-    this.log(`[rsn] ${name}: computed in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    return result;
+  /** The run options that reach a computation (progress and labels do not). */
+  private runSettings(): Record<string, number | null> {
+    const run = this.opts.run ?? {};
+    return { batchSize: run.batchSize ?? null, maxNewTokens: run.maxNewTokens ?? null };
+  }
+
+  private knownSettings(): Record<string, unknown> {
+    return { run: this.runSettings() };
+  }
+
+  /** Everything the ranking depends on besides the base key. */
+  private rankingSettings(): Record<string, unknown> {
+    return {
+      known: this.knownSettings(),
+      seed: this.opts.seed ?? 0,
+      includeBos: this.opts.includeBos ?? true,
+      recordAttention: this.opts.recordAttention ?? false,
+      activationDtype: this.opts.activationDtype ?? 'float32',
+      negativeRatio: NEGATIVE_RATIO,
+    };
+  }
+
+  /**
+   * A cached stage computed from this pipeline's model, data, known facts and ranking, for
+   * results a notebook computes itself: `settings` must hold every parameter of `compute`
+   * besides those (k, seeds, prompt sets, …).
+   */
+  async stage<T>(name: string, settings: unknown, compute: () => Promise<T>): Promise<T> {
+    return this.cache.get(name, { ranking: this.rankingSettings(), run: this.runSettings(), stage: settings }, compute);
   }
 
   /** P^det: the detection prompts the model answers correctly (2-token greedy prefix check). */
   async known(): Promise<KnownFacts> {
-    if (this.knownCache) return this.knownCache;
-    const file = join(this.dir, 'known.json');
-    if (existsSync(file)) {
-      this.knownCache = loadKnownFacts(file, this.dataset);
-    } else {
-      this.knownCache = await findKnownFacts(this.model, this.dataset, this.opts.run);
-      saveKnownFacts(this.knownCache, file);
-    }
+    this.knownCache ??= await this.cache.get('known', this.knownSettings(), () => findKnownFacts(this.model, this.dataset, this.opts.run));
     return this.knownCache;
   }
 
@@ -109,34 +134,74 @@ export class Pipeline {
     return [...(this.opts.recordAttention ? POOLS.all : POOLS.ffn)];
   }
 
+  /** Where the ranking's pooled activations are kept (one store per ranking setting). */
+  activationsDir(): string {
+    return this.cache.path('activations', this.rankingSettings(), '');
+  }
+
+  /** The kept activation store of this ranking (P^det prompts × neurons), or null when there is none. */
+  activations(): ActivationStore | null {
+    const dir = this.activationsDir();
+    return existsSync(dir) ? ActivationStore.open(dir) : null;
+  }
+
+  /** Delete the kept activation store of this ranking (the ranking itself stays); true if there was one. */
+  removeActivations(): boolean {
+    const dir = this.activationsDir();
+    if (!existsSync(dir)) return false;
+    rmSync(dir, { recursive: true, force: true });
+    this.log(`[rsn] activations: removed ${dir}`);
+    return true;
+  }
+
   /** Token-mean activations of P^det prompts → AP per neuron per relation. */
   async ranking(): Promise<Ranking> {
     if (this.rankingCache) return this.rankingCache;
     const known = await this.known();
+    const settings = this.rankingSettings();
+    const key = this.cache.key('ranking', settings);
+    const rankingDir = this.cache.path('ranking', settings, '');
+    if (existsSync(rankingDir)) {
+      try {
+        const cached = loadRanking(rankingDir);
+        if (canonicalJson(cached.provenance['cacheKey']) !== canonicalJson(key)) throw new CheckpointError(`${rankingDir}: its key does not match the settings asked for`, rankingDir);
+        this.log(`[rsn] ranking: cached (${rankingDir})`);
+        this.rankingCache = cached;
+        return cached;
+      } catch (e) {
+        this.log(`[rsn] ranking: cache entry ${rankingDir} is unusable (${(e as Error).message}); recomputing`);
+      }
+    }
     const seed = this.opts.seed ?? 0;
     const includeBos = this.opts.includeBos ?? true;
-    const tag = `${this.opts.recordAttention ? 'all' : 'ffn'}-${includeBos ? 'bos' : 'nobos'}-s${seed}`;
-    const rankingDir = join(this.dir, `ranking-${tag}`);
-    if (existsSync(join(rankingDir, 'ranking.json'))) {
-      this.log(`[rsn] ranking: cached (${rankingDir})`);
-      this.rankingCache = loadRanking(rankingDir);
-      return this.rankingCache;
-    }
-    const idset = buildIdentificationSet(this.dataset, known, { seed });
+    const t0 = performance.now();
+    const idset = buildIdentificationSet(this.dataset, known, { seed, negativeRatio: NEGATIVE_RATIO });
     const empty = idset.tasks.filter((t) => t.positives.length === 0).map((t) => t.name);
     if (empty.length) throw new Error(`no known detection prompts for ${empty.join(', ')}: the model answers none correctly, so these relations cannot be ranked; leave them out (relations option)`);
     const tok = this.model.tokenizer!;
-    const storeDir = join(this.dir, `activations-${tag}`);
-    const store = await collectActivations(this.model, idset.prompts.map((p) => tok.encode(p.text)), storeDir, {
-      sites: this.sites(),
-      includeBos,
-      dtype: this.opts.activationDtype ?? 'float32',
-      batchSize: this.opts.run?.batchSize,
-      quiet: this.opts.run?.quiet,
-    });
-    const ranking = await rankNeurons(store, idset, provenance(this.model, this.dataset.hash, seed, { includeBos, negativeRatio: 4 }));
+    const storeDir = this.activationsDir();
+    const collect = () =>
+      collectActivations(this.model, idset.prompts.map((p) => tok.encode(p.text)), storeDir, {
+        sites: this.sites(),
+        includeBos,
+        dtype: this.opts.activationDtype ?? 'float32',
+        batchSize: this.opts.run?.batchSize,
+        quiet: this.opts.run?.quiet,
+        log: (l) => this.log(l),
+      });
+    let store: ActivationStore;
+    try {
+      store = await collect();
+    } catch (e) {
+      if (!(e instanceof CheckpointError)) throw e;
+      // The store lives in the cache and its folder is named by the full key, so a store there that cannot be resumed is damaged, not someone else's.
+      this.log(`[rsn] activations: ${(e as Error).message}; collecting again`);
+      rmSync(storeDir, { recursive: true, force: true });
+      store = await collect();
+    }
+    const ranking = await rankNeurons(store, idset, provenance(this.model, this.dataset.hash, seed, { includeBos, negativeRatio: NEGATIVE_RATIO, cacheKey: key }));
     saveRanking(ranking, rankingDir);
-    rmSync(storeDir, { recursive: true, force: true }); // the ranking is what later stages need; the store can be large
+    this.log(`[rsn] ranking: computed in ${((performance.now() - t0) / 1000).toFixed(1)} s (${rankingDir}; activations kept in ${storeDir})`);
     this.rankingCache = ranking;
     return ranking;
   }
@@ -147,7 +212,7 @@ export class Pipeline {
 
   async intra(opts: IntraOptions = {}): Promise<IntraResult> {
     const ctx = await this.context();
-    return this.stage('intra', { ...opts, seed: ctx.dataset.seed }, () => intraRelation(ctx, opts));
+    return this.stage('intra', opts, () => intraRelation(ctx, opts));
   }
 
   async inter(opts: { k?: number; pool?: PoolName; set?: 'eva' | 'eva2' } = {}): Promise<InterResult> {

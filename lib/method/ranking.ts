@@ -6,6 +6,7 @@
 import { mkdirSync, readFileSync, existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Prompt } from '../data/prompts.ts';
+import { sha256Hex } from '../data/io.ts';
 import { CheckpointError, ConfigError } from '../errors.ts';
 import { computeNeuronAp, topK, type ApProgress, type RelationTask } from '../stats/ap-engine.ts';
 import { sampleNegatives } from '../stats/rng.ts';
@@ -135,7 +136,15 @@ export function saveRanking(r: Ranking, dir: string, csvTop = 50000): void {
       space: r.space.describe(),
       includeBos: r.includeBos,
       negativeRatio: r.negativeRatio,
-      relations: r.relations.map((x) => ({ name: x.name, numPositives: x.numPositives, numNegatives: x.numNegatives, file: `${x.name}.ap.f32`, csv: `${x.name}.csv`, json: `${x.name}.json` })),
+      relations: r.relations.map((x) => ({
+        name: x.name,
+        numPositives: x.numPositives,
+        numNegatives: x.numNegatives,
+        file: `${x.name}.ap.f32`,
+        sha256: sha256Hex(new Uint8Array(x.ap.buffer, x.ap.byteOffset, x.ap.byteLength)),
+        csv: `${x.name}.csv`,
+        json: `${x.name}.json`,
+      })),
     };
     writeFileSync(join(tmp, 'ranking.json'), JSON.stringify(meta, null, 1));
     rmSync(dir, { recursive: true, force: true });
@@ -149,21 +158,39 @@ export function saveRanking(r: Ranking, dir: string, csvTop = 50000): void {
 export function loadRanking(dir: string): Ranking {
   const file = join(dir, 'ranking.json');
   if (!existsSync(file)) throw new CheckpointError(`${dir}: no ranking.json; not a saved ranking`, file);
-  const meta = JSON.parse(readFileSync(file, 'utf8')) as {
+  type Meta = {
     schema: string; provenance: Provenance; space: Parameters<typeof NeuronSpace.fromDescription>[0]; includeBos: boolean; negativeRatio: number;
-    relations: { name: string; numPositives: number; numNegatives: number; file: string }[];
+    relations: { name: string; numPositives: number; numNegatives: number; file: string; sha256: string }[];
   };
-  if (meta.schema !== RANKING_SCHEMA) throw new CheckpointError(`${file}: field "schema" is ${JSON.stringify(meta.schema)}, expected "${RANKING_SCHEMA}"`, file);
-  const space = NeuronSpace.fromDescription(meta.space);
+  let meta: Meta;
+  try {
+    meta = JSON.parse(readFileSync(file, 'utf8')) as Meta;
+  } catch (e) {
+    throw new CheckpointError(`${file}: not a readable ranking (${(e as Error).message})`, file);
+  }
+  if (meta?.schema !== RANKING_SCHEMA) throw new CheckpointError(`${file}: field "schema" is ${JSON.stringify(meta?.schema)}, expected "${RANKING_SCHEMA}"`, file);
+  if (!Array.isArray(meta.relations)) throw new CheckpointError(`${file}: field "relations" must be an array`, file);
+  let space: NeuronSpace;
+  try {
+    space = NeuronSpace.fromDescription(meta.space);
+  } catch (e) {
+    throw new CheckpointError(`${file}: field "space" is not a neuron space (${(e as Error).message})`, file);
+  }
   return {
     schema: RANKING_SCHEMA,
     provenance: meta.provenance,
     space,
     includeBos: meta.includeBos,
     negativeRatio: meta.negativeRatio,
-    relations: meta.relations.map((x) => {
-      const buf = readFileSync(join(dir, x.file));
-      if (buf.length !== space.size * 4) throw new CheckpointError(`${join(dir, x.file)}: ${buf.length} bytes, expected ${space.size * 4}`, join(dir, x.file));
+    relations: meta.relations.map((x, i) => {
+      if (typeof x?.file !== 'string' || typeof x.sha256 !== 'string' || typeof x.name !== 'string') {
+        throw new CheckpointError(`${file}: field "relations[${i}]" needs string name, file and sha256`, file);
+      }
+      const path = join(dir, x.file);
+      if (!existsSync(path)) throw new CheckpointError(`${path}: missing (listed in ${file})`, path);
+      const buf = readFileSync(path);
+      if (buf.length !== space.size * 4) throw new CheckpointError(`${path}: ${buf.length} bytes, expected ${space.size * 4}`, path);
+      if (sha256Hex(buf) !== x.sha256) throw new CheckpointError(`${path}: contents do not match the checksum in ${file}`, path);
       return { name: x.name, numPositives: x.numPositives, numNegatives: x.numNegatives, ap: new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length)) };
     }),
   };

@@ -12,6 +12,7 @@ import { NOTEBOOK_ENV } from './paths.ts';
 import { resetVerdicts } from './verdict.ts';
 
 export * from './params.ts';
+export * from './k.ts';
 export * from './display.ts';
 export * from './table.ts';
 export * from './figure.ts';

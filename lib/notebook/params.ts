@@ -9,8 +9,12 @@
  * number → a finite number; boolean → 1/0, true/false, yes/no, on/off; string → as is;
  * array → a comma-separated list of numbers if the default's first element is a number, of
  * strings otherwise (an empty default is a list of strings). An empty variable means "default".
+ * Numbers are plain decimals ("0x10" and "1e2" are refused), and the shared numeric parameters
+ * (k, kPercent, seeds, batch size, limits: PARAM_RULES) are range-checked here, once, for the
+ * defaults as well as the environment, with an error naming the parameter and the allowed range.
  */
 import { ConfigError } from '../errors.ts';
+import { parseDecimalNumber } from '../numbers.ts';
 
 export type ParamValue = string | number | boolean | readonly string[] | readonly number[];
 export type ParamDefaults = Record<string, ParamValue>;
@@ -49,10 +53,48 @@ export function envName(param: string): string {
 const TRUE = new Set(['1', 'true', 'yes', 'on']);
 const FALSE = new Set(['0', 'false', 'no', 'off']);
 
+/** Allowed values of the numeric parameters the notebooks share, checked for defaults and environment values alike. */
+export interface ParamRule {
+  integer: boolean;
+  min?: number;
+  max?: number;
+  /** What the allowed range means, for the error message. */
+  meaning?: string;
+}
+
+export const PARAM_RULES: Readonly<Record<string, ParamRule>> = {
+  k: { integer: true, min: 1, meaning: 'neurons per relation' },
+  kPercent: { integer: false, min: 0, max: 100, meaning: '% of the FFN pool; 0 = use k' },
+  kMaxPercent: { integer: false, min: 0.001, max: 100, meaning: 'cap on k in % of the FFN pool' },
+  ks: { integer: true, min: 0, meaning: 'ks of the sweep; 0 = the original model' },
+  seed: { integer: true, min: 0, max: 2 ** 31 - 1, meaning: 'split and sampling seed' },
+  randomSeeds: { integer: true, min: 1, max: 1000, meaning: 'random-neuron baselines' },
+  batchSize: { integer: true, min: 1, max: 65536, meaning: 'prompts per forward pass' },
+  detLimit: { integer: true, min: 1, meaning: 'P^det prompts per relation' },
+  maxSentences: { integer: true, min: 1, meaning: 'sentences per relation' },
+  examples: { integer: true, min: 0, meaning: 'examples per relation' },
+};
+
+function ruleRange(r: ParamRule): string {
+  const kind = r.integer ? 'an integer' : 'a number';
+  const range = r.min !== undefined && r.max !== undefined ? ` from ${r.min} to ${r.max}` : r.min !== undefined ? ` ≥ ${r.min}` : r.max !== undefined ? ` ≤ ${r.max}` : '';
+  return `${kind}${range}${r.meaning ? ` (${r.meaning})` : ''}`;
+}
+
+/** Throws a ConfigError naming the parameter (and its variable) unless `value` obeys the parameter's rule. */
+export function checkParam(name: string, value: ParamValue, from = name): void {
+  const rule = PARAM_RULES[name];
+  if (!rule) return;
+  const values = Array.isArray(value) ? value : [value];
+  for (const v of values) {
+    if (typeof v !== 'number') continue;
+    const ok = Number.isFinite(v) && (!rule.integer || Number.isInteger(v)) && (rule.min === undefined || v >= rule.min) && (rule.max === undefined || v <= rule.max);
+    if (!ok) throw new ConfigError(`parameter ${name} = ${v}${from !== name ? ` (from ${from})` : ''}: expected ${ruleRange(rule)}`, undefined, name);
+  }
+}
+
 function parseNumber(text: string, env: string): number {
-  const v = Number(text.trim());
-  if (text.trim() === '' || !Number.isFinite(v)) throw new ConfigError(`${env}=${JSON.stringify(text)}: expected a number`, undefined, env);
-  return v;
+  return parseDecimalNumber(text.trim(), env);
 }
 
 /** Parse one environment value by the type of its default. */
@@ -81,9 +123,28 @@ export interface ParamsOptions {
 
 let lastSources: ParamSource[] = [];
 
+/** A value a notebook derived from its parameters and actually used (k after capping, …). */
+export interface EffectiveParam {
+  value: ParamValue;
+  /** How it was derived from the parameters. */
+  how: string;
+}
+
+let effective: Record<string, EffectiveParam> = {};
+
 /** The parameters of the last params() call, with where each value came from (for verdict records). */
 export function currentParams(): ParamSource[] {
   return lastSources.map((s) => ({ ...s }));
+}
+
+/** Record the value a notebook actually used for `name`, so verdicts and the report show it next to the requested one. */
+export function setEffective(name: string, value: ParamValue, how: string): void {
+  effective = { ...effective, [name]: { value, how } };
+}
+
+/** The effective values recorded since the last params() call. */
+export function currentEffective(): Record<string, EffectiveParam> {
+  return { ...effective };
 }
 
 export function params<T extends ParamDefaults>(defaults: T, opts: ParamsOptions = {}): Params<T> {
@@ -99,10 +160,12 @@ export function params<T extends ParamDefaults>(defaults: T, opts: ParamsOptions
       value = parseParam(text, def, key);
       from = key;
     }
+    checkParam(name, value, from === 'default' ? name : key);
     out[name] = value;
     sources.push({ name, env: key, value, from });
   }
   lastSources = sources;
+  effective = {};
   if (!opts.quiet) {
     const log = opts.log ?? ((l: string) => console.log(l));
     const width = Math.max(...sources.map((s) => s.name.length), 4);

@@ -9,7 +9,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../data/io.ts';
 import { display, escapeHtml } from './display.ts';
-import { currentParams, type ParamValue } from './params.ts';
+import { currentEffective, currentParams, type EffectiveParam, type ParamValue } from './params.ts';
 import { modelTag } from './paths.ts';
 import { notebookName, notebookOutputDir, outputModel } from './state.ts';
 
@@ -41,6 +41,8 @@ export interface VerdictFile {
   modelTag: string;
   updated: string;
   params: Record<string, ParamValue>;
+  /** Values derived from the parameters and used (k after capping, …), when they differ from what was asked. */
+  effective?: Record<string, EffectiveParam>;
   verdicts: VerdictRecord[];
 }
 
@@ -77,6 +79,7 @@ export function verdict(input: VerdictInput): void {
     modelTag: modelTag(model),
     updated: new Date().toISOString(),
     params: Object.fromEntries(currentParams().map((p) => [p.name, p.value])),
+    effective: currentEffective(),
     verdicts: records,
   };
   writeFileAtomic(verdictFile(), JSON.stringify(file, null, 1) + '\n');
