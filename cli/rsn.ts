@@ -6,7 +6,11 @@
  */
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { ConfigError } from '../lib/errors.ts';
+import { checkPositionLimit, type LlamaConfig, readLlamaConfig } from '../lib/model/config.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
+import { type NumberRange, parseDecimalInteger } from '../lib/numbers.ts';
 import { convertCli } from '../weights-converter/cli.ts';
 
 const USAGE = `usage:
@@ -20,7 +24,17 @@ const USAGE = `usage:
 
 Backends: tensorflow-gpu, tensorflow, wasm, cpu (default: the first that works; env RSN_BACKEND).`;
 
-class UsageError extends Error {}
+/** Bad arguments: exit status 2. `showUsage` is false when the syntax was fine but a value does not suit the model. */
+class UsageError extends Error {
+  constructor(message: string, readonly showUsage = true) {
+    super(message);
+  }
+}
+
+/** The run went through but its result cannot be printed truthfully. */
+class OutputError extends Error {
+  override name = 'OutputError';
+}
 
 function opt(values: Record<string, unknown>, name: string): string {
   const v = values[name];
@@ -28,12 +42,44 @@ function opt(values: Record<string, unknown>, name: string): string {
   return v;
 }
 
+/** A strict decimal integer argument; "0x10", "1e2", "" and "7.0" are refused rather than read as other numbers. */
+function intArg(text: string, name: string, range: NumberRange): number {
+  try {
+    return parseDecimalInteger(text, name, range);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
 function parseIds(raw: string): number[] {
-  return raw.split(',').map((s) => {
-    const v = Number(s.trim());
-    if (s.trim() === '' || !Number.isInteger(v) || v < 0) throw new UsageError(`--ids must be comma-separated token ids, got "${raw}"`);
-    return v;
+  return raw.split(',').map((s, i) => {
+    try {
+      // Spaces after the commas are harmless ("1, 5, 9"); anything but decimal digits is not.
+      return parseDecimalInteger(s.trim(), `--ids item ${i + 1}`, { min: 0 });
+    } catch (e) {
+      if (e instanceof ConfigError) throw new UsageError(`--ids must be comma-separated token ids (decimal integers ≥ 0), got ${JSON.stringify(raw)}: ${e.message}`);
+      throw e;
+    }
   });
+}
+
+/**
+ * Checks token ids and lengths against the model's config.json before the weights are read:
+ * a 7B model takes minutes to load only to refuse the call.
+ */
+function checkAgainstConfig(config: LlamaConfig, configFile: string, ids: number[] | null, maxNewTokens: number): void {
+  if (ids) {
+    const bad = ids.find((id) => id >= config.vocabSize);
+    if (bad !== undefined) throw new UsageError(`--ids: token id ${bad} is not below vocab_size ${config.vocabSize} (${configFile})`, false);
+  }
+  try {
+    // A prompt has at least one token, so the limit also bounds --max-new-tokens alone.
+    checkPositionLimit(config, ids?.length ?? 1, maxNewTokens, configFile);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new UsageError(e.message, false);
+    throw e;
+  }
 }
 
 async function generateCommand(args: string[]): Promise<number> {
@@ -49,23 +95,28 @@ async function generateCommand(args: string[]): Promise<number> {
     },
     strict: true,
   });
-  const n = Number(values['max-new-tokens']);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--max-new-tokens must be a non-negative integer, got ${values['max-new-tokens']}`);
+  const n = intArg(values['max-new-tokens']!, '--max-new-tokens', { min: 0 });
   if ((values.prompt === undefined) === (values.ids === undefined)) throw new UsageError('give exactly one of --prompt TEXT or --ids 1,5,9');
-  const model = await LlamaModel.load(opt(values, 'model'), { backend: values.backend });
+  const dir = opt(values, 'model');
+  const ids = values.ids === undefined ? null : parseIds(values.ids);
+  const configFile = join(dir, 'config.json');
+  const config = readLlamaConfig(configFile);
+  checkAgainstConfig(config, configFile, ids, n);
+  const model = await LlamaModel.load(dir, { backend: values.backend });
   try {
     const tok = model.tokenizer;
-    let ids: number[];
-    if (values.prompt !== undefined) {
+    let prompt: number[];
+    if (ids === null) {
       if (!tok) throw new UsageError(`${model.info.dir} has no tokenizer.json; pass token ids with --ids instead of --prompt`);
-      ids = tok.encode(values.prompt, { addBos: !values['no-bos'] });
+      prompt = tok.encode(values.prompt!, { addBos: !values['no-bos'] });
+      checkAgainstConfig(config, configFile, prompt, n);
     } else {
-      ids = parseIds(values.ids!);
+      prompt = ids;
     }
-    const { tokens } = await model.generate([ids], { maxNewTokens: n });
+    const { tokens } = await model.generate([prompt], { maxNewTokens: n });
     const out = tokens[0]!;
     const pieces = tok ? tok.pieces(out) : out.map(() => null);
-    process.stdout.write(`prompt ids: ${ids.join(' ')}\n`);
+    process.stdout.write(`prompt ids: ${prompt.join(' ')}\n`);
     process.stdout.write(`new tokens: ${out.map((id, i) => (pieces[i] === null ? `${id}` : `${id}:${JSON.stringify(pieces[i])}`)).join(' ')}\n`);
     if (tok) process.stdout.write(`text: ${JSON.stringify(tok.decode(out))}\n`);
   } finally {
@@ -81,10 +132,17 @@ async function logitsCommand(args: string[]): Promise<number> {
     strict: true,
   });
   const ids = parseIds(opt(values, 'ids'));
-  const model = await LlamaModel.load(opt(values, 'model'), { backend: values.backend });
+  const dir = opt(values, 'model');
+  const configFile = join(dir, 'config.json');
+  checkAgainstConfig(readLlamaConfig(configFile), configFile, ids, 0);
+  const model = await LlamaModel.load(dir, { backend: values.backend });
   try {
     const r = await model.forward([ids], { logits: 'last' });
-    process.stdout.write(JSON.stringify({ logits: Array.from(r.logits!.data) }) + '\n');
+    const logits = r.logits!.data;
+    // JSON has no NaN or Infinity: they would print as null, which reads like a valid answer.
+    const bad = logits.findIndex((x) => !Number.isFinite(x));
+    if (bad >= 0) throw new OutputError(`the logits hold a non-finite value (${logits[bad]} for token ${bad}); the weights are finite, so the activations overflowed float32`);
+    process.stdout.write(JSON.stringify({ logits: Array.from(logits) }) + '\n');
   } finally {
     model.dispose();
   }
@@ -113,11 +171,12 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     const err = e as Error;
     if (e instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`error: ${err.message}\n\n${USAGE}\n`);
+      const usage = !(e instanceof UsageError) || e.showUsage;
+      process.stderr.write(`error: ${err.message}\n${usage ? `\n${USAGE}\n` : ''}`);
       return 2;
     }
     // Our own error classes carry complete messages; a stack trace would only bury them.
-    const ours = ['CheckpointError', 'ConfigError', 'ShapeError', 'HookError', 'BackendError', 'OutOfMemoryError'].includes(err.name);
+    const ours = ['CheckpointError', 'ConfigError', 'ShapeError', 'HookError', 'BackendError', 'OutOfMemoryError', 'OutputError'].includes(err.name);
     process.stderr.write(`error: ${ours ? err.message : (err.stack ?? String(e))}\n`);
     return 1;
   }

@@ -32,11 +32,10 @@ export function checkRange(value: number, name: string, range: NumberRange, what
 
 /** A decimal integer such as "42" or "-3"; `name` is what the error message calls the input. */
 export function parseDecimalInteger(text: string, name: string, range: NumberRange = {}): number {
-  const what = 'an integer';
-  if (!DECIMAL_INTEGER.test(text)) throw new ConfigError(`${name} = ${JSON.stringify(text)}: expected ${describeRange(range, `a decimal ${what}`)}`, undefined, name);
+  if (!DECIMAL_INTEGER.test(text)) throw new ConfigError(`${name} = ${JSON.stringify(text)}: expected ${describeRange(range, 'a decimal integer')}`, undefined, name);
   const v = Number(text);
   if (!Number.isSafeInteger(v)) throw new ConfigError(`${name} = ${text}: too large for an exact integer`, undefined, name);
-  return checkRange(v, name, range, what);
+  return checkRange(v, name, range, 'an integer');
 }
 
 /** A decimal number such as "3", "0.36" or ".5" (no exponent, hex, Infinity or NaN). */

@@ -119,6 +119,23 @@ export function readLlamaConfig(path: string): LlamaConfig {
   return parseLlamaConfig(raw, path);
 }
 
+/**
+ * Refuses a call whose positions would run past `max_position_embeddings`: RoPE would go on
+ * extrapolating to positions the model never saw (its output is meaningless there), and the
+ * attention cost grows with the square of the length, so an overlong prompt is slow as well as
+ * wrong. `source` names where the limit comes from (the config.json path) in the message.
+ */
+export function checkPositionLimit(c: LlamaConfig, promptLength: number, maxNewTokens: number, source = 'config.json'): void {
+  const total = promptLength + maxNewTokens;
+  if (total <= c.maxPositionEmbeddings) return;
+  const what = maxNewTokens > 0 ? `prompt length ${promptLength} + max new tokens ${maxNewTokens} = ${total}` : `prompt length ${promptLength}`;
+  throw new ConfigError(
+    `${what} exceeds the model's position limit max_position_embeddings = ${c.maxPositionEmbeddings} (${source}); shorten the prompt or ask for fewer new tokens`,
+    source,
+    'max_position_embeddings',
+  );
+}
+
 export interface TensorSpec {
   name: string;
   shape: number[];

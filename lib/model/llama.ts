@@ -13,7 +13,7 @@ import { type BackendChoice, initBackend } from '../backend.ts';
 import { CheckpointError, HookError, OutOfMemoryError, ShapeError } from '../errors.ts';
 import { LlamaTokenizer } from '../tokenizer.ts';
 import { causalMask, padLeft, type PaddedBatch } from './batch.ts';
-import { expectedTensors, type LlamaConfig, readLlamaConfig } from './config.ts';
+import { checkPositionLimit, expectedTensors, type LlamaConfig, readLlamaConfig } from './config.ts';
 import { CompiledHooks, type Hooks, hookPointName, type Site } from './hooks.ts';
 import { WeightStore } from './weights.ts';
 import { type ExecutionPlan, type LayerWeights, ResidentWeights, StreamedWeights, type WeightSource } from './weight-source.ts';
@@ -227,6 +227,11 @@ export class LlamaModel {
     this.weights.dispose();
   }
 
+  /** Where the config came from, for messages about its limits. */
+  private get configSource(): string {
+    return this.info.dir === '(memory)' ? 'the model config' : join(this.info.dir, 'config.json');
+  }
+
   private checkAlive(): void {
     if (this.disposed) throw new Error('this LlamaModel has been disposed');
   }
@@ -234,6 +239,7 @@ export class LlamaModel {
   /** One forward pass over a batch of token sequences of any lengths. */
   async forward(sequences: readonly (readonly number[])[], opts: ForwardOptions = {}): Promise<ForwardResult> {
     this.checkAlive();
+    checkPositionLimit(this.config, sequences.reduce((m, s) => Math.max(m, s.length), 0), 0, this.configSource);
     const batch = padLeft(sequences, this.config.padTokenId ?? 0, this.config.vocabSize);
     const hooked = this.hookedSitesPerLayer(opts.hooks);
     const microBatch = this.resolveMicroBatch(opts.microBatch, batch.batchSize);
@@ -302,6 +308,7 @@ export class LlamaModel {
     if (!Number.isInteger(n) || n < 0) throw new RangeError(`maxNewTokens must be a non-negative integer, got ${n}`);
     if (opts.hooks?.record?.length) throw new HookError('generate() does not record activations; use forward() with hooks.record on the prompts');
     const longest = Math.max(0, ...sequences.map((s) => s.length));
+    checkPositionLimit(this.config, longest, n, this.configSource);
     const hooked = this.hookedSitesPerLayer(opts.hooks);
     const microBatch = this.resolveMicroBatch(opts.microBatch, sequences.length);
     const chunked = microBatch < sequences.length;
