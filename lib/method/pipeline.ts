@@ -134,6 +134,11 @@ export class Pipeline {
     return [...(this.opts.recordAttention ? POOLS.all : POOLS.ffn)];
   }
 
+  /** Where the ranking of these settings is saved (ranking.json, per-relation AP, CSV and JSON lists). */
+  rankingDir(): string {
+    return this.cache.path('ranking', this.rankingSettings(), '');
+  }
+
   /** Where the ranking's pooled activations are kept (one store per ranking setting). */
   activationsDir(): string {
     return this.cache.path('activations', this.rankingSettings(), '');
@@ -160,7 +165,7 @@ export class Pipeline {
     const known = await this.known();
     const settings = this.rankingSettings();
     const key = this.cache.key('ranking', settings);
-    const rankingDir = this.cache.path('ranking', settings, '');
+    const rankingDir = this.rankingDir();
     if (existsSync(rankingDir)) {
       try {
         const cached = loadRanking(rankingDir);
