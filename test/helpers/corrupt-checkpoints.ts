@@ -2,10 +2,11 @@
  * Test helpers: parse / re-serialise safetensors files and build corrupt copies of the fixture
  * checkpoints in a temp dir (never touching test/fixtures/).
  */
-import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, open, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expectedTensors, readLlamaConfig } from '../../lib/model/config.ts';
 
 export const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
 export const BF16_FIXTURE = join(FIXTURES, 'tiny-llama-bf16');
@@ -34,12 +35,7 @@ export function parseSafetensors(buf: Buffer): Safetensors {
 
 /** Serialise; the header JSON is padded with spaces to a multiple of 8 bytes, as the spec suggests. */
 export function serializeSafetensors(st: Safetensors): Buffer {
-  let json = Buffer.from(JSON.stringify(st.header), 'utf8');
-  const pad = (8 - (json.length % 8)) % 8;
-  if (pad) json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(json.length));
-  return Buffer.concat([len, json, st.data]);
+  return serializeRaw(Buffer.from(JSON.stringify(st.header), 'utf8'), st.data);
 }
 
 export async function readSafetensors(file: string): Promise<Safetensors> {
@@ -209,4 +205,86 @@ export async function editConfig(dir: string, edit: (config: Record<string, unkn
   const config = JSON.parse(await readFile(p, 'utf8')) as Record<string, unknown>;
   edit(config);
   await writeFile(p, JSON.stringify(config, null, 2));
+}
+
+/** Replace the header by `edit(JSON text)`, verbatim (so it may repeat keys or be odd in other ways JSON.stringify cannot produce). */
+export async function rewriteHeaderText(file: string, edit: (json: string) => string): Promise<void> {
+  const st = await readSafetensors(file);
+  await writeFile(file, serializeRaw(Buffer.from(edit(JSON.stringify(st.header)), 'utf8'), st.data));
+}
+
+/** Replace the first occurrence of `find` in the header bytes by `bytes` (same length, so the header length stays right). */
+export async function patchHeaderBytes(file: string, find: string, bytes: Buffer): Promise<void> {
+  const buf = await readFile(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  const at = buf.subarray(8, 8 + n).indexOf(find);
+  if (at < 0 || bytes.length !== Buffer.byteLength(find)) throw new Error(`test helper: cannot patch ${JSON.stringify(find)}`);
+  bytes.copy(buf, 8 + at);
+  await writeFile(file, buf);
+}
+
+function serializeRaw(json: Buffer, data: Buffer): Buffer {
+  const pad = (8 - (json.length % 8)) % 8;
+  const padded = pad ? Buffer.concat([json, Buffer.alloc(pad, 0x20)]) : json;
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(padded.length));
+  return Buffer.concat([len, padded, data]);
+}
+
+/** Insert `n` bytes that belong to no tensor right after tensor `after` (later tensors move down). */
+export async function insertGap(file: string, after: string, n: number): Promise<void> {
+  await rewriteSafetensors(file, (st) => {
+    const end = entry(st, after).data_offsets[1];
+    st.data = Buffer.concat([st.data.subarray(0, end), Buffer.alloc(n, 0xab), st.data.subarray(end)]);
+    for (const [, e] of entries(st)) {
+      if (e.data_offsets[0] >= end) e.data_offsets = [e.data_offsets[0] + n, e.data_offsets[1] + n];
+    }
+  });
+}
+
+/** Append `n` bytes after the data section's last tensor. */
+export async function appendBytes(file: string, n: number): Promise<void> {
+  await rewriteSafetensors(file, (st) => {
+    st.data = Buffer.concat([st.data, Buffer.alloc(n, 0xcd)]);
+  });
+}
+
+/**
+ * Write `<dir>/config.json` + an F32 `<dir>/model.safetensors` with every tensor a Llama of
+ * `config` has, filled with seeded pseudo-random values (norm weights 1). Streams tensor by
+ * tensor, so a checkpoint of a few hundred MB needs little memory. Returns the file's size.
+ */
+export async function writeRandomCheckpoint(dir: string, config: Record<string, unknown>, seed = 1): Promise<number> {
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'config.json'), JSON.stringify(config, null, 2));
+  const specs = expectedTensors(readLlamaConfig(join(dir, 'config.json')));
+  const header: Header = { __metadata__: { format: 'pt' } };
+  let off = 0;
+  for (const s of specs) {
+    const bytes = s.shape.reduce((a, b) => a * b, 1) * 4;
+    header[s.name] = { dtype: 'F32', shape: s.shape, data_offsets: [off, off + bytes] };
+    off += bytes;
+  }
+  const fh = await open(join(dir, 'model.safetensors'), 'w');
+  try {
+    const head = serializeRaw(Buffer.from(JSON.stringify(header), 'utf8'), Buffer.alloc(0));
+    await fh.write(head);
+    let x = seed >>> 0 || 1;
+    for (const s of specs) {
+      const values = new Float32Array(s.shape.reduce((a, b) => a * b, 1));
+      if (s.shape.length === 1) values.fill(1);
+      else {
+        for (let i = 0; i < values.length; i++) {
+          x ^= x << 13;
+          x ^= x >>> 17;
+          x ^= x << 5;
+          values[i] = ((x >>> 0) / 2 ** 32 - 0.5) * 0.1;
+        }
+      }
+      await fh.write(new Uint8Array(values.buffer));
+    }
+    return head.length + off;
+  } finally {
+    await fh.close();
+  }
 }
