@@ -1,6 +1,6 @@
 /**
  * Hostile inputs to `rsn convert`, through the real command line (a child process running
- * cli/rsn.ts): every case builds a bad checkpoint or a dangerous output path from the fixtures
+ * weights-converter/cli.ts for the table of refusals, cli/rsn.ts for the rest): every case builds a bad checkpoint or a dangerous output path from the fixtures
  * in a scratch dir, runs the command and checks the exit code, an error naming the file, tensor
  * or path at fault, that nothing was written (no output, no temp dir) and that every byte of the
  * scratch dir — the input above all — is as it was. Then the conversion is interrupted by
@@ -51,7 +51,14 @@ import {
 
 // ---- running the command ---------------------------------------------------------------------
 
-const RSN = fileURLToPath(new URL('../cli/rsn.ts', import.meta.url));
+/** `rsn convert …`: the project's command line, as a user runs it. */
+const RSN = [fileURLToPath(new URL('../cli/rsn.ts', import.meta.url)), 'convert'];
+/**
+ * The convert command's own entry point (the same convertCli that rsn dispatches to), without
+ * rsn's other commands: those load TF.js at start-up, which would add a few tenths of a second to
+ * each of the many refusal runs.
+ */
+const CONVERT = [fileURLToPath(new URL('../weights-converter/cli.ts', import.meta.url))];
 /** tsx by URL: a bare `--import tsx` would be resolved from the child's cwd, which may be a scratch dir. */
 const TSX = import.meta.resolve('tsx');
 
@@ -62,8 +69,8 @@ interface Run {
   stderr: string;
 }
 
-function startConvert(args: string[], cwd?: string): { child: ChildProcess; done: Promise<Run>; stderrSoFar: () => string } {
-  const child = spawn(process.execPath, ['--import', TSX, RSN, 'convert', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+function startConvert(args: string[], opts: { cwd?: string; entry?: string[] } = {}): { child: ChildProcess; done: Promise<Run>; stderrSoFar: () => string } {
+  const child = spawn(process.execPath, ['--import', TSX, ...(opts.entry ?? RSN), ...args], { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -75,7 +82,7 @@ function startConvert(args: string[], cwd?: string): { child: ChildProcess; done
   return { child, done, stderrSoFar: () => stderr };
 }
 
-const convert = (args: string[], cwd?: string): Promise<Run> => startConvert(args, cwd).done;
+const convert = (args: string[], opts: { cwd?: string; entry?: string[] } = {}): Promise<Run> => startConvert(args, opts).done;
 
 // ---- what a directory holds ------------------------------------------------------------------
 
@@ -349,7 +356,7 @@ const checkpointCases: Case[] = [
       });
       await patchHeaderBytes(c.file, '"AB"', Buffer.from([0x22, 0xff, 0xfe, 0x22]));
     },
-    message: (c) => new RegExp(`${re(c.file)}: header is not valid UTF-8 \\(first bad byte at header offset \\d+, file offset \\d+\\)`),
+    message: (c) => new RegExp(`${re(c.file)}: header is not valid UTF-8 \\(malformed at header byte \\d+, file offset \\d+\\)`),
   },
   {
     name: 'invalid UTF-8 in a tensor name (truncated multi-byte sequence)',
@@ -571,7 +578,7 @@ async function runCase(k: Case): Promise<void> {
   const c: Ctx = { dir, ckpt, out: join(dir, 'out'), file: join(ckpt, BF16_FILE) };
   await k.build?.(c);
   const before = await snapshot(dir);
-  const run = await convert(k.args?.(c) ?? [c.ckpt, c.out], k.cwd?.(c));
+  const run = await convert(k.args?.(c) ?? [c.ckpt, c.out], { cwd: k.cwd?.(c), entry: CONVERT });
   assert.equal(run.code, 1, `exit code; stderr: ${run.stderr}`);
   assert.equal(run.stdout, '');
   // Progress lines may come first (refusals found while streaming); the error is the last line.
@@ -731,7 +738,7 @@ describe('interrupted conversions', () => {
       const out = join(dir, `out-${sig}`);
       const { run } = await interrupt(out, sig);
       assert.equal(run.code, 128 + constants.signals[sig], run.stderr);
-      assert.match(run.stderr, new RegExp(`error: interrupted by ${sig}; the temp dir was removed and no output was written`));
+      assert.match(run.stderr, new RegExp(`error: interrupted by ${sig}; no output was written and no temp dir was left`));
       assert.deepEqual(await leftovers(out), []);
       assert.deepEqual(await snapshot(big), bigSnapshot);
     });

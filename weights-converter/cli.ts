@@ -176,7 +176,7 @@ export async function convertCli(args: string[], io: CliIo = { stdout: process.s
     (progress as Progress | null)?.abort();
     if (caught !== null) {
       const sig: NodeJS.Signals = caught;
-      io.stderr.write(`error: interrupted by ${sig}; the temp dir was removed and no output was written\n`);
+      io.stderr.write(`error: interrupted by ${sig}; no output was written and no temp dir was left\n`);
       return 128 + constants.signals[sig];
     }
     if (isExpectedError(e)) {

@@ -114,7 +114,7 @@ function decodeUtf8Strict(file: string, bytes: Uint8Array): string {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
     // Streaming decodes accept an incomplete trailing sequence, so "this prefix decodes" holds
-    // up to the first bad byte and fails after it: binary-search that byte for the message.
+    // up to the byte where decoding breaks and fails from there on: binary-search that byte.
     let lo = 0;
     let hi = bytes.length;
     while (hi - lo > 1) {
@@ -126,7 +126,7 @@ function decodeUtf8Strict(file: string, bytes: Uint8Array): string {
         hi = mid;
       }
     }
-    fail(file, `header is not valid UTF-8 (first bad byte at header offset ${lo}, file offset ${8 + lo})`);
+    fail(file, `header is not valid UTF-8 (malformed at header byte ${lo}, file offset ${8 + lo})`);
   }
 }
 
