@@ -121,7 +121,7 @@ const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
 const scratchDirs: string[] = [];
 async function scratch(): Promise<string> {
-  const d = await makeTempDir('rsn-hostile-');
+  const d = await makeTempDir('rsn-hostile-converter-');
   scratchDirs.push(d);
   return d;
 }
