@@ -68,10 +68,10 @@ function parseIds(raw: string): number[] {
  * Checks token ids and lengths against the model's config.json before the weights are read:
  * a 7B model takes minutes to load only to refuse the call.
  */
-function checkAgainstConfig(config: LlamaConfig, configFile: string, ids: number[] | null, maxNewTokens: number): void {
+function checkAgainstConfig(config: LlamaConfig, configFile: string, ids: number[] | null, maxNewTokens: number, what = '--ids'): void {
   if (ids) {
     const bad = ids.find((id) => id >= config.vocabSize);
-    if (bad !== undefined) throw new UsageError(`--ids: token id ${bad} is not below vocab_size ${config.vocabSize} (${configFile})`, false);
+    if (bad !== undefined) throw new UsageError(`${what}: token id ${bad} is not below vocab_size ${config.vocabSize} (${configFile})`, false);
   }
   try {
     // A prompt has at least one token, so the limit also bounds --max-new-tokens alone.
@@ -109,7 +109,7 @@ async function generateCommand(args: string[]): Promise<number> {
     if (ids === null) {
       if (!tok) throw new UsageError(`${model.info.dir} has no tokenizer.json; pass token ids with --ids instead of --prompt`);
       prompt = tok.encode(values.prompt!, { addBos: !values['no-bos'] });
-      checkAgainstConfig(config, configFile, prompt, n);
+      checkAgainstConfig(config, configFile, prompt, n, 'the tokenized --prompt');
     } else {
       prompt = ids;
     }

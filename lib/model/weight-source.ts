@@ -11,9 +11,9 @@
  * matMul with transposeB is over 10× slower than a plain one (3.4 vs 44 GFLOP/s, 512×512·512×1376).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { ShapeError } from '../errors.ts';
+import { CheckpointError, ShapeError } from '../errors.ts';
 import { expectedTensors, type LlamaConfig } from './config.ts';
-import type { WeightStore } from './weights.ts';
+import { allFinite, finiteChecked, type WeightStore } from './weights.ts';
 
 export type ExecutionPlan = 'resident' | 'streamed';
 
@@ -54,6 +54,12 @@ class TensorFactory {
     const { data, shape } = this.read(name);
     const want = this.expected.get(name)!;
     if (shape.join() !== want.join()) throw new ShapeError(`${this.source}: weight ${name} has shape [${shape}], config.json implies [${want}]`);
+    // Weights from memory (LlamaModel.fromArrays, e.g. a freshly trained model) get the check
+    // that WeightStore gives weights read from disk: NaN or ±Inf would make every logit NaN.
+    if (!finiteChecked.has(data) && !allFinite(data)) {
+      const i = data.findIndex((x) => !Number.isFinite(x));
+      throw new CheckpointError(`${this.source}: weight ${name} holds a non-finite value (${data[i]}) at flat index ${i} of shape [${shape}]`, undefined, name);
+    }
     const x = tf.tensor(data, shape) as unknown as tf.Tensor<R>;
     this.created.push(x);
     return x;

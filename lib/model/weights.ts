@@ -138,6 +138,12 @@ export function parseModelManifest(raw: unknown, file: string): ModelManifest {
   return raw as ModelManifest;
 }
 
+/**
+ * Arrays returned by WeightStore.read / readAsync, already checked for non-finite values, so
+ * building device tensors from them (weight-source.ts) need not scan them a second time.
+ */
+export const finiteChecked = new WeakSet<Float32Array>();
+
 export class WeightStore {
   readonly manifest: ModelManifest;
   private readonly locations = new Map<string, WeightLocation>();
@@ -264,6 +270,7 @@ export class WeightStore {
     if (!loc.float16) {
       const out = new Float32Array(bytes.buffer, bytes.byteOffset, loc.byteLength / 4);
       if (!allFinite(out)) this.nonFinite(loc, out, out.findIndex((x) => !Number.isFinite(x)), 4);
+      finiteChecked.add(out);
       return out;
     }
     const half = new Uint16Array(bytes.buffer, bytes.byteOffset, loc.byteLength / 2);
@@ -273,6 +280,7 @@ export class WeightStore {
       if ((h & 0x7c00) === 0x7c00) this.nonFinite(loc, Float32Array.from(half.subarray(i), halfToFloat), 0, 2, i);
       out[i] = HALF_TABLE[h]!;
     }
+    finiteChecked.add(out);
     return out;
   }
 
