@@ -1,6 +1,6 @@
 /**
  * `rsn`: the project's command line.
- *   rsn convert <hf-dir> <out-dir> [--dtype float16|float32] [--force]
+ *   rsn convert <hf-dir> <out-dir> [--dtype float16|float32] [--force] [--shard-mb N] [--quiet]
  *   rsn generate --model DIR (--prompt TEXT | --ids 1,5,9) [--max-new-tokens N] [--no-bos] [--backend NAME]
  *   rsn logits --model DIR --ids 1,5,9 [--backend NAME]
  */
@@ -14,7 +14,7 @@ import { type NumberRange, parseDecimalInteger } from '../lib/numbers.ts';
 import { convertCli } from '../weights-converter/cli.ts';
 
 const USAGE = `usage:
-  rsn convert <hf-dir> <out-dir> [--dtype float16|float32] [--force]
+  rsn convert <hf-dir> <out-dir> [--dtype float16|float32] [--force] [--shard-mb N] [--quiet]
       Convert a Hugging Face Llama checkpoint (safetensors, fp32/fp16/bf16, sharded or not)
       into the project's TF.js format.
   rsn generate --model DIR (--prompt TEXT | --ids 1,5,9) [--max-new-tokens N] [--no-bos] [--backend NAME]

@@ -691,6 +691,11 @@ describe('rsn convert CLI', () => {
     const err3 = sink();
     assert.equal(await convertCli(['a', 'b', '--dtype', 'int8'], { stdout: out.stream, stderr: err3.stream }), 2);
     assert.match(err3.text(), /^error: --dtype must be float32 or float16/);
+    for (const [mb, message] of [['0x10', /--shard-mb = "0x10": expected a decimal number/], ['1e2', /--shard-mb = "1e2"/], ['', /--shard-mb = "": expected/], ['0', /--shard-mb must be a positive number of MiB, found 0/]] as const) {
+      const e = sink();
+      assert.equal(await convertCli([BF16_FIXTURE, join(dir, 'n'), `--shard-mb=${mb}`], { stdout: out.stream, stderr: e.stream }), 2, mb);
+      assert.match(e.text(), message);
+    }
     const help = sink();
     assert.equal(await convertCli(['--help'], { stdout: help.stream, stderr: err.stream }), 0);
     assert.match(help.text(), /usage: rsn convert <hf-dir> <out-dir>/);

@@ -57,27 +57,24 @@ describe('exact value encoding of cache entries', () => {
   });
 });
 
-describe('pipeline caches on the organism', () => {
-  let modelDir: string;
-  const dataDir = join(organism, 'relations');
-  const base = (cacheDir: string, extra: Partial<PipelineOptions> = {}, log?: string[]): PipelineOptions => ({
-    modelDir,
-    dataDir,
-    cacheDir,
-    relations: RELATIONS,
-    run: { batchSize: BATCH, quiet: true },
-    log: log ? (l) => log.push(l) : undefined,
-    ...extra,
-  });
-  let reference: Ranking;
+const modelDir = join(work, 'model');
+const dataDir = join(organism, 'relations');
+let reference: Ranking;
 
-  before(async () => {
-    modelDir = join(work, 'model');
-    await convertCheckpoint({ inputDir: organism, outputDir: modelDir, dtype: 'float32' });
-    const p = await Pipeline.open(base(join(work, 'cache-reference')));
-    reference = await p.ranking();
-    p.dispose();
-  });
+function options(cacheDir: string, extra: Partial<PipelineOptions> = {}, log?: string[]): PipelineOptions {
+  return { modelDir, dataDir, cacheDir, relations: RELATIONS, run: { batchSize: BATCH, quiet: true }, log: log ? (l) => log.push(l) : undefined, ...extra };
+}
+
+// One converted organism and one uninterrupted reference ranking for every test below.
+before(async () => {
+  await convertCheckpoint({ inputDir: organism, outputDir: modelDir, dtype: 'float32' });
+  const p = await Pipeline.open(options(join(work, 'cache-reference')));
+  reference = await p.ranking();
+  p.dispose();
+});
+
+describe('pipeline caches on the organism', () => {
+  const base = options;
 
   test('every stage is keyed by includeBos, batch size and its own options; a cached stage equals a fresh one', async () => {
     const cacheDir = join(work, 'cache-keys');
@@ -183,18 +180,7 @@ describe('pipeline caches on the organism', () => {
 });
 
 describe('activation store: kill, damage, resume', () => {
-  let modelDir: string;
-  const dataDir = join(organism, 'relations');
-  let reference: Ranking;
-  const opts = (cacheDir: string, log?: string[]): PipelineOptions => ({ modelDir, dataDir, cacheDir, relations: RELATIONS, run: { batchSize: BATCH, quiet: true }, log: log ? (l) => log.push(l) : undefined });
-
-  before(async () => {
-    modelDir = join(work, 'model-kill');
-    await convertCheckpoint({ inputDir: organism, outputDir: modelDir, dtype: 'float32' });
-    const p = await Pipeline.open(opts(join(work, 'kill-reference')));
-    reference = await p.ranking();
-    p.dispose();
-  });
+  const opts = (cacheDir: string, log?: string[]) => options(cacheDir, {}, log);
 
   /** Start the child, SIGKILL it once the store holds at least `rows` prompts; the store dir. */
   async function killedRun(cacheDir: string, rows: number): Promise<string> {

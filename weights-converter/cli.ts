@@ -10,6 +10,7 @@
 import { constants } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { BackendError, CheckpointError, ConfigError, HookError, OutOfMemoryError, ShapeError } from '../lib/errors.ts';
+import { parseDecimalNumber } from '../lib/numbers.ts';
 import { formatBytes, Progress } from '../lib/progress.ts';
 import type { ProgressStream } from '../lib/progress.ts';
 import { convertCheckpoint, DEFAULT_SHARD_BYTES } from './convert.ts';
@@ -86,8 +87,14 @@ function parseArgs(args: string[]): ParsedArgs {
         break;
       }
       case '--shard-mb': {
-        const v = Number(value());
-        if (!Number.isFinite(v) || v <= 0) throw new UsageError(`--shard-mb must be a positive number of MiB`);
+        const text = value();
+        let v: number;
+        try {
+          v = parseDecimalNumber(text, '--shard-mb');
+        } catch (e) {
+          throw new UsageError((e as Error).message);
+        }
+        if (v <= 0) throw new UsageError(`--shard-mb must be a positive number of MiB, found ${text}`);
         shardBytes = Math.max(1, Math.round(v * 1024 * 1024));
         break;
       }

@@ -2,9 +2,9 @@
  * Model and data for a notebook: a parameter names a model directory (the organism in Hugging
  * Face layout, a converted Llama-2, or any converted dir) and the notebook gets a ready
  * Pipeline. A Hugging Face directory is converted once into .cache/models/ (the same cache as
- * `npm run reproduce`) and reused while its files are unchanged.
+ * `npm run reproduce`) and reused while its files and the converter are unchanged.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { sha256Hex } from '../data/io.ts';
 import type { RunOptions } from '../method/generation.ts';
@@ -28,6 +28,12 @@ export function modelProblem(modelDir: string): string | null {
   return null;
 }
 
+function converterFingerprint(): string {
+  const dir = join(projectRoot, 'weights-converter');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.ts')).sort();
+  return sha256Hex(files.map((f) => `${f}\n${sha256Hex(readFileSync(join(dir, f)))}`).join('\n'));
+}
+
 /** HF dir → converted dir under .cache/models (reused while unchanged); a converted dir as is. */
 export async function prepareModel(modelDir: string, opts: { log?: (line: string) => void } = {}): Promise<PreparedModel> {
   const dir = fromRoot(modelDir);
@@ -37,7 +43,8 @@ export async function prepareModel(modelDir: string, opts: { log?: (line: string
   if (!existsSync(join(dir, 'model.json'))) {
     // Only what the converter reads: editing a model card must not invalidate the conversion and every cached stage.
     const files = readdirSync(dir).filter((f) => /^(config\.json|tokenizer(_config)?\.json|.*\.safetensors|model\.safetensors\.index\.json)$/.test(f) && statSync(join(dir, f)).isFile()).sort();
-    const stamp = sha256Hex(JSON.stringify(files.map((f) => [f, statSync(join(dir, f)).size, statSync(join(dir, f)).mtimeMs])));
+    // The converter's own code is part of the key: a fixed or changed converter must not be served an old conversion.
+    const stamp = sha256Hex(JSON.stringify({ converter: converterFingerprint(), files: files.map((f) => [f, statSync(join(dir, f)).size, statSync(join(dir, f)).mtimeMs]) }));
     out = join(projectRoot, '.cache', 'models', `${basename(dir)}-${stamp.slice(0, 10)}`);
     if (!existsSync(join(out, 'model.json'))) {
       (opts.log ?? console.log)(`converting ${modelDir} → ${out}`);
