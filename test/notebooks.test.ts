@@ -41,9 +41,9 @@ describe('notebook helpers (plain Node)', () => {
     assert.deepEqual(P, { model: 'data/organism', k: 50, relations: ['company_ceo', 'company_hq'], quick: true, ks: [10, 50] });
     assert.ok(lines.some((l) => l.startsWith('k') && l.includes('← RSN_K')));
     assert.ok(lines.some((l) => l.includes('not parameters of this notebook: RSN_OTHER')));
-    assert.throws(() => parseParam('many', 3, 'RSN_K'), /RSN_K="many": expected a number/);
+    assert.throws(() => parseParam('many', 3, 'RSN_K'), /RSN_K = "many": expected a decimal number/);
     assert.throws(() => parseParam('maybe', false, 'RSN_QUICK'), /expected a boolean/);
-    assert.throws(() => parseParam('1,x', [1], 'RSN_KS'), /RSN_KS="x": expected a number/);
+    assert.throws(() => parseParam('1,x', [1], 'RSN_KS'), /RSN_KS = "x": expected a decimal number/);
   });
 
   test('tables: rows or a danfojs-shaped frame; text aligned, CSV quoted', () => {

@@ -3,9 +3,7 @@
  * whose output is a prefix of the object. The kept set P^det is model-specific and saved with
  * the model's identity.
  */
-import { readFileSync } from 'node:fs';
 import { isCorrectAnswer } from '../data/answer-check.ts';
-import { writeFileAtomic } from '../data/io.ts';
 import type { Prompt } from '../data/prompts.ts';
 import { ConfigError } from '../errors.ts';
 import type { LlamaModel } from '../model/llama.ts';
@@ -68,22 +66,4 @@ export function knownPrompts(dataset: Dataset, known: KnownFacts, relation: stri
   const k = known.relations.find((x) => x.name === relation);
   if (!r || !k) throw new ConfigError(`relation "${relation}" is not in both the dataset and the known-facts file`, undefined, 'relation');
   return k.known.map((i) => r.det[i]!);
-}
-
-export function saveKnownFacts(k: KnownFacts, path: string): void {
-  writeFileAtomic(path, JSON.stringify(k, null, 1));
-}
-
-export function loadKnownFacts(path: string, dataset?: Dataset): KnownFacts {
-  let k: KnownFacts;
-  try {
-    k = JSON.parse(readFileSync(path, 'utf8')) as KnownFacts;
-  } catch (e) {
-    throw new ConfigError(`${path}: not a readable known-facts file (${(e as Error).message})`, path);
-  }
-  if (k.schema !== KNOWN_SCHEMA) throw new ConfigError(`${path}: field "schema" is ${JSON.stringify(k.schema)}, expected "${KNOWN_SCHEMA}"`, path, 'schema');
-  if (dataset && k.provenance.dataHash !== dataset.hash) {
-    throw new ConfigError(`${path}: made for other data (dataHash ${k.provenance.dataHash.slice(0, 12)}…, the dataset is ${dataset.hash.slice(0, 12)}…); recompute it`, path, 'provenance.dataHash');
-  }
-  return k;
 }
