@@ -22,7 +22,7 @@ const USAGE = `usage:
   rsn logits --model DIR --ids 1,5,9 [--backend NAME]
       Prints the last position's logits as JSON: {"logits":[...]}.
 
-Backends: tensorflow-gpu, tensorflow, wasm, cpu (default: the first that works; env RSN_BACKEND).`;
+Backends: tensorflow-gpu, webgpu, tensorflow, wasm, cpu (default: the first that works; env RSN_BACKEND).`;
 
 /** Bad arguments: exit status 2. `showUsage` is false when the syntax was fine but a value does not suit the model. */
 class UsageError extends Error {
@@ -176,7 +176,7 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     // Our own error classes carry complete messages; a stack trace would only bury them.
-    const ours = ['CheckpointError', 'ConfigError', 'ShapeError', 'HookError', 'BackendError', 'OutOfMemoryError', 'OutputError'].includes(err.name);
+    const ours = ['CheckpointError', 'ConfigError', 'ShapeError', 'HookError', 'BackendError', 'OutOfMemoryError', 'OutputError', 'DeviceError'].includes(err.name);
     process.stderr.write(`error: ${ours ? err.message : (err.stack ?? String(e))}\n`);
     return 1;
   }

@@ -1,15 +1,24 @@
 /**
- * Picks the TF.js backend: tfjs-node-gpu → tfjs-node → wasm → cpu, the first that actually
- * initialises. The native packages are optional dependencies that may be present in
+ * Picks the TF.js backend: tfjs-node-gpu → webgpu → tfjs-node → wasm → cpu, the first that
+ * actually initialises. The native packages are optional dependencies that may be present in
  * node_modules without their libtensorflow (npm 11 does not run their install script unless it
  * is approved), so presence proves nothing: we import and run a tiny op to be sure.
+ *
+ * webgpu runs TF.js's WebGPU backend on Dawn's Node bindings (npm `webgpu`) over any Vulkan
+ * driver. Chosen automatically only on a hardware adapter: Mesa's software adapter (llvmpipe)
+ * computes exactly but several times slower than wasm, so it is used only when forced
+ * (RSN_BACKEND=webgpu), as the tests do. WebGPU reports failures (a binding over the device's
+ * limits, too many buffers, out of memory, a lost device) as events, not exceptions, and the
+ * kernel that hit one silently produces nothing; every such event is collected here and turned
+ * into a DeviceError by the call that caused it (checkDeviceErrors).
  */
+import { readdirSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
-import { BackendError } from './errors.ts';
+import { BackendError, DeviceError } from './errors.ts';
 
-export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+export type BackendName = 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'wasm' | 'cpu';
 
-export const BACKEND_ORDER: readonly BackendName[] = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
+export const BACKEND_ORDER: readonly BackendName[] = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'];
 
 /** Environment variable that forces a backend (same names as BackendName, or the package aliases). */
 export const BACKEND_ENV = 'RSN_BACKEND';
@@ -23,6 +32,20 @@ export interface BackendChoice {
   skipped: { name: BackendName; reason: string }[];
   /** How the choice was made. */
   source: 'argument' | 'environment' | 'auto';
+  /** The GPU adapter (webgpu only): vendor, architecture, device, driver description. */
+  adapter?: AdapterDescription;
+}
+
+export interface AdapterDescription {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  /** A CPU implementation of the API (Mesa's llvmpipe / lavapipe, SwiftShader). */
+  software: boolean;
+  /** The limits that decide which tensors a kernel can bind. */
+  maxStorageBufferBindingSize: number;
+  maxBufferSize: number;
 }
 
 const ALIASES: Record<string, BackendName> = {
@@ -33,6 +56,9 @@ const ALIASES: Record<string, BackendName> = {
   tensorflow: 'tensorflow',
   'tfjs-node': 'tensorflow',
   node: 'tensorflow',
+  webgpu: 'webgpu',
+  'tfjs-backend-webgpu': 'webgpu',
+  dawn: 'webgpu',
   wasm: 'wasm',
   cpu: 'cpu',
 };
@@ -74,6 +100,97 @@ async function tryNative(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-no
   await smokeTest();
 }
 
+// Dawn's GPU object must outlive every device made from it.
+let dawnGpu: GPU | null = null;
+const deviceErrors: string[] = [];
+
+function describeAdapter(adapter: GPUAdapter): AdapterDescription {
+  const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo & { isFallbackAdapter?: boolean } }).info;
+  const text = (v: unknown) => (typeof v === 'string' ? v : '');
+  const d = {
+    vendor: text(info?.vendor) || 'unknown vendor',
+    architecture: text(info?.architecture),
+    device: text(info?.device),
+    description: text(info?.description),
+  };
+  const software = info?.isFallbackAdapter === true || /llvmpipe|lavapipe|swiftshader|software/i.test(`${d.architecture} ${d.device} ${d.description}`);
+  return { ...d, software, maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize, maxBufferSize: adapter.limits.maxBufferSize };
+}
+
+export function adapterText(a: AdapterDescription): string {
+  return [a.vendor, a.architecture, a.device, a.description].filter(Boolean).join(' · ') + (a.software ? ' (software)' : '');
+}
+
+/**
+ * Device nodes of hardware GPUs (NVIDIA's driver, or a DRM render node for AMD, Intel and
+ * virtual GPUs). Without one, Dawn can only find a software adapter, so auto mode does not load
+ * it (Dawn also prints warnings to stderr on every start, which would land in every notebook).
+ */
+function gpuDeviceNodes(): string[] {
+  const found: string[] = [];
+  for (const [dir, re] of [['/dev', /^nvidia\d+$/], ['/dev/dri', /^renderD\d+$/]] as const) {
+    try {
+      for (const f of readdirSync(dir)) if (re.test(f)) found.push(`${dir}/${f}`);
+    } catch {
+      // no such directory: no device of that kind
+    }
+  }
+  return found;
+}
+
+async function tryWebgpu(auto: boolean): Promise<AdapterDescription> {
+  if (auto && gpuDeviceNodes().length === 0) throw new Error(`no GPU device node (/dev/nvidia*, /dev/dri/renderD*); force the software adapter with ${BACKEND_ENV}=webgpu`);
+  let dawn: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
+  try {
+    // A specifier in a variable: the package is optional, so the type check must not need it.
+    const pkg = 'webgpu';
+    dawn = (await import(pkg)) as typeof dawn;
+  } catch (e) {
+    throw new Error(`the optional package "webgpu" (Dawn for Node) is not installed or does not load here (${firstLine(e)})`);
+  }
+  // TF.js reads GPUBufferUsage & co. and navigator.gpu as globals, at import time.
+  Object.assign(globalThis, dawn.globals);
+  dawnGpu ??= dawn.create([]);
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (!nav) Object.defineProperty(globalThis, 'navigator', { value: { gpu: dawnGpu }, configurable: true, writable: true });
+  else if (!nav.gpu) Object.defineProperty(nav, 'gpu', { value: dawnGpu, configurable: true });
+  const adapter = await dawnGpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) {
+    throw new Error('Dawn found no Vulkan adapter: install a Vulkan driver and loader (NVIDIA: libvulkan1 + the driver\'s Vulkan ICD; CPU: mesa-vulkan-drivers and libvulkan1 from bookworm-backports, see README "GPU")');
+  }
+  const described = describeAdapter(adapter);
+  if (auto && described.software) throw new Error(`only a software adapter (${adapterText(described)}), slower than wasm; force it with ${BACKEND_ENV}=webgpu`);
+  const backendPkg = '@tensorflow/tfjs-backend-webgpu';
+  await import(backendPkg);
+  if (!(await tf.setBackend('webgpu'))) throw new Error('setBackend("webgpu") failed');
+  const device = (tf.backend() as unknown as { device?: GPUDevice }).device;
+  if (!device) throw new Error('the webgpu backend exposes no device');
+  device.addEventListener('uncapturederror', (e) => deviceErrors.push(`${(e as GPUUncapturedErrorEvent).error.constructor.name}: ${(e as GPUUncapturedErrorEvent).error.message}`));
+  void device.lost.then((info) => deviceErrors.push(`device lost (${info.reason}): ${info.message}`));
+  await smokeTest();
+  checkDeviceErrors('the webgpu smoke test');
+  return described;
+}
+
+/**
+ * Throws a DeviceError naming `call` if the GPU device reported any error since the last check
+ * (the errors are then forgotten, so the next call starts clean). A no-op on other backends.
+ */
+export function checkDeviceErrors(call: string): void {
+  if (deviceErrors.length === 0) return;
+  const errors = deviceErrors.splice(0);
+  const first = errors[0]!.split('\n').map((l) => l.trim()).filter(Boolean);
+  throw new DeviceError(
+    `the GPU device reported ${errors.length} error${errors.length === 1 ? '' : 's'} during ${call}; its results are not valid. First: ${first.slice(0, 3).join(' ')}`,
+    errors,
+  );
+}
+
+/** Forget device errors raised before a call starts (e.g. by a call that threw for another reason). */
+export function clearDeviceErrors(): void {
+  deviceErrors.length = 0;
+}
+
 async function tryWasm(): Promise<void> {
   // In Node the package finds its .wasm files next to its own module; setWasmPaths would route
   // the load through fetch(), which cannot read plain file paths, so we leave it alone.
@@ -101,16 +218,22 @@ async function tryCpu(): Promise<void> {
   await smokeTest();
 }
 
-async function tryBackend(name: BackendName): Promise<void> {
+async function tryBackend(name: BackendName, auto: boolean): Promise<AdapterDescription | undefined> {
   switch (name) {
     case 'tensorflow-gpu':
-      return tryNative('@tensorflow/tfjs-node-gpu');
+      await tryNative('@tensorflow/tfjs-node-gpu');
+      return undefined;
+    case 'webgpu':
+      return tryWebgpu(auto);
     case 'tensorflow':
-      return tryNative('@tensorflow/tfjs-node');
+      await tryNative('@tensorflow/tfjs-node');
+      return undefined;
     case 'wasm':
-      return tryWasm();
+      await tryWasm();
+      return undefined;
     case 'cpu':
-      return tryCpu();
+      await tryCpu();
+      return undefined;
   }
 }
 
@@ -159,11 +282,12 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     const candidates = forced ? [forced] : BACKEND_ORDER;
     for (const name of candidates) {
       try {
-        await tryBackend(name);
-        current = { name, tfBackend: tf.getBackend(), skipped, source };
+        const adapter = await tryBackend(name, !forced);
+        current = { name, tfBackend: tf.getBackend(), skipped, source, ...(adapter ? { adapter } : {}) };
         if (log) {
           const why = skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');
-          log(`[rsn] backend: ${name} (${source === 'auto' ? 'auto' : `forced by ${source}`})${why ? ` — skipped ${why}` : ''}`);
+          const on = adapter ? ` on ${adapterText(adapter)}` : '';
+          log(`[rsn] backend: ${name}${on} (${source === 'auto' ? 'auto' : `forced by ${source}`})${why ? ` — skipped ${why}` : ''}`);
         }
         return current;
       } catch (e) {

@@ -39,3 +39,11 @@ export class BackendError extends Error {
 export class OutOfMemoryError extends Error {
   override name = 'OutOfMemoryError';
 }
+
+/** The GPU device reported an error (a binding over its limits, out of memory, a lost device) during a call. */
+export class DeviceError extends Error {
+  override name = 'DeviceError';
+  constructor(message: string, readonly deviceMessages: readonly string[] = []) {
+    super(message);
+  }
+}

@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { type BackendChoice, initBackend } from '../backend.ts';
+import { type BackendChoice, checkDeviceErrors, clearDeviceErrors, initBackend } from '../backend.ts';
 import { CheckpointError, HookError, OutOfMemoryError, ShapeError } from '../errors.ts';
 import { LlamaTokenizer } from '../tokenizer.ts';
 import { causalMask, padLeft, type PaddedBatch } from './batch.ts';
@@ -160,15 +160,25 @@ export class LlamaModel {
   }
 
   /** Refuses (before any work) a call predicted not to fit; turns a real allocation failure into the same advice. */
-  private async guarded<T>(w: Workload, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Refuses (before any work) a call predicted not to fit; turns a real allocation failure into
+   * the same advice; and turns errors the GPU device reported during the call (which leave
+   * results silently wrong on WebGPU) into a DeviceError naming the call.
+   */
+  private async guarded<T>(call: string, w: Workload, fn: () => Promise<T>): Promise<T> {
     const name = this.info.dir;
     if (this.memoryBudget !== null) {
       const p = predictMemory(this.config, w, this.plan);
       if (p.peakBytes > this.memoryBudget) throw outOfMemory(this.config, w, this.memoryBudget, `${name} (${this.plan} plan)`);
     }
+    clearDeviceErrors();
+    const where = `${call} on ${name} (batch ${w.batchSize} × ${w.promptLength} tokens)`;
     try {
-      return await fn();
+      const result = await fn();
+      checkDeviceErrors(where);
+      return result;
     } catch (e) {
+      checkDeviceErrors(where);
       if (e instanceof OutOfMemoryError || !isAllocationFailure(e)) throw e;
       const budget = this.memoryBudget ?? availableDeviceMemory(this.info.backend?.name ?? '', tf.memory().numBytes);
       throw outOfMemory(this.config, w, budget, `${name} (${this.plan} plan, backend ${this.info.backend?.name})`, e);
@@ -244,6 +254,7 @@ export class LlamaModel {
     const hooked = this.hookedSitesPerLayer(opts.hooks);
     const microBatch = this.resolveMicroBatch(opts.microBatch, batch.batchSize);
     return this.guarded(
+      'forward',
       { batchSize: batch.batchSize, microBatch, promptLength: batch.seqLen, logits: opts.logits ?? 'last', hookedFfnSitesPerLayer: hooked },
       () => this.forwardBatch(batch, opts, microBatch),
     );
@@ -313,6 +324,7 @@ export class LlamaModel {
     const microBatch = this.resolveMicroBatch(opts.microBatch, sequences.length);
     const chunked = microBatch < sequences.length;
     return this.guarded(
+      'generate',
       { batchSize: sequences.length, microBatch, promptLength: longest + (chunked ? opts.maxNewTokens : 0), newTokens: chunked ? 0 : opts.maxNewTokens, hookedFfnSitesPerLayer: hooked },
       () => (chunked ? this.generateLayerMajor(sequences, opts, microBatch) : this.generateBatch(sequences, opts)),
     );

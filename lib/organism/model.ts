@@ -290,7 +290,8 @@ export class AdamW {
     const bc2 = 1 - Math.pow(beta2, this.step);
     return tf.tidy(() => {
       const names = this.model.specs.map((s) => s.name);
-      const sq = tf.addN(names.map((n) => tf.sum(tf.square(grads[n]!))));
+      // A chain of binary adds, not tf.addN: on WebGPU addN binds every input at once, and past the device's storage-buffer limit the kernel is dropped.
+      const sq = names.map((n) => tf.sum(tf.square(grads[n]!))).reduce((a, b) => tf.add(a, b));
       const norm = tf.sqrt(sq);
       const scale = tf.div(clipNorm, tf.maximum(norm, clipNorm));
       for (const s of this.model.specs) {
