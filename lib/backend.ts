@@ -15,6 +15,7 @@
 import { readdirSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendError, DeviceError } from './errors.ts';
+import { parseDecimalInteger } from './numbers.ts';
 
 export type BackendName = 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'wasm' | 'cpu';
 
@@ -303,6 +304,19 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     );
   })();
   return pending;
+}
+
+/** Overrides the largest tensor a kernel may bind (bytes); lets tests exercise the blocked-weight path on any backend. */
+export const MAX_BINDING_ENV = 'RSN_MAX_BINDING_BYTES';
+
+/**
+ * The largest tensor, in bytes, that one kernel can bind on the current backend: the adapter's
+ * maxStorageBufferBindingSize on webgpu, unlimited elsewhere (RSN_MAX_BINDING_BYTES overrides).
+ */
+export function maxBindingBytes(): number {
+  const env = process.env[MAX_BINDING_ENV];
+  if (env) return parseDecimalInteger(env, MAX_BINDING_ENV, { min: 4 });
+  return current?.adapter?.maxStorageBufferBindingSize ?? Infinity;
 }
 
 /** The backend chosen so far, or null before initBackend. */

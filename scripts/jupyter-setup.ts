@@ -1,7 +1,8 @@
 /**
  * Makes the notebooks runnable: Jupyter (Debian packages, installed when running as root with
  * apt-get, else the exact command is printed and the exit code is 1), the tslab kernel
- * registered in the project-local prefix .cache/jupyter, and the lib's declarations for tslab.
+ * registered in the project-local prefix .cache/jupyter, and the lib's declarations for tslab;
+ * also Mesa's software Vulkan driver for the webgpu tests (scripts/vulkan-setup.ts).
  * Idempotent; about a second when everything is in place.
  *
  *   npx tsx scripts/jupyter-setup.ts [--no-install]
@@ -10,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureJupyter, ensureKernel, jupyterDataDir, kernelSpecFile } from '../lib/notebook/jupyter.ts';
 import { ensureNotebookTypes } from '../lib/notebook/types.ts';
+import { ensureVulkan } from './vulkan-setup.ts';
 
 export async function setup(opts: { install?: boolean; log?: (line: string) => void } = {}): Promise<boolean> {
   const log = opts.log ?? ((l: string) => console.log(l));
@@ -19,6 +21,10 @@ export async function setup(opts: { install?: boolean; log?: (line: string) => v
     return false;
   }
   if (j.installed) log(j.message);
+  // The notebooks run on any backend; the Vulkan driver is for the webgpu tests, so its absence is reported, not fatal.
+  const v = ensureVulkan({ install: opts.install, log });
+  if (!v.ok) console.error(`note: ${v.message}`);
+  else if (v.installed) log(v.message);
   ensureKernel({ python: j.python, log });
   await ensureNotebookTypes({ log });
   log(`jupyter: ${j.python} · kernel: ${kernelSpecFile} · JUPYTER_PATH=${jupyterDataDir}`);

@@ -13,6 +13,7 @@ import { type BackendChoice, checkDeviceErrors, clearDeviceErrors, initBackend }
 import { CheckpointError, HookError, OutOfMemoryError, ShapeError } from '../errors.ts';
 import { LlamaTokenizer } from '../tokenizer.ts';
 import { causalMask, padLeft, type PaddedBatch } from './batch.ts';
+import { gatherRows, linear } from './blocked.ts';
 import { checkPositionLimit, expectedTensors, type LlamaConfig, readLlamaConfig } from './config.ts';
 import { CompiledHooks, type Hooks, hookPointName, type Site } from './hooks.ts';
 import { WeightStore } from './weights.ts';
@@ -457,7 +458,7 @@ export class LlamaModel {
     const out: tf.Tensor[] = [];
     try {
       chunks.forEach((chunk, i) => {
-        h[i] = tf.tidy(() => tf.gather(w.embed, tf.tensor1d(chunk.batch.ids, 'int32'))); // [B·T, H]
+        h[i] = tf.tidy(() => gatherRows(w.embed, chunk.batch.ids)); // [B·T, H]
       });
       for (let l = 0; l < c.numLayers; l++) {
         const lw = await this.weights.layer(l);
@@ -676,13 +677,6 @@ function argmax(data: Float32Array, start: number, n: number): number {
     }
   }
   return best;
-}
-
-/** x [rows, in] or [B, T, in] · w with w [in, out] (pre-transposed) → [rows, out] or [B, T, out]. */
-export function linear(x: tf.Tensor, w: tf.Tensor2D): tf.Tensor {
-  if (x.rank === 2) return tf.matMul(x as tf.Tensor2D, w);
-  const [B, T, inDim] = x.shape as [number, number, number];
-  return tf.reshape(tf.matMul(tf.reshape(x, [B * T, inDim]), w), [B, T, w.shape[1]]);
 }
 
 /** HF LlamaRMSNorm: x · rsqrt(mean(x²) + eps) · weight, in float32. */

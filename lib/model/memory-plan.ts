@@ -13,6 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import { freemem } from 'node:os';
 import { OutOfMemoryError } from '../errors.ts';
+import { parseDecimalNumber } from '../numbers.ts';
 import type { LlamaConfig } from './config.ts';
 import type { ExecutionPlan } from './weight-source.ts';
 
@@ -168,12 +169,14 @@ export const MEMORY_ENV = 'RSN_DEVICE_MEMORY_GB';
 export function availableDeviceMemory(backend: string, inUseBytes = 0): number {
   const env = process.env[MEMORY_ENV];
   if (env) {
-    const gb = Number(env);
-    if (!Number.isFinite(gb) || gb <= 0) throw new OutOfMemoryError(`${MEMORY_ENV}=${env}: expected a positive number of GB`);
+    const gb = parseDecimalNumber(env.trim(), MEMORY_ENV);
+    if (gb <= 0) throw new OutOfMemoryError(`${MEMORY_ENV}=${env}: expected a positive number of GB`);
     return gb * 1e9;
   }
   if (backend === 'wasm') return 4 * 2 ** 30;
-  if (backend === 'tensorflow-gpu') {
+  // WebGPU does not tell how much memory its device has; on NVIDIA hardware nvidia-smi does (a
+  // software adapter uses host memory, the fallback below).
+  if (backend === 'tensorflow-gpu' || backend === 'webgpu') {
     try {
       const out = execFileSync('nvidia-smi', ['--query-gpu=memory.free', '--format=csv,noheader,nounits'], { encoding: 'utf8', timeout: 5000 });
       const mib = Number(out.trim().split('\n')[0]);

@@ -9,30 +9,35 @@
  *
  * Linear weights are held transposed, [in, out] (HF stores [out, in]): on the wasm backend a
  * matMul with transposeB is over 10× slower than a plain one (3.4 vs 44 GFLOP/s, 512×512·512×1376).
+ * They are also split into blocks that each fit one device binding where the device limits it
+ * (WebGPU), so no tensor larger than a binding is ever created (blocked.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { maxBindingBytes } from '../backend.ts';
 import { CheckpointError, ShapeError } from '../errors.ts';
+import { disposeBlocks, type EmbeddingTable, type LinearWeight, transposeTable, uploadRows, uploadTransposed } from './blocked.ts';
 import { expectedTensors, type LlamaConfig } from './config.ts';
 import { allFinite, finiteChecked, type WeightStore } from './weights.ts';
 
 export type ExecutionPlan = 'resident' | 'streamed';
 
+/** Linear weights are pre-transposed ([in, out]) and split into blocks that each fit one device binding (blocked.ts). */
 export interface LayerWeights {
   inputNorm: tf.Tensor1D;
-  q: tf.Tensor2D; // [H, nh*hd]
-  k: tf.Tensor2D; // [H, nkv*hd]
-  v: tf.Tensor2D; // [H, nkv*hd]
-  o: tf.Tensor2D; // [nh*hd, H]
+  q: LinearWeight; // [H, nh*hd]
+  k: LinearWeight; // [H, nkv*hd]
+  v: LinearWeight; // [H, nkv*hd]
+  o: LinearWeight; // [nh*hd, H]
   postNorm: tf.Tensor1D;
-  gate: tf.Tensor2D; // [H, F]
-  up: tf.Tensor2D; // [H, F]
-  down: tf.Tensor2D; // [F, H]
+  gate: LinearWeight; // [H, F]
+  up: LinearWeight; // [H, F]
+  down: LinearWeight; // [F, H]
 }
 
 export interface GlobalWeights {
-  embed: tf.Tensor2D; // [V, H], for the lookup
+  embed: EmbeddingTable; // [V, H], for the lookup
   norm: tf.Tensor1D;
-  lmHead: tf.Tensor2D; // [H, V] (transposed lm_head, or transposed embedding when tied)
+  lmHead: LinearWeight; // [H, V] (transposed lm_head, or transposed embedding when tied)
 }
 
 export interface ModelWeights extends GlobalWeights {
@@ -50,7 +55,8 @@ class TensorFactory {
     this.expected = new Map(expectedTensors(config).map((s) => [s.name, s.shape]));
   }
 
-  plain<R extends tf.Rank>(name: string): tf.Tensor<R> {
+  /** The host data of `name`, shape-checked and (for weights from memory) checked for NaN/±Inf. */
+  private data(name: string): { data: Float32Array; shape: number[] } {
     const { data, shape } = this.read(name);
     const want = this.expected.get(name)!;
     if (shape.join() !== want.join()) throw new ShapeError(`${this.source}: weight ${name} has shape [${shape}], config.json implies [${want}]`);
@@ -60,17 +66,29 @@ class TensorFactory {
       const i = data.findIndex((x) => !Number.isFinite(x));
       throw new CheckpointError(`${this.source}: weight ${name} holds a non-finite value (${data[i]}) at flat index ${i} of shape [${shape}]`, undefined, name);
     }
+    return { data, shape };
+  }
+
+  plain<R extends tf.Rank>(name: string): tf.Tensor<R> {
+    const { data, shape } = this.data(name);
     const x = tf.tensor(data, shape) as unknown as tf.Tensor<R>;
     this.created.push(x);
     return x;
   }
 
-  transposed(name: string): tf.Tensor2D {
-    const w = this.plain<tf.Rank.R2>(name);
-    const wt = tf.transpose(w);
-    this.created.push(wt);
-    w.dispose();
-    return wt;
+  /** An HF linear weight [out, in] as [in, out] column blocks. */
+  transposed(name: string): LinearWeight {
+    const { data, shape } = this.data(name);
+    const w = uploadTransposed(data, shape[0]!, shape[1]!, maxBindingBytes(), `${this.source}: weight ${name}`);
+    this.created.push(...w.blocks);
+    return w;
+  }
+
+  table(name: string): EmbeddingTable {
+    const { data, shape } = this.data(name);
+    const t = uploadRows(data, shape[0]!, shape[1]!, maxBindingBytes(), `${this.source}: weight ${name}`);
+    this.created.push(...t.blocks);
+    return t;
   }
 
   guard<T>(f: () => T): T {
@@ -86,11 +104,11 @@ class TensorFactory {
 export function buildGlobal(config: LlamaConfig, read: ReadWeight, source: string): GlobalWeights {
   const f = new TensorFactory(config, read, source);
   return f.guard(() => {
-    const embed = f.plain<tf.Rank.R2>('model.embed_tokens.weight');
-    let lmHead: tf.Tensor2D;
+    const embed = f.table('model.embed_tokens.weight');
+    let lmHead: LinearWeight;
     if (config.tieWordEmbeddings) {
-      lmHead = tf.transpose(embed);
-      f.created.push(lmHead);
+      lmHead = transposeTable(embed);
+      f.created.push(...lmHead.blocks);
     } else {
       lmHead = f.transposed('lm_head.weight');
     }
@@ -115,7 +133,14 @@ export function buildLayer(config: LlamaConfig, read: ReadWeight, l: number, sou
 }
 
 export function disposeLayer(lw: LayerWeights): void {
-  for (const x of Object.values(lw) as tf.Tensor[]) x.dispose();
+  tf.dispose([lw.inputNorm, lw.postNorm]);
+  for (const w of [lw.q, lw.k, lw.v, lw.o, lw.gate, lw.up, lw.down]) disposeBlocks(w);
+}
+
+export function disposeGlobal(g: GlobalWeights): void {
+  disposeBlocks(g.embed);
+  disposeBlocks(g.lmHead);
+  g.norm.dispose();
 }
 
 export function layerWeightNames(l: number): string[] {
@@ -147,7 +172,7 @@ export class ResidentWeights implements WeightSource {
       for (let l = 0; l < config.numLayers; l++) layers.push(buildLayer(config, read, l, source));
     } catch (e) {
       layers.forEach(disposeLayer);
-      tf.dispose([global.embed, global.norm, global.lmHead]);
+      disposeGlobal(global);
       throw e;
     }
     return new ResidentWeights({ ...global, layers });
@@ -162,7 +187,7 @@ export class ResidentWeights implements WeightSource {
   dispose(): void {
     const w = this.weights;
     w.layers.forEach(disposeLayer);
-    tf.dispose([w.embed, w.norm, w.lmHead]);
+    disposeGlobal(w);
   }
 }
 
@@ -209,6 +234,6 @@ export class StreamedWeights implements WeightSource {
   dispose(): void {
     for (const l of [...this.live.keys()]) this.release(l);
     this.prefetched = null;
-    tf.dispose([this.global.embed, this.global.norm, this.global.lmHead]);
+    disposeGlobal(this.global);
   }
 }
