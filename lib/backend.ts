@@ -92,8 +92,9 @@ async function tryNative(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-no
   if (pkg === '@tensorflow/tfjs-node-gpu') {
     // tfjs-node-gpu silently runs on the CPU when CUDA is missing; only count it as a GPU
     // backend when TensorFlow sees a GPU device.
-    const backend = tf.backend() as unknown as { binding?: { TF_Version?: string } };
+    const backend = tf.backend() as unknown as { binding?: { TF_Version?: string }; isUsingGpuDevice?: boolean };
     if (!backend.binding) throw new Error('tensorflow backend has no native binding');
+    if (backend.isUsingGpuDevice !== true) throw new Error('tfjs-node-gpu loaded but TensorFlow sees no GPU (CUDA/cuDNN libraries missing from LD_LIBRARY_PATH, or a CPU-only libtensorflow; see docs/gpu-cuda.md)');
     if (process.env['CUDA_VISIBLE_DEVICES'] === '' || process.env['CUDA_VISIBLE_DEVICES'] === '-1') {
       throw new Error('CUDA_VISIBLE_DEVICES hides every GPU');
     }
