@@ -6,7 +6,10 @@
  * generation for a batch of prompts. Prints one JSON object (wall times, peak RSS, the
  * planner's prediction vs the measured tensor peak).
  *
- *   npx tsx scripts/dry-run-7b.ts [--dir .cache/dry-run-7b] [--batch 16] [--prompt-length 12] [--keep]
+ *   npx tsx scripts/dry-run-7b.ts [--dir .cache/dry-run-7b] [--batch 16] [--prompt-length 12] [--keep] [--logits-out FILE]
+ *
+ * --logits-out writes the last-position logits of the first two prompts (JSON), to compare
+ * backends on the same checkpoint (e.g. RSN_BACKEND=webgpu vs wasm with --keep).
  */
 import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
@@ -18,16 +21,17 @@ import { expectedTensors, parseLlamaConfig } from '../lib/model/config.ts';
 import { formatGB } from '../lib/model/memory-plan.ts';
 import { NeuronSpace, randomNeurons } from '../lib/method/neurons.ts';
 import { hookPointName } from '../lib/model/hooks.ts';
+import { parseDecimalInteger } from '../lib/numbers.ts';
 
 const root = resolve(new URL('..', import.meta.url).pathname);
 const { values } = parseArgs({
-  options: { dir: { type: 'string' }, batch: { type: 'string', default: '16' }, 'prompt-length': { type: 'string', default: '12' }, keep: { type: 'boolean', default: false } },
+  options: { dir: { type: 'string' }, batch: { type: 'string', default: '16' }, 'prompt-length': { type: 'string', default: '12' }, keep: { type: 'boolean', default: false }, 'logits-out': { type: 'string' } },
 });
 const work = resolve(values.dir ?? join(root, '.cache', 'dry-run-7b'));
 const hf = join(work, 'hf');
 const converted = join(work, 'converted');
-const B = Number(values.batch);
-const T = Number(values['prompt-length']);
+const B = parseDecimalInteger(values.batch!, '--batch', { min: 1 });
+const T = parseDecimalInteger(values['prompt-length']!, '--prompt-length', { min: 2 });
 
 const config = {
   architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 2,
@@ -114,6 +118,12 @@ t0 = performance.now();
 const gen = await model.measurePeak(() => model.generate(prompts, { maxNewTokens: 2, hooks: { interventions: space.zeroInterventions(mask) } }));
 const genS = (performance.now() - t0) / 1000;
 const genPred = model.predict({ batchSize: B, promptLength: T, newTokens: 2, hookedFfnSitesPerLayer: space.groupByPoint(mask).size / 2 });
+if (values['logits-out']) {
+  const r = await model.forward(prompts.slice(0, 2), { logits: 'last' });
+  const logits = Array.from(r.logits!.data);
+  writeFileSync(values['logits-out'], JSON.stringify({ backend: model.info.backend?.name, logits }));
+  result['lastLogits'] = { file: values['logits-out'], maxAbs: logits.reduce((m, x) => Math.max(m, Math.abs(x)), 0), allZero: logits.every((x) => x === 0) };
+}
 const loadStats = model.weights instanceof StreamedWeights ? model.weights.stats : null;
 model.dispose();
 Object.assign(result, {
