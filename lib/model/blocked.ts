@@ -32,41 +32,39 @@ export function rowsPerBinding(rows: number, rowBytes: number, limitBytes: numbe
   return Math.min(rows, fit);
 }
 
+/** Upload a row-major [rows, cols] matrix as blocks of whole rows that each fit `limitBytes`, each passed through `place`. */
+function uploadRowBlocks(data: Float32Array, rows: number, cols: number, limitBytes: number, what: string, place: (block: tf.Tensor2D) => tf.Tensor2D): { blocks: tf.Tensor2D[]; per: number } {
+  const per = rowsPerBinding(rows, cols * 4, limitBytes, what);
+  const blocks: tf.Tensor2D[] = [];
+  try {
+    for (let r = 0; r < rows; r += per) {
+      const n = Math.min(per, rows - r);
+      blocks.push(place(tf.tensor2d(data.subarray(r * cols, (r + n) * cols), [n, cols])));
+    }
+  } catch (e) {
+    tf.dispose(blocks);
+    throw e;
+  }
+  return { blocks, per };
+}
+
 /**
  * Upload an HF linear weight [out, inDim] (row-major `data`) transposed to [inDim, out], as
  * column blocks: each block of output rows is uploaded and transposed on the device by itself,
  * so no tensor larger than `limitBytes` ever exists on it.
  */
 export function uploadTransposed(data: Float32Array, out: number, inDim: number, limitBytes: number, what: string): LinearWeight {
-  const per = rowsPerBinding(out, inDim * 4, limitBytes, what);
-  const blocks: tf.Tensor2D[] = [];
-  try {
-    for (let r = 0; r < out; r += per) {
-      const n = Math.min(per, out - r);
-      const rowsBlock = tf.tensor2d(data.subarray(r * inDim, (r + n) * inDim), [n, inDim]);
-      blocks.push(tf.transpose(rowsBlock));
-      rowsBlock.dispose();
-    }
-  } catch (e) {
-    tf.dispose(blocks);
-    throw e;
-  }
+  const { blocks } = uploadRowBlocks(data, out, inDim, limitBytes, what, (rowsBlock) => {
+    const t = tf.transpose(rowsBlock);
+    rowsBlock.dispose();
+    return t;
+  });
   return { blocks, inDim, outDim: out };
 }
 
 /** Upload a table [rows, cols] as row blocks that each fit `limitBytes`. */
 export function uploadRows(data: Float32Array, rows: number, cols: number, limitBytes: number, what: string): EmbeddingTable {
-  const per = rowsPerBinding(rows, cols * 4, limitBytes, what);
-  const blocks: tf.Tensor2D[] = [];
-  try {
-    for (let r = 0; r < rows; r += per) {
-      const n = Math.min(per, rows - r);
-      blocks.push(tf.tensor2d(data.subarray(r * cols, (r + n) * cols), [n, cols]));
-    }
-  } catch (e) {
-    tf.dispose(blocks);
-    throw e;
-  }
+  const { blocks, per } = uploadRowBlocks(data, rows, cols, limitBytes, what, (block) => block);
   return { blocks, rowsPerBlock: per, rows, cols };
 }
 
