@@ -16,6 +16,8 @@ import { checkDeviceErrors, initBackend, type BackendChoice } from '../lib/backe
 import { DeviceError } from '../lib/errors.ts';
 import { parseLlamaConfig, expectedTensors, type LlamaConfig } from '../lib/model/config.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
+import { deviceWidensHalf, halfBitsToTensor } from '../lib/model/half-upload.ts';
+import { halfToFloat } from '../lib/model/weights.ts';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
 import { fixturesDir, loadReference, maxAbsDiff } from './helpers/reference.ts';
 
@@ -102,6 +104,21 @@ describe('webgpu backend', () => {
     }
     assert.equal(tf.memory().numTensors, before);
     model.dispose();
+  });
+
+  test('float16 bits are widened on the device, exactly, for every finite half (odd lengths too)', async () => {
+    assert.equal(deviceWidensHalf(), true);
+    const bits = Uint16Array.from({ length: 65535 }, (_, i) => i + 1).filter((h) => (h & 0x7c00) !== 0x7c00); // odd count
+    assert.equal(bits.length % 2, 1);
+    const t = halfBitsToTensor(bits, [bits.length]);
+    const v = await t.data();
+    t.dispose();
+    let wrong = 0;
+    bits.forEach((h, i) => {
+      if (!Object.is(v[i], halfToFloat(h))) wrong++;
+    });
+    assert.equal(wrong, 0, `${wrong} of ${bits.length} halves widened wrongly`);
+    checkDeviceErrors('half widening');
   });
 
   test('the fixture on webgpu matches the independent reference (logits < 1e-3, identical greedy tokens), both storage dtypes, no leaks', async () => {

@@ -9,6 +9,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ShapeError } from '../errors.ts';
+import { halfBitsToTensor } from './half-upload.ts';
+
+/** Row-major host values: float32, or float16 bits widened when uploaded. */
+type HostMatrix = Float32Array | Uint16Array;
 
 /** A matrix [inDim, outDim] (a pre-transposed linear weight) as column blocks, left to right. */
 export interface LinearWeight {
@@ -33,13 +37,14 @@ export function rowsPerBinding(rows: number, rowBytes: number, limitBytes: numbe
 }
 
 /** Upload a row-major [rows, cols] matrix as blocks of whole rows that each fit `limitBytes`, each passed through `place`. */
-function uploadRowBlocks(data: Float32Array, rows: number, cols: number, limitBytes: number, what: string, place: (block: tf.Tensor2D) => tf.Tensor2D): { blocks: tf.Tensor2D[]; per: number } {
+function uploadRowBlocks(data: HostMatrix, rows: number, cols: number, limitBytes: number, what: string, place: (block: tf.Tensor2D) => tf.Tensor2D): { blocks: tf.Tensor2D[]; per: number } {
   const per = rowsPerBinding(rows, cols * 4, limitBytes, what);
   const blocks: tf.Tensor2D[] = [];
   try {
     for (let r = 0; r < rows; r += per) {
       const n = Math.min(per, rows - r);
-      blocks.push(place(tf.tensor2d(data.subarray(r * cols, (r + n) * cols), [n, cols])));
+      const rowsData = data.subarray(r * cols, (r + n) * cols);
+      blocks.push(place((rowsData instanceof Uint16Array ? halfBitsToTensor(rowsData, [n, cols]) : tf.tensor2d(rowsData, [n, cols])) as tf.Tensor2D));
     }
   } catch (e) {
     tf.dispose(blocks);
@@ -53,7 +58,7 @@ function uploadRowBlocks(data: Float32Array, rows: number, cols: number, limitBy
  * column blocks: each block of output rows is uploaded and transposed on the device by itself,
  * so no tensor larger than `limitBytes` ever exists on it.
  */
-export function uploadTransposed(data: Float32Array, out: number, inDim: number, limitBytes: number, what: string): LinearWeight {
+export function uploadTransposed(data: HostMatrix, out: number, inDim: number, limitBytes: number, what: string): LinearWeight {
   const { blocks } = uploadRowBlocks(data, out, inDim, limitBytes, what, (rowsBlock) => {
     const t = tf.transpose(rowsBlock);
     rowsBlock.dispose();
@@ -63,7 +68,7 @@ export function uploadTransposed(data: Float32Array, out: number, inDim: number,
 }
 
 /** Upload a table [rows, cols] as row blocks that each fit `limitBytes`. */
-export function uploadRows(data: Float32Array, rows: number, cols: number, limitBytes: number, what: string): EmbeddingTable {
+export function uploadRows(data: HostMatrix, rows: number, cols: number, limitBytes: number, what: string): EmbeddingTable {
   const { blocks, per } = uploadRowBlocks(data, rows, cols, limitBytes, what, (block) => block);
   return { blocks, rowsPerBlock: per, rows, cols };
 }

@@ -17,7 +17,7 @@ import { gatherRows, linear } from './blocked.ts';
 import { checkPositionLimit, expectedTensors, type LlamaConfig, readLlamaConfig } from './config.ts';
 import { CompiledHooks, type Hooks, hookPointName, type Site } from './hooks.ts';
 import { WeightStore } from './weights.ts';
-import { type ExecutionPlan, type LayerWeights, ResidentWeights, StreamedWeights, type WeightSource } from './weight-source.ts';
+import { type ExecutionPlan, type LayerWeights, ResidentWeights, storeReader, StreamedWeights, type WeightSource } from './weight-source.ts';
 import { availableDeviceMemory, choosePlan, formatGB, outOfMemory, predictMemory, type Workload } from './memory-plan.ts';
 
 export type { GlobalWeights, LayerWeights, ModelWeights } from './weight-source.ts';
@@ -211,7 +211,7 @@ export class LlamaModel {
     const weights =
       plan === 'streamed'
         ? new StreamedWeights(config, store)
-        : ResidentWeights.build(config, (name) => ({ data: store.read(name), shape: store.shape(name) }), `${dir}/model.json`);
+        : ResidentWeights.build(config, storeReader(store), `${dir}/model.json`);
     const model = new LlamaModel(config, weights, tokenizer, { dir, storageDtype: store.storageDtype, backend });
     model.memoryBudget = budget;
     model.microBatch = microBatch;

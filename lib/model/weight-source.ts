@@ -4,7 +4,8 @@
  * - resident: every weight on the device for the model's lifetime (fast; needs the whole
  *   model in float32: 27 GB for Llama-2-7B, 52 GB for 13B).
  * - streamed: only the embeddings, final norm and LM head stay resident; each decoder layer is
- *   read from disk (float16 storage widened to float32), used for the whole batch, and released.
+ *   read from disk (float16 storage widened to float32, on the device where it can: half-upload.ts),
+ *   used for the whole batch, and released.
  *   The next layer's bytes are read from disk while the current layer computes.
  *
  * Linear weights are held transposed, [in, out] (HF stores [out, in]): on the wasm backend a
@@ -17,6 +18,7 @@ import { maxBindingBytes } from '../backend.ts';
 import { CheckpointError, ShapeError } from '../errors.ts';
 import { disposeBlocks, type EmbeddingTable, type LinearWeight, transposeTable, uploadRows, uploadTransposed } from './blocked.ts';
 import { expectedTensors, type LlamaConfig } from './config.ts';
+import { deviceWidensHalf, halfBitsToTensor } from './half-upload.ts';
 import { allFinite, finiteChecked, type WeightStore } from './weights.ts';
 
 export type ExecutionPlan = 'resident' | 'streamed';
@@ -44,7 +46,16 @@ export interface ModelWeights extends GlobalWeights {
   layers: LayerWeights[];
 }
 
-export type ReadWeight = (name: string) => { data: Float32Array; shape: number[] };
+/** A weight's values on the host: float32, or float16 bits (Uint16Array) for a device that widens them (half-upload.ts). */
+export type HostWeight = Float32Array | Uint16Array;
+
+export type ReadWeight = (name: string) => { data: HostWeight; shape: number[] };
+
+/** Reads weights from a converted directory, keeping float16 storage as half bits where the device widens them. */
+export function storeReader(store: WeightStore): ReadWeight {
+  const keepHalf = deviceWidensHalf();
+  return (name) => ({ data: keepHalf ? store.readStored(name) : store.read(name), shape: store.shape(name) });
+}
 
 /** Creates tensors from `read`, checking shapes; everything created is disposed if any step fails. */
 class TensorFactory {
@@ -56,10 +67,15 @@ class TensorFactory {
   }
 
   /** The host data of `name`, shape-checked and (for weights from memory) checked for NaN/±Inf. */
-  private data(name: string): { data: Float32Array; shape: number[] } {
+  private data(name: string): { data: HostWeight; shape: number[] } {
     const { data, shape } = this.read(name);
     const want = this.expected.get(name)!;
     if (shape.join() !== want.join()) throw new ShapeError(`${this.source}: weight ${name} has shape [${shape}], config.json implies [${want}]`);
+    if (data instanceof Uint16Array) {
+      const i = data.findIndex((h) => (h & 0x7c00) === 0x7c00);
+      if (i >= 0) throw new CheckpointError(`${this.source}: weight ${name} holds a non-finite float16 value at flat index ${i} of shape [${shape}]`, undefined, name);
+      return { data, shape };
+    }
     // Weights from memory (LlamaModel.fromArrays, e.g. a freshly trained model) get the check
     // that WeightStore gives weights read from disk: NaN or ±Inf would make every logit NaN.
     if (!finiteChecked.has(data) && !allFinite(data)) {
@@ -71,7 +87,7 @@ class TensorFactory {
 
   plain<R extends tf.Rank>(name: string): tf.Tensor<R> {
     const { data, shape } = this.data(name);
-    const x = tf.tensor(data, shape) as unknown as tf.Tensor<R>;
+    const x = (data instanceof Uint16Array ? halfBitsToTensor(data, shape) : tf.tensor(data, shape)) as unknown as tf.Tensor<R>;
     this.created.push(x);
     return x;
   }
@@ -195,16 +211,17 @@ export class StreamedWeights implements WeightSource {
   readonly plan = 'streamed';
   readonly global: GlobalWeights;
   private readonly live = new Map<number, LayerWeights>();
-  private prefetched: { l: number; bytes: Promise<Map<string, Float32Array>> } | null = null;
+  private prefetched: { l: number; bytes: Promise<Map<string, HostWeight>> } | null = null;
   /** Time spent waiting for layer bytes (disk + widening not hidden by prefetch) and building device tensors. */
   readonly stats = { layerLoads: 0, waitSeconds: 0, uploadSeconds: 0 };
 
   constructor(private readonly config: LlamaConfig, private readonly store: WeightStore) {
-    this.global = buildGlobal(config, (n) => ({ data: store.read(n), shape: store.shape(n) }), `${store.dir}/model.json`);
+    this.global = buildGlobal(config, storeReader(store), `${store.dir}/model.json`);
   }
 
-  private readLayerHost(l: number): Promise<Map<string, Float32Array>> {
-    return Promise.all(layerWeightNames(l).map(async (n) => [n, await this.store.readAsync(n)] as const)).then((pairs) => new Map(pairs));
+  private readLayerHost(l: number): Promise<Map<string, HostWeight>> {
+    const keepHalf = deviceWidensHalf();
+    return Promise.all(layerWeightNames(l).map(async (n) => [n, await this.store.readAsync(n, keepHalf)] as const)).then((pairs) => new Map(pairs));
   }
 
   async layer(l: number): Promise<LayerWeights> {

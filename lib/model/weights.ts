@@ -215,11 +215,20 @@ export class WeightStore {
   /** Read one weight as float32 (float16 storage is widened here); NaN or ±Inf anywhere is a CheckpointError. */
   read(name: string): Float32Array {
     const loc = this.location(name);
-    return this.decode(loc, this.readBytes(loc));
+    return this.decode(loc, this.readBytes(loc)) as Float32Array;
   }
 
-  /** Like read(), but the file reads run off the main thread (used to prefetch the next layer). */
-  async readAsync(name: string): Promise<Float32Array> {
+  /**
+   * Like read(), but float16 storage comes back as its raw half bits (checked for NaN/±Inf),
+   * for a device that widens them itself: half the host memory and upload.
+   */
+  readStored(name: string): Float32Array | Uint16Array {
+    const loc = this.location(name);
+    return this.decode(loc, this.readBytes(loc), true);
+  }
+
+  /** Like readStored(), but the file reads run off the main thread (used to prefetch the next layer). */
+  async readAsync(name: string, keepHalf = false): Promise<Float32Array | Uint16Array> {
     const loc = this.location(name);
     const bytes = new Uint8Array(new ArrayBuffer(loc.byteLength));
     for (const { shard, shardOffset, at, n } of this.pieces(loc)) {
@@ -235,7 +244,7 @@ export class WeightStore {
         await fh.close();
       }
     }
-    return this.decode(loc, bytes);
+    return this.decode(loc, bytes, keepHalf);
   }
 
   /** The byte ranges of the group's shards that hold `loc`, in order. */
@@ -266,7 +275,7 @@ export class WeightStore {
    * exponent bits (all ones = NaN or ±Inf) in the widening pass, at no measurable cost;
    * float32 by one reduction over the tensor (see allFinite).
    */
-  private decode(loc: WeightLocation, bytes: Uint8Array): Float32Array {
+  private decode(loc: WeightLocation, bytes: Uint8Array, keepHalf = false): Float32Array | Uint16Array {
     if (!loc.float16) {
       const out = new Float32Array(bytes.buffer, bytes.byteOffset, loc.byteLength / 4);
       if (!allFinite(out)) this.nonFinite(loc, out, out.findIndex((x) => !Number.isFinite(x)), 4);
@@ -274,6 +283,10 @@ export class WeightStore {
       return out;
     }
     const half = new Uint16Array(bytes.buffer, bytes.byteOffset, loc.byteLength / 2);
+    if (keepHalf) {
+      for (let i = 0; i < half.length; i++) if ((half[i]! & 0x7c00) === 0x7c00) this.nonFinite(loc, Float32Array.from(half.subarray(i), halfToFloat), 0, 2, i);
+      return half;
+    }
     const out = new Float32Array(half.length);
     for (let i = 0; i < half.length; i++) {
       const h = half[i]!;
