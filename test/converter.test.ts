@@ -17,7 +17,7 @@ import type { ProgressState } from '../lib/progress.ts';
 import { convertCli } from '../weights-converter/cli.ts';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
 import type { ConvertedModelJson, ConvertOptions, ConvertReport, StorageDtype } from '../weights-converter/convert.ts';
-import { floatBitsToHalfBits, halfBitsToFloatBits } from '../weights-converter/numeric.ts';
+import { floatBitsToHalfBits, halfBitsToFloatBits } from '../lib/half.ts';
 import {
   addTensor,
   BF16_FILE,

@@ -17,7 +17,7 @@ import { DeviceError } from '../lib/errors.ts';
 import { parseLlamaConfig, expectedTensors, type LlamaConfig } from '../lib/model/config.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
 import { deviceWidensHalf, halfBitsToTensor } from '../lib/model/half-upload.ts';
-import { halfToFloat } from '../lib/model/weights.ts';
+import { halfToFloat } from '../lib/half.ts';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
 import { fixturesDir, loadReference, maxAbsDiff } from './helpers/reference.ts';
 

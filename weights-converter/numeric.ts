@@ -5,76 +5,12 @@
  * All functions work on little-endian bit patterns in typed arrays (the converter refuses to
  * run on a big-endian host).
  */
+import { floatBitsToHalfBits, HALF_TO_FLOAT32_BITS } from '../lib/half.ts';
 
 /** The largest finite float16 value. */
 export const HALF_MAX = 65504;
 /** Bit pattern (sign cleared) of float32 65504; anything above it (and finite) overflows half. */
 const HALF_MAX_F32_BITS = 0x477fe000;
-
-/**
- * float32 bits → float16 bits, round to nearest, ties to even (a port of numpy's
- * `npy_floatbits_to_halfbits`). Overflow gives ±Inf, NaN stays NaN, tiny values become
- * subnormal halves or signed zero.
- */
-export function floatBitsToHalfBits(f: number): number {
-  const hSgn = (f >>> 16) & 0x8000;
-  const fExp = f & 0x7f800000;
-  if (fExp >= 0x47800000) {
-    if (fExp === 0x7f800000) {
-      const fSig = f & 0x007fffff;
-      if (fSig !== 0) {
-        let ret = 0x7c00 + (fSig >>> 13);
-        if (ret === 0x7c00) ret++; // keep it a NaN
-        return hSgn + ret;
-      }
-      return hSgn + 0x7c00; // ±Inf
-    }
-    return hSgn + 0x7c00; // overflow → ±Inf
-  }
-  if (fExp <= 0x38000000) {
-    // Result is a subnormal half or signed zero.
-    if (fExp < 0x33000000) return hSgn;
-    const e = fExp >>> 23;
-    let fSig = (0x00800000 + (f & 0x007fffff)) >>> (113 - e);
-    // Round half to even; the shift above may have dropped up to 11 bits, checked in f itself.
-    if ((fSig & 0x3fff) !== 0x1000 || (f & 0x7ff) !== 0) fSig += 0x1000;
-    return hSgn + (fSig >>> 13); // a carry into the exponent field is the correct result
-  }
-  const hExp = (fExp - 0x38000000) >>> 13;
-  let fSig = f & 0x007fffff;
-  if ((fSig & 0x3fff) !== 0x1000) fSig += 0x1000;
-  return hSgn + hExp + (fSig >>> 13); // a carry may reach 0x7c00 = Inf, which is correct
-}
-
-/** float16 bits → float32 bits (exact; subnormals, ±Inf and NaN included). */
-export function halfBitsToFloatBits(h: number): number {
-  const s = (h & 0x8000) << 16;
-  const e = (h >>> 10) & 0x1f;
-  let m = h & 0x3ff;
-  if (e === 0) {
-    if (m === 0) return s >>> 0;
-    // Subnormal: normalise the mantissa.
-    let e2 = 1;
-    while ((m & 0x400) === 0) {
-      m <<= 1;
-      e2--;
-    }
-    m &= 0x3ff;
-    return (s | ((e2 + 112) << 23) | (m << 13)) >>> 0;
-  }
-  if (e === 31) return (s | 0x7f800000 | (m << 13)) >>> 0;
-  return (s | ((e + 112) << 23) | (m << 13)) >>> 0;
-}
-
-let halfTable: Uint32Array | null = null;
-/** 65536-entry float16 → float32 bits table (256 KiB, built on first use). */
-function halfToFloatTable(): Uint32Array {
-  if (halfTable === null) {
-    halfTable = new Uint32Array(65536);
-    for (let h = 0; h < 65536; h++) halfTable[h] = halfBitsToFloatBits(h);
-  }
-  return halfTable;
-}
 
 /** Running counts over one tensor (chunks are converted one after another). */
 export interface ValueStats {
@@ -181,7 +117,7 @@ export function convertValues(
       }
     } else {
       const o = out as Uint32Array;
-      const table = halfToFloatTable();
+      const table = HALF_TO_FLOAT32_BITS;
       for (let i = 0; i < n; i++) {
         const h = s[i];
         if ((h & 0x7c00) === 0x7c00) noteNonFinite(stats, (h & 0x3ff) !== 0, base + i);

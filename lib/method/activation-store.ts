@@ -16,15 +16,7 @@ import { Progress, type ProgressState } from '../progress.ts';
 import type { ActivationSource } from '../stats/ap-engine.ts';
 import { modelIdentity, type ModelIdentity } from './identity.ts';
 import { NeuronSpace, type NeuronSite } from './neurons.ts';
-import { halfToFloat } from '../model/weights.ts';
-import { floatBitsToHalfBits } from '../../weights-converter/numeric.ts';
-
-const f32scratch = new Float32Array(1);
-const u32scratch = new Uint32Array(f32scratch.buffer);
-function floatToHalf(x: number): number {
-  f32scratch[0] = x;
-  return floatBitsToHalfBits(u32scratch[0]!);
-}
+import { floatToHalf, halfToFloat } from '../half.ts';
 
 export const STORE_SCHEMA = 'rsn-activations/2';
 

@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { currentBackend } from '../backend.ts';
-import { halfToFloat } from './weights.ts';
+import { halfToFloat } from '../half.ts';
 
 /** Whether the current backend widens half bits itself (so readers should keep them). */
 export function deviceWidensHalf(): boolean {

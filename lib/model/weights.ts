@@ -7,7 +7,7 @@ import { closeSync, existsSync, openSync, readFileSync, readSync, type Stats, st
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CheckpointError, ConfigError } from '../errors.ts';
-import { halfBitsToFloatBits } from '../../weights-converter/numeric.ts';
+import { HALF_TO_FLOAT32, halfToFloat } from '../half.ts';
 
 export interface ManifestWeight {
   name: string;
@@ -291,7 +291,7 @@ export class WeightStore {
     for (let i = 0; i < half.length; i++) {
       const h = half[i]!;
       if ((h & 0x7c00) === 0x7c00) this.nonFinite(loc, Float32Array.from(half.subarray(i), halfToFloat), 0, 2, i);
-      out[i] = HALF_TABLE[h]!;
+      out[i] = HALF_TO_FLOAT32[h]!;
     }
     finiteChecked.add(out);
     return out;
@@ -411,17 +411,4 @@ export function allFinite(x: Float32Array): boolean {
   }
   for (let i = m; i < x.length; i++) a0 += x[i]! * 0;
   return a0 + a1 + a2 + a3 === 0;
-}
-
-const HALF_TABLE = (() => {
-  // 64K-entry table: a lookup is much faster than bit-twiddling per value in JS.
-  // Filled from the converter's exact bit-level conversion, so both agree on every half value.
-  const t = new Float32Array(65536);
-  const bits = new Uint32Array(t.buffer);
-  for (let h = 0; h < 65536; h++) bits[h] = halfBitsToFloatBits(h);
-  return t;
-})();
-
-export function halfToFloat(h: number): number {
-  return HALF_TABLE[h]!;
 }

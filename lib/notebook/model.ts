@@ -4,12 +4,12 @@
  * Pipeline. A Hugging Face directory is converted once into .cache/models/ (the same cache as
  * `npm run reproduce`) and reused while its files and the converter are unchanged.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { sha256Hex } from '../data/io.ts';
 import type { RunOptions } from '../method/generation.ts';
 import { Pipeline } from '../method/pipeline.ts';
-import { convertCheckpoint } from '../../weights-converter/convert.ts';
 import { fromRoot, projectRoot } from './paths.ts';
 
 export interface PreparedModel {
@@ -26,6 +26,30 @@ export function modelProblem(modelDir: string): string | null {
   if (!existsSync(dir)) return `${modelDir} does not exist`;
   if (!existsSync(join(dir, 'model.json')) && !existsSync(join(dir, 'config.json'))) return `${modelDir} is neither a converted model (model.json) nor a Hugging Face checkpoint (config.json)`;
   return null;
+}
+
+/**
+ * `rsn convert IN OUT --force` in a child process: the converter is a program of its own
+ * (weights-converter/), which the lib does not import. Its progress lines go to `log`.
+ */
+function runConverter(input: string, output: string, log: (line: string) => void): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [join(projectRoot, 'bin', 'rsn.js'), 'convert', input, output, '--dtype', 'float32', '--force'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    const forward = (chunk: Buffer) => {
+      for (const line of chunk.toString().split(/[\r\n]+/)) if (line.trim()) log(line.trim());
+    };
+    child.stdout.on('data', forward);
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      forward(chunk);
+    });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      if (code === 0) resolvePromise();
+      else reject(new Error(`rsn convert ${input} ${output} failed (${signal ?? `exit ${code}`}): ${stderr.trim().split('\n').at(-1) ?? ''}`));
+    });
+  });
 }
 
 function converterFingerprint(): string {
@@ -47,8 +71,9 @@ export async function prepareModel(modelDir: string, opts: { log?: (line: string
     const stamp = sha256Hex(JSON.stringify({ converter: converterFingerprint(), files: files.map((f) => [f, statSync(join(dir, f)).size, statSync(join(dir, f)).mtimeMs]) }));
     out = join(projectRoot, '.cache', 'models', `${basename(dir)}-${stamp.slice(0, 10)}`);
     if (!existsSync(join(out, 'model.json'))) {
-      (opts.log ?? console.log)(`converting ${modelDir} → ${out}`);
-      await convertCheckpoint({ inputDir: dir, outputDir: out, dtype: 'float32', force: true });
+      const log = opts.log ?? console.log;
+      log(`converting ${modelDir} → ${out}`);
+      await runConverter(dir, out, log);
     }
   }
   return { source: modelDir, dir: out, hasTokenizer: existsSync(join(out, 'tokenizer.json')) };
