@@ -31,9 +31,11 @@ export function vulkanInstallCommands(): string[] {
   ];
 }
 
+/** The installed version of a Debian package, or null (a removed package whose config files remain counts as absent). */
 function installedVersion(pkg: string): string | null {
-  const r = spawnSync('dpkg-query', ['-W', '-f=${Version}', pkg], { encoding: 'utf8' });
-  return r.status === 0 && r.stdout.trim() ? r.stdout.trim() : null;
+  const r = spawnSync('dpkg-query', ['-W', '-f=${db:Status-Abbrev} ${Version}', pkg], { encoding: 'utf8' });
+  const m = /^ii\s+(\S+)/.exec(r.stdout ?? '');
+  return r.status === 0 && m ? m[1]! : null;
 }
 
 function isBookworm(): boolean {
