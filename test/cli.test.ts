@@ -68,7 +68,7 @@ test('clear errors and exit codes', async () => {
   assert.match(badIds.stderr, /--ids must be comma-separated token ids/);
   const badBackend = await rsn(['logits', '--model', model, '--ids', '1'], { RSN_BACKEND: 'tpu' });
   assert.equal(badBackend.code, 1);
-  assert.match(badBackend.stderr, /RSN_BACKEND=tpu: unknown backend "tpu"; expected one of tensorflow-gpu, tensorflow, wasm, cpu/);
+  assert.match(badBackend.stderr, /RSN_BACKEND=tpu: unknown backend "tpu"; expected one of tensorflow-gpu, webgpu, tensorflow, wasm, cpu/);
   const unknown = await rsn(['frobnicate']);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /unknown command "frobnicate"/);
