@@ -1,5 +1,5 @@
 /**
- * Additions to the method for the notebooks (issue 6), kept apart from the existing lib files.
+ * Statistics the notebooks need beyond the method itself.
  *
  * - wilcoxonSignedRank: the Wilcoxon signed-rank test of App. E (fact frequency of resilient vs
  *   sensitive facts, paired per relation). simple-statistics only has the rank-sum statistic.

@@ -72,7 +72,7 @@ class TensorFactory {
     const want = this.expected.get(name)!;
     if (shape.join() !== want.join()) throw new ShapeError(`${this.source}: weight ${name} has shape [${shape}], config.json implies [${want}]`);
     if (data instanceof Uint16Array) {
-      const i = data.findIndex((h) => (h & 0x7c00) === 0x7c00);
+      const i = finiteChecked.has(data) ? -1 : data.findIndex((h) => (h & 0x7c00) === 0x7c00);
       if (i >= 0) throw new CheckpointError(`${this.source}: weight ${name} holds a non-finite float16 value at flat index ${i} of shape [${shape}]`, undefined, name);
       return { data, shape };
     }

@@ -142,7 +142,7 @@ export function parseModelManifest(raw: unknown, file: string): ModelManifest {
  * Arrays returned by WeightStore.read / readAsync, already checked for non-finite values, so
  * building device tensors from them (weight-source.ts) need not scan them a second time.
  */
-export const finiteChecked = new WeakSet<Float32Array>();
+export const finiteChecked = new WeakSet<Float32Array | Uint16Array>();
 
 export class WeightStore {
   readonly manifest: ModelManifest;
@@ -285,6 +285,7 @@ export class WeightStore {
     const half = new Uint16Array(bytes.buffer, bytes.byteOffset, loc.byteLength / 2);
     if (keepHalf) {
       for (let i = 0; i < half.length; i++) if ((half[i]! & 0x7c00) === 0x7c00) this.nonFinite(loc, Float32Array.from(half.subarray(i), halfToFloat), 0, 2, i);
+      finiteChecked.add(half);
       return half;
     }
     const out = new Float32Array(half.length);

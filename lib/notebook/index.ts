@@ -39,7 +39,6 @@ export * from '../model/config.ts';
 export * from '../backend.ts';
 export * from '../errors.ts';
 export { LlamaTokenizer } from '../tokenizer.ts';
-export { convertCheckpoint } from '../../weights-converter/convert.ts';
 
 /**
  * Start of a notebook (called by loadRsn): name the notebook, clear its earlier verdicts, and in

@@ -90,7 +90,7 @@ export function modelCard(c: CardInput): string {
   L.push('|---|' + fr.map(() => '---|').join(''));
   for (const x of r.relations) L.push(`| ${x.relation} | ` + x.ablation.map((a) => `${pct(a.ownDet)} / ${pct(a.randomDet)}`).join(' | ') + ' |');
   L.push('');
-  L.push(`**Acceptance target** (issue 5): at 3 %, own drop − random drop ≥ 20 points on P^eva in ≥ 8 of 12 relations. Measured: **${r.passing3pct} / 12 on P^eva** (${r.passing3pctDet} / 12 on the filtered P^det sample)${r.passing3pct >= 8 ? ' — met.' : ' — not met on P^eva; this is the best design found (see DESIGNS.md).'}`);
+  L.push(`**Acceptance target**: at 3 %, own drop − random drop ≥ 20 points on P^eva in ≥ 8 of 12 relations. Measured: **${r.passing3pct} / 12 on P^eva** (${r.passing3pctDet} / 12 on the filtered P^det sample)${r.passing3pct >= 8 ? ' — met.' : ' — not met on P^eva; this is the best design found (see DESIGNS.md).'}`);
   L.push('');
   return L.join('\n');
 }

@@ -1,5 +1,5 @@
 /**
- * Measurements of an organism candidate (organism.md, issue 5 item 4), through the same
+ * Measurements of an organism candidate (shared/design/organism.md), through the same
  * inference path every other experiment uses (LlamaModel.generate / forward with hooks):
  *
  * - accuracy per relation on P^det, P^eva, P^eva-2 (greedy 2 tokens, paper's prefix check);
