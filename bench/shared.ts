@@ -6,36 +6,26 @@
 import { expectedTensors, parseLlamaConfig, type LlamaConfig } from '../lib/model/config.ts';
 import { hookPointName, type RecordSpec } from '../lib/model/hooks.ts';
 import type { LlamaModel } from '../lib/model/llama.ts';
-
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../lib/stats/rng.ts';
 
 /** Uniform(-0.02, 0.02) weights, RMSNorm weights 1; HF names and layouts. */
 export function randomWeights(c: LlamaConfig, seed: number) {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const shapes = new Map(expectedTensors(c).map((s) => [s.name, s.shape]));
   return (name: string) => {
     const shape = shapes.get(name)!;
     const n = shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
     if (name.endsWith('norm.weight')) data.fill(1);
-    else for (let i = 0; i < n; i++) data[i] = (r() - 0.5) * 0.04;
+    else for (let i = 0; i < n; i++) data[i] = (r.nextFloat() - 0.5) * 0.04;
     return { data, shape };
   };
 }
 
 /** B rows of T tokens: BOS then uniform ids in [2, vocab). */
 export function randomIds(B: number, T: number, vocab: number, seed: number): number[][] {
-  const r = rng(seed);
-  return Array.from({ length: B }, () => [1, ...Array.from({ length: T - 1 }, () => 2 + Math.floor(r() * (vocab - 2)))]);
+  const r = mulberry32(seed);
+  return Array.from({ length: B }, () => [1, ...Array.from({ length: T - 1 }, () => 2 + Math.floor(r.nextFloat() * (vocab - 2)))]);
 }
 
 export interface ShapeSpec {

@@ -128,7 +128,7 @@ export function adapterText(a: AdapterDescription): string {
  * virtual GPUs). Without one, Dawn can only find a software adapter, so auto mode does not load
  * it (Dawn also prints warnings to stderr on every start, which would land in every notebook).
  */
-function gpuDeviceNodes(): string[] {
+export function gpuDeviceNodes(): string[] {
   const found: string[] = [];
   for (const [dir, re] of [['/dev', /^nvidia\d+$/], ['/dev/dri', /^renderD\d+$/]] as const) {
     try {

@@ -14,12 +14,13 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { checkDeviceErrors, initBackend, type BackendChoice } from '../lib/backend.ts';
 import { DeviceError } from '../lib/errors.ts';
-import { parseLlamaConfig, expectedTensors, type LlamaConfig } from '../lib/model/config.ts';
+import { parseLlamaConfig } from '../lib/model/config.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
 import { deviceWidensHalf, halfBitsToTensor } from '../lib/model/half-upload.ts';
 import { halfToFloat } from '../lib/half.ts';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
 import { fixturesDir, loadReference, maxAbsDiff } from './helpers/reference.ts';
+import { randomWeights } from '../bench/shared.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'rsn-webgpu-test-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -34,20 +35,6 @@ before(async () => {
     throw new Error(`webgpu tests need a Vulkan adapter and found none — ${(e as Error).message}. Run \`npx tsx scripts/vulkan-setup.ts\` (as root on Debian 12) or see README "GPU".`);
   }
 });
-
-/** Deterministic small weights for a config (norms 1, the rest uniform in ±0.02). */
-function randomWeights(c: LlamaConfig, seed: number): (name: string) => { data: Float32Array; shape: number[] } {
-  const shapes = new Map(expectedTensors(c).map((s) => [s.name, s.shape]));
-  let x = seed >>> 0;
-  const next = () => ((x = (Math.imul(x, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-  return (name) => {
-    const shape = shapes.get(name)!;
-    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
-    if (name.endsWith('norm.weight')) data.fill(1);
-    else for (let i = 0; i < data.length; i++) data[i] = (next() - 0.5) * 0.04;
-    return { data, shape };
-  };
-}
 
 describe('webgpu backend', () => {
   test('initialises on a real adapter and names it', () => {

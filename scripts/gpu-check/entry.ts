@@ -17,12 +17,12 @@
  * GPU_CHECK_PYTHON (default python3).
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus, hostname, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../../lib/backend.ts';
+import { gpuDeviceNodes, initBackend } from '../../lib/backend.ts';
 import type { Intervention } from '../../lib/model/hooks.ts';
 import { LlamaModel } from '../../lib/model/llama.ts';
 import { BENCH_SHAPE, LAYER_7B_SHAPE, bestTime, forwardFlops, measureModel, randomIds, randomWeights, shapeConfig, shapeLabel, type ShapeSpec } from '../../bench/shared.ts';
@@ -307,19 +307,6 @@ async function torchPeer(jobs: { name: string; job: BenchJob }[]): Promise<Recor
   return out;
 }
 
-/** GPU device nodes: NVIDIA's (/dev/nvidia*) and DRM render nodes. */
-function deviceNodes(): string[] {
-  const found: string[] = [];
-  for (const [dir, re] of [['/dev', /^nvidia/], ['/dev/dri', /^renderD\d+$/]] as const) {
-    try {
-      for (const f of readdirSync(dir)) if (re.test(f)) found.push(`${dir}/${f}`);
-    } catch {
-      // no such directory
-    }
-  }
-  return found;
-}
-
 async function nvidiaSmi(): Promise<unknown> {
   const r = await execText('nvidia-smi', ['--query-gpu=name,driver_version,memory.total,compute_cap', '--format=csv,noheader']);
   return r.code === 0 ? r.stdout.trim().split('\n') : `not available (${(r.stderr || `exit ${r.code}`).trim().split('\n')[0]})`;
@@ -336,7 +323,7 @@ async function parent(): Promise<{ text: string; code: number }> {
       loader: process.env['GPU_CHECK_VULKAN_LOADER'] ?? 'unknown (not started by run.sh)',
       icds: (process.env['GPU_CHECK_ICDS'] ?? '').split(/\s+/).filter(Boolean),
       icdOverride: process.env['GPU_CHECK_ICD_OVERRIDE'] || null,
-      deviceNodes: deviceNodes(),
+      deviceNodes: gpuDeviceNodes(),
     },
     nvidiaSmi: await nvidiaSmi(),
     quick: QUICK,
