@@ -1,10 +1,13 @@
 /**
  * Hook points (TransformerLens-style names) and the per-call hook specification.
  *
+ *   embed                       token embeddings (the residual stream entering layer 0)
+ *   blocks.{l}.resid_pre        residual stream entering layer l
  *   blocks.{l}.attn.q|k|v|o     outputs of q_proj/k_proj/v_proj/o_proj (q/k before RoPE)
  *   blocks.{l}.resid_mid        residual stream after attention
  *   blocks.{l}.mlp.gate         gate_proj output, before SiLU
  *   blocks.{l}.mlp.up           up_proj output
+ *   blocks.{l}.mlp.act          SiLU(gate)·up, the input of down_proj (TransformerLens's hook_post)
  *   blocks.{l}.mlp.down         down_proj output (the MLP's contribution to the residual)
  *   blocks.{l}.resid_post       residual stream after the MLP
  *   logits                      final logits
@@ -16,13 +19,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { HookError } from '../errors.ts';
 import type { LlamaConfig } from './config.ts';
 
-export type Site = 'attn.q' | 'attn.k' | 'attn.v' | 'attn.o' | 'resid_mid' | 'mlp.gate' | 'mlp.up' | 'mlp.down' | 'resid_post';
-export const SITES: readonly Site[] = ['attn.q', 'attn.k', 'attn.v', 'attn.o', 'resid_mid', 'mlp.gate', 'mlp.up', 'mlp.down', 'resid_post'];
+export type Site = 'resid_pre' | 'attn.q' | 'attn.k' | 'attn.v' | 'attn.o' | 'resid_mid' | 'mlp.gate' | 'mlp.up' | 'mlp.act' | 'mlp.down' | 'resid_post';
+/** In the order the decoder computes them. */
+export const SITES: readonly Site[] = ['resid_pre', 'attn.q', 'attn.k', 'attn.v', 'attn.o', 'resid_mid', 'mlp.gate', 'mlp.up', 'mlp.act', 'mlp.down', 'resid_post'];
 
 export interface ParsedHookPoint {
   name: string;
   layer: number | null;
-  site: Site | 'logits';
+  site: Site | 'embed' | 'logits';
   width: number;
 }
 
@@ -30,8 +34,16 @@ export function hookPointName(layer: number, site: Site): string {
   return `blocks.${layer}.${site}`;
 }
 
+/** Every hook point of the model, in the order a forward pass reaches them. */
+export function hookPoints(c: LlamaConfig): string[] {
+  const out = ['embed'];
+  for (let l = 0; l < c.numLayers; l++) for (const site of SITES) out.push(hookPointName(l, site));
+  out.push('logits');
+  return out;
+}
+
 /** Number of units (output coordinates) at a site. */
-export function siteWidth(c: LlamaConfig, site: Site | 'logits'): number {
+export function siteWidth(c: LlamaConfig, site: Site | 'embed' | 'logits'): number {
   switch (site) {
     case 'attn.q':
       return c.numHeads * c.headDim;
@@ -40,6 +52,7 @@ export function siteWidth(c: LlamaConfig, site: Site | 'logits'): number {
       return c.numKvHeads * c.headDim;
     case 'mlp.gate':
     case 'mlp.up':
+    case 'mlp.act':
       return c.intermediateSize;
     case 'logits':
       return c.vocabSize;
@@ -49,11 +62,11 @@ export function siteWidth(c: LlamaConfig, site: Site | 'logits'): number {
 }
 
 export function parseHookPoint(name: string, c: LlamaConfig): ParsedHookPoint {
-  if (name === 'logits') return { name, layer: null, site: 'logits', width: c.vocabSize };
+  if (name === 'logits' || name === 'embed') return { name, layer: null, site: name, width: siteWidth(c, name) };
   const m = /^blocks\.(\d+)\.(.+)$/.exec(name);
   const site = m?.[2] as Site | undefined;
   if (!m || !site || !SITES.includes(site)) {
-    throw new HookError(`unknown hook point "${name}"; expected "logits" or "blocks.<layer>.<site>" with site one of ${SITES.join(', ')}`);
+    throw new HookError(`unknown hook point "${name}"; expected "embed", "logits" or "blocks.<layer>.<site>" with site one of ${SITES.join(', ')}`);
   }
   const layer = Number(m[1]);
   if (layer >= c.numLayers) {
@@ -78,8 +91,12 @@ export interface Intervention {
   /** Units for every row, or `perRow[i]` = units for batch row i (a different set per row). */
   units?: readonly number[];
   perRow?: readonly (readonly number[])[];
-  /** Factor for 'scale', value for 'set'. */
+  /** Factor for 'scale', value for 'set' (every unit). */
   value?: number;
+  /** Per-unit factors ('scale') or values ('set', e.g. the unit means of a mean ablation), aligned with `units`. */
+  values?: readonly number[];
+  /** As `values`, aligned with `perRow`. */
+  perRowValues?: readonly (readonly number[])[];
 }
 
 /** A free-form hook for experiments the declarative ops do not cover. Must return a tensor of the same shape. */
@@ -149,31 +166,44 @@ export class CompiledHooks {
       if ((iv.units === undefined) === (iv.perRow === undefined)) {
         throw new HookError(`intervention on ${point}: give exactly one of "units" (all rows) or "perRow" (one list per batch row)`);
       }
-      if (iv.op !== 'zero' && (typeof iv.value !== 'number' || !Number.isFinite(iv.value))) {
-        throw new HookError(`intervention on ${point}: op "${iv.op}" needs a finite "value"`);
+      const perUnit = iv.perRow ? iv.perRowValues : iv.values;
+      if (perUnit !== undefined) {
+        if (iv.op === 'zero') throw new HookError(`intervention on ${point}: op "zero" takes no values`);
+        if (iv.value !== undefined) throw new HookError(`intervention on ${point}: give "value" (every unit) or per-unit values, not both`);
+      } else if (iv.op !== 'zero' && (typeof iv.value !== 'number' || !Number.isFinite(iv.value))) {
+        throw new HookError(`intervention on ${point}: op "${iv.op}" needs a finite "value" or per-unit values`);
       }
       if (iv.perRow && iv.perRow.length !== batchSize) {
         throw new HookError(`intervention on ${point}: perRow has ${iv.perRow.length} lists but the batch has ${batchSize} rows`);
       }
+      if (iv.perRow && perUnit && perUnit.length !== batchSize) {
+        throw new HookError(`intervention on ${point}: perRowValues has ${perUnit.length} lists but the batch has ${batchSize} rows`);
+      }
       for (let r = 0; r < rows; r++) {
         const units = iv.perRow ? iv.perRow[r]! : iv.units!;
-        for (const u of units) {
+        const vals = iv.perRow ? (perUnit as readonly (readonly number[])[] | undefined)?.[r] : (perUnit as readonly number[] | undefined);
+        if (vals && vals.length !== units.length) {
+          throw new HookError(`intervention on ${point}: ${vals.length} values for ${units.length} units${iv.perRow ? ` in row ${r}` : ''}`);
+        }
+        units.forEach((u, j) => {
           if (!Number.isInteger(u) || u < 0 || u >= width) {
             throw new HookError(`intervention on ${point}: unit ${u} out of range; the site has units 0–${width - 1}`);
           }
+          const value = vals ? vals[j]! : iv.value!;
+          if (vals && !Number.isFinite(value)) throw new HookError(`intervention on ${point}: value for unit ${u} is ${value}, expected a finite number`);
           const i = r * width + u;
           if (iv.op === 'zero') {
             mul[i] = 0;
             add[i] = 0;
           } else if (iv.op === 'scale') {
-            mul[i]! *= iv.value!;
-            add[i]! *= iv.value!;
+            mul[i]! *= value;
+            add[i]! *= value;
           } else {
             mul[i] = 0;
-            add[i] = iv.value!;
+            add[i] = value;
             hasAdd = true;
           }
-        }
+        });
       }
     }
     this.affine.set(point, {

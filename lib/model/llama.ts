@@ -1,10 +1,8 @@
 /**
- * The Llama decoder in TF.js, readable top to bottom (after llama2.c's model.py and HF's
- * modeling_llama): RMSNorm → attention (RoPE rotate-half, grouped-query) → residual →
- * RMSNorm → SiLU-gated MLP → residual, then final norm and LM head.
- *
- * Shapes: B batch rows, T new positions, S key positions (cache + new), H hidden,
- * nh/nkv query/key-value heads, hd head dim, F FFN width, V vocab.
+ * The model runner: loads a converted Llama checkpoint and runs the decoder (decoder.ts) over
+ * batches: left padding, micro-batches processed layer-major, resident or streamed weights,
+ * the KV cache, one greedy generation loop, hook compilation and recording, and the memory
+ * guard. The maths itself lives in decoder.ts.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { existsSync } from 'node:fs';
@@ -13,22 +11,18 @@ import { type BackendChoice, checkDeviceErrors, clearDeviceErrors, initBackend }
 import { CheckpointError, HookError, OutOfMemoryError, ShapeError } from '../errors.ts';
 import { LlamaTokenizer } from '../tokenizer.ts';
 import { causalMask, padLeft, type PaddedBatch } from './batch.ts';
-import { gatherRows, linear } from './blocked.ts';
+import { type EmbeddingTable, gatherRows, linear, type LinearWeight } from './blocked.ts';
+import { ActivationRecord } from './activation-record.ts';
+import { attentionContext, type DecoderMath, type DecoderPass, decoderLayer, disposeAttentionContext, embed, head } from './decoder.ts';
 import { checkPositionLimit, expectedTensors, type LlamaConfig, readLlamaConfig } from './config.ts';
-import { CompiledHooks, type Hooks, hookPointName, type Site } from './hooks.ts';
+import { CompiledHooks, type Hooks, hookPoints } from './hooks.ts';
 import { WeightStore } from './weights.ts';
 import { type ExecutionPlan, type LayerWeights, ResidentWeights, storeReader, StreamedWeights, type WeightSource } from './weight-source.ts';
 import { availableDeviceMemory, choosePlan, formatGB, outOfMemory, predictMemory, type Workload } from './memory-plan.ts';
 
 export type { GlobalWeights, LayerWeights, ModelWeights } from './weight-source.ts';
 
-export interface Recorded {
-  point: string;
-  mode: 'full' | 'mean';
-  /** [B, T, N] for 'full' (left-padded like the batch), [B, N] for 'mean'. */
-  shape: number[];
-  data: Float32Array;
-}
+export { ActivationRecord } from './activation-record.ts';
 
 export interface ForwardOptions {
   hooks?: Hooks;
@@ -49,7 +43,7 @@ export interface ForwardResult {
   lengths: number[];
   /** [B, T, V] for 'all', [B, V] for 'last'. */
   logits: { shape: number[]; data: Float32Array } | null;
-  records: Map<string, Recorded>;
+  records: Map<string, ActivationRecord>;
 }
 
 export interface GenerateOptions {
@@ -106,14 +100,8 @@ interface Chunk {
   records: Map<string, tf.Tensor> | null;
 }
 
-interface ChunkState {
-  cos: tf.Tensor;
-  sin: tf.Tensor;
-  mask: tf.Tensor;
-  S: number;
-  hook: (point: string, x: tf.Tensor) => tf.Tensor;
-  dispose: () => void;
-}
+/** A chunk's decoder pass plus what the runner releases after the call. */
+type ChunkPass = DecoderPass<LinearWeight, EmbeddingTable> & { dispose: () => void };
 
 interface KVCache {
   k: (tf.Tensor4D | null)[]; // per layer [B, nkv, S, hd], after RoPE
@@ -160,7 +148,6 @@ export class LlamaModel {
     return predictMemory(this.config, w, this.plan);
   }
 
-  /** Refuses (before any work) a call predicted not to fit; turns a real allocation failure into the same advice. */
   /**
    * Refuses (before any work) a call predicted not to fit; turns a real allocation failure into
    * the same advice; and turns errors the GPU device reported during the call (which leave
@@ -277,8 +264,7 @@ export class LlamaModel {
     const chunks: Chunk[] = [];
     const kept: tf.Tensor[] = [];
     try {
-      for (let start = 0; start < batch.batchSize; start += microBatch) {
-        const end = Math.min(batch.batchSize, start + microBatch);
+      for (const [start, end] of rowRanges(batch.batchSize, microBatch)) {
         const part = sliceRows(batch, start, end);
         // Records are filled by runChunks as layers go; released in `finally` even when a later layer throws.
         chunks.push({ batch: part, keyValid: part.valid, cache: null, hooks: new CompiledHooks(sliceHooks(opts.hooks, start, end, batch.batchSize), this.config, end - start), records: new Map() });
@@ -287,12 +273,12 @@ export class LlamaModel {
       const wantAll = logitsMode === 'all' || hooks.recordPoints.has('logits');
       const logits = await this.runChunks(chunks, wantAll ? 'all' : logitsMode === 'last' ? 'last' : 'none');
       kept.push(...logits);
-      const records = new Map<string, Recorded>();
+      const records = new Map<string, ActivationRecord>();
       for (const spec of hooks.records) {
         const key = recordKey(spec.point, spec.mode, spec.skipFirstToken);
         const parts = chunks.map((ch) => ch.records!.get(key)!);
         const data = await concatRows(parts);
-        records.set(spec.point, { point: spec.point, mode: spec.mode, shape: [batch.batchSize, ...parts[0]!.shape.slice(1)], data });
+        records.set(spec.point, new ActivationRecord(spec.point, spec.mode, [batch.batchSize, ...parts[0]!.shape.slice(1)], data, batch.lengths));
       }
       let logitsOut: ForwardResult['logits'] = null;
       if (logits.length && logitsMode !== 'none') {
@@ -313,6 +299,21 @@ export class LlamaModel {
     }
   }
 
+  /**
+   * One forward pass that records every hook point `filter` accepts at every position (TransformerLens's
+   * run_with_cache). `filter`: a list of point names, or a predicate over all of them (hookPoints(config)).
+   */
+  async runWithCache(
+    sequences: readonly (readonly number[])[],
+    filter: readonly string[] | ((point: string) => boolean),
+    opts: Omit<ForwardOptions, 'hooks'> & { interventions?: Hooks['interventions'] } = {},
+  ): Promise<{ logits: ForwardResult['logits']; cache: Map<string, ActivationRecord>; lengths: number[] }> {
+    const points = typeof filter === 'function' ? hookPoints(this.config).filter(filter) : [...filter];
+    if (points.length === 0) throw new HookError('runWithCache: the filter selects no hook point');
+    const r = await this.forward(sequences, { ...opts, hooks: { record: points.map((point) => ({ point, mode: 'full' as const })), interventions: opts.interventions } });
+    return { logits: r.logits, cache: r.records, lengths: r.lengths };
+  }
+
   /** Greedy decoding of maxNewTokens tokens per row; hooks act at every position and step. */
   async generate(sequences: readonly (readonly number[])[], opts: GenerateOptions): Promise<GenerateResult> {
     this.checkAlive();
@@ -326,94 +327,56 @@ export class LlamaModel {
     const chunked = microBatch < sequences.length;
     return this.guarded(
       'generate',
-      { batchSize: sequences.length, microBatch, promptLength: longest + (chunked ? opts.maxNewTokens : 0), newTokens: chunked ? 0 : opts.maxNewTokens, hookedFfnSitesPerLayer: hooked },
-      () => (chunked ? this.generateLayerMajor(sequences, opts, microBatch) : this.generateBatch(sequences, opts)),
+      { batchSize: sequences.length, microBatch, promptLength: longest + (chunked ? n : 0), newTokens: chunked ? 0 : n, hookedFfnSitesPerLayer: hooked },
+      () => this.generateChunks(sequences, opts, microBatch),
     );
   }
 
-  private async generateBatch(sequences: readonly (readonly number[])[], opts: GenerateOptions): Promise<GenerateResult> {
-    const n = opts.maxNewTokens;
-    const padId = this.config.padTokenId ?? 0;
+  /**
+   * The generation loop. Rows go through the layers in micro-batches, layer-major. With one
+   * micro-batch and the KV cache (the default) each step after the first runs only the new
+   * position against the cache; otherwise every step re-runs each whole sequence (for checking,
+   * or so that a streamed model reads each layer once per step for the whole batch).
+   */
+  private async generateChunks(sequences: readonly (readonly number[])[], opts: GenerateOptions, microBatch: number): Promise<GenerateResult> {
+    const c = this.config;
     const B = sequences.length;
     const tokens: number[][] = sequences.map(() => []);
-    if (n === 0) return { tokens };
-    const hooks = new CompiledHooks(opts.hooks, this.config, Math.max(B, 1));
-    const cache: KVCache | null = opts.useCache === false ? null : { k: [], v: [] };
-    try {
-      const prompt = padLeft(sequences, padId, this.config.vocabSize);
-      let keyValid = prompt.valid;
-      let S = prompt.seqLen;
-      const lastPos = prompt.lengths.map((len) => len - 1);
-      const current = sequences.map((s) => [...s]);
-      for (let step = 0; step < n; step++) {
-        hooks.step = step;
-        let logits: tf.Tensor;
-        if (cache) {
-          if (step === 0) {
-            logits = (await this.run(prompt, keyValid, cache, hooks, null, 'last'))!;
-          } else {
-            const ids = new Int32Array(B);
-            const positions = new Int32Array(B);
-            for (let b = 0; b < B; b++) {
-              ids[b] = tokens[b]![step - 1]!;
-              positions[b] = ++lastPos[b]!;
-            }
-            const grown = new Float32Array(B * (S + 1));
-            for (let b = 0; b < B; b++) {
-              grown.set(keyValid.subarray(b * S, (b + 1) * S), b * (S + 1));
-              grown[b * (S + 1) + S] = 1;
-            }
-            keyValid = grown;
-            S += 1;
-            const stepBatch: PaddedBatch = { batchSize: B, seqLen: 1, lengths: new Array(B).fill(1), ids, valid: new Float32Array(B).fill(1), positions };
-            logits = (await this.run(stepBatch, keyValid, cache, hooks, null, 'last'))!;
-          }
-        } else {
-          const full = padLeft(current, padId, this.config.vocabSize);
-          logits = (await this.run(full, full.valid, null, hooks, null, 'last'))!;
-        }
-        const data = (await logits.data()) as Float32Array;
-        logits.dispose();
-        const V = this.config.vocabSize;
-        for (let b = 0; b < B; b++) {
-          const next = argmax(data, b * V, V);
-          tokens[b]!.push(next);
-          current[b]!.push(next);
-        }
-      }
-    } finally {
-      if (cache) for (const x of [...cache.k, ...cache.v]) x?.dispose();
-      hooks.dispose();
-    }
-    if (opts.stopAtEos && this.config.eosTokenId !== null) cutAtEos(tokens, this.config.eosTokenId);
-    return { tokens };
-  }
-
-  /** Greedy decoding over micro-batches, layer-major, re-running each whole sequence per step (no KV cache). */
-  private async generateLayerMajor(sequences: readonly (readonly number[])[], opts: GenerateOptions, microBatch: number): Promise<GenerateResult> {
-    const n = opts.maxNewTokens;
-    const B = sequences.length;
-    const tokens: number[][] = sequences.map(() => []);
+    if (opts.maxNewTokens === 0 || B === 0) return { tokens };
+    const ranges = rowRanges(B, microBatch);
+    const cached = opts.useCache !== false && ranges.length === 1;
     const current = sequences.map((s) => [...s]);
-    const hooksPerChunk: CompiledHooks[] = [];
+    const state = ranges.map(([start, end]) => ({
+      hooks: new CompiledHooks(sliceHooks(opts.hooks, start, end, B), c, end - start),
+      cache: (cached ? { k: [], v: [] } : null) as KVCache | null,
+      keyValid: new Float32Array(0) as Float32Array,
+      lastPos: [] as number[],
+    }));
     try {
-      for (let start = 0; start < B; start += microBatch) {
-        const end = Math.min(B, start + microBatch);
-        hooksPerChunk.push(new CompiledHooks(sliceHooks(opts.hooks, start, end, B), this.config, end - start));
-      }
-      const V = this.config.vocabSize;
-      for (let step = 0; step < n; step++) {
-        const full = padLeft(current, this.config.padTokenId ?? 0, V);
-        const chunks: Chunk[] = hooksPerChunk.map((hooks, i) => {
-          hooks.step = step;
-          const part = sliceRows(full, i * microBatch, Math.min(B, (i + 1) * microBatch));
-          return { batch: part, keyValid: part.valid, cache: null, hooks, records: null };
+      for (let step = 0; step < opts.maxNewTokens; step++) {
+        const full = step === 0 || !cached ? padLeft(current, c.padTokenId ?? 0, c.vocabSize) : null;
+        const chunks: Chunk[] = ranges.map(([start, end], i) => {
+          const st = state[i]!;
+          st.hooks.step = step;
+          if (full) {
+            const batch = sliceRows(full, start, end);
+            st.keyValid = batch.valid;
+            st.lastPos = batch.lengths.map((len) => len - 1);
+            return { batch, keyValid: batch.valid, cache: st.cache, hooks: st.hooks, records: null };
+          }
+          // One new position per row against the cache: its key is real, its position one past the last.
+          const rows = end - start;
+          st.keyValid = appendColumn(st.keyValid, rows, 1);
+          const positions = Int32Array.from(st.lastPos, (p, b) => (st.lastPos[b] = p + 1));
+          const ids = Int32Array.from({ length: rows }, (_, b) => current[start + b]!.at(-1)!);
+          const batch: PaddedBatch = { batchSize: rows, seqLen: 1, lengths: new Array(rows).fill(1), ids, valid: new Float32Array(rows).fill(1), positions };
+          return { batch, keyValid: st.keyValid, cache: st.cache, hooks: st.hooks, records: null };
         });
         const logits = await this.runChunks(chunks, 'last');
         try {
           const data = await concatRows(logits);
           for (let b = 0; b < B; b++) {
-            const next = argmax(data, b * V, V);
+            const next = argmax(data, b * c.vocabSize, c.vocabSize);
             tokens[b]!.push(next);
             current[b]!.push(next);
           }
@@ -422,27 +385,17 @@ export class LlamaModel {
         }
       }
     } finally {
-      for (const h of hooksPerChunk) h.dispose();
+      for (const st of state) {
+        if (st.cache) tf.dispose([...st.cache.k, ...st.cache.v].filter((x): x is tf.Tensor4D => x !== null));
+        st.hooks.dispose();
+      }
     }
-    if (opts.stopAtEos && this.config.eosTokenId !== null) cutAtEos(tokens, this.config.eosTokenId);
+    if (opts.stopAtEos && c.eosTokenId !== null) cutAtEos(tokens, c.eosTokenId);
     return { tokens };
   }
 
-  /** run() for one chunk: the whole batch at once. */
-  private async run(
-    batch: PaddedBatch,
-    keyValid: Float32Array,
-    cache: KVCache | null,
-    hooks: CompiledHooks,
-    records: Map<string, tf.Tensor> | null,
-    logitsMode: 'all' | 'last' | 'none',
-  ): Promise<tf.Tensor | null> {
-    const [logits] = await this.runChunks([{ batch, keyValid, cache, hooks, records }], logitsMode);
-    return logits ?? null;
-  }
-
   /**
-   * Runs embeddings → layers → head for T new positions (the last T of S keys when a cache is
+   * Runs the decoder (decoder.ts) for T new positions (the last T of S keys when a cache is
    * given), **layer-major** over the chunks: every chunk passes through layer l before layer
    * l + 1 is fetched, so a streamed model reads each layer once per call however many chunks
    * (micro-batches) the call holds. Returns each chunk's logits ([B_c, T, V] or [B_c, 1, V],
@@ -450,21 +403,20 @@ export class LlamaModel {
    * tensor is released before returning, also on error.
    */
   private async runChunks(chunks: readonly Chunk[], logitsMode: 'all' | 'last' | 'none'): Promise<tf.Tensor[]> {
-    const c = this.config;
-    const w = this.weights.global;
-    const states = chunks.map((chunk) => this.chunkState(chunk));
+    const g = this.weights.global;
+    const passes = chunks.map((chunk) => this.chunkPass(chunk));
     // `h[i]` is chunk i's only live activation between layers; released in `finally` on error.
     const h: (tf.Tensor | null)[] = chunks.map(() => null);
     const out: tf.Tensor[] = [];
     try {
       chunks.forEach((chunk, i) => {
-        h[i] = tf.tidy(() => gatherRows(w.embed, chunk.batch.ids)); // [B·T, H]
+        h[i] = tf.tidy(() => embed(passes[i]!, g.embed, chunk.batch.ids));
       });
-      for (let l = 0; l < c.numLayers; l++) {
+      for (let l = 0; l < this.config.numLayers; l++) {
         const lw = await this.weights.layer(l);
         try {
           chunks.forEach((chunk, i) => {
-            h[i] = this.layerStep(l, lw, h[i]!, chunk, states[i]!);
+            h[i] = this.layerStep(l, lw, h[i]!, chunk, passes[i]!);
           });
         } finally {
           this.weights.release(l);
@@ -477,9 +429,7 @@ export class LlamaModel {
         out.push(
           tf.tidy(() => {
             const x = logitsMode === 'last' ? tf.gather(final, tf.tensor1d(Int32Array.from({ length: B }, (_, b) => b * T + T - 1), 'int32')) : final;
-            const logits = states[i]!.hook('logits', linear(rmsNorm(x, w.norm, c.rmsNormEps), w.lmHead));
-            this.sampleMemory();
-            return tf.reshape(logits, [B, logitsMode === 'last' ? 1 : T, c.vocabSize]);
+            return tf.reshape(head(passes[i]!, g, x), [B, logitsMode === 'last' ? 1 : T, this.config.vocabSize]);
           }),
         );
       });
@@ -489,29 +439,55 @@ export class LlamaModel {
       throw e;
     } finally {
       for (const x of h) x?.dispose();
-      for (const st of states) st.dispose();
+      for (const p of passes) p.dispose();
     }
   }
 
-  /** Per-chunk tensors that live for the whole call: RoPE tables, the attention mask, pooling masks, and the hook function. */
-  private chunkState(chunk: Chunk): ChunkState {
+  /** One decoder layer for one chunk inside a tidy; consumes `prev` and keeps the KV cache up to date. */
+  private layerStep(l: number, lw: LayerWeights, prev: tf.Tensor, chunk: Chunk, pass: ChunkPass): tf.Tensor {
+    const { cache } = chunk;
+    const newCache: { k: tf.Tensor4D | null; v: tf.Tensor4D | null } = { k: null, v: null };
+    const keysValues = cache
+      ? (layer: number, k: tf.Tensor, v: tf.Tensor): [tf.Tensor, tf.Tensor] => {
+          const pk = cache.k[layer];
+          const pv = cache.v[layer];
+          const kAll = pk && pv ? tf.concat([pk, k], 2) : k;
+          const vAll = pk && pv ? tf.concat([pv, v], 2) : v;
+          newCache.k = tf.keep(kAll as tf.Tensor4D);
+          newCache.v = tf.keep(vAll as tf.Tensor4D);
+          return [kAll, vAll];
+        }
+      : undefined;
+    let next: tf.Tensor;
+    try {
+      next = tf.tidy(() => decoderLayer({ ...pass, keysValues }, l, lw, prev));
+    } catch (e) {
+      newCache.k?.dispose();
+      newCache.v?.dispose();
+      throw e;
+    }
+    prev.dispose();
+    if (cache) {
+      cache.k[l]?.dispose();
+      cache.v[l]?.dispose();
+      cache.k[l] = newCache.k;
+      cache.v[l] = newCache.v;
+    }
+    return next;
+  }
+
+  /**
+   * The decoder pass of one chunk: its attention context (RoPE tables, mask), and the hook
+   * function that applies its interventions and fills its records. Activations flow as
+   * [B·T, N]; hooks see [B, T, N]. Interventions apply first, then records (inside a layer's
+   * tidy, so recorded results are kept explicitly).
+   */
+  private chunkPass(chunk: Chunk): ChunkPass {
     const c = this.config;
     const { batch, keyValid, hooks, records } = chunk;
     const B = batch.batchSize;
     const T = batch.seqLen;
-    const S = keyValid.length / B;
-    const ctx = tf.tidy(() => {
-      const positions = tf.tensor2d(batch.positions, [B, T], 'int32');
-      // RoPE, HF rotate-half convention: angle(p, i) = p / theta^(2i/hd), duplicated over halves.
-      const half = c.headDim / 2;
-      const invFreq = tf.tensor1d(Float32Array.from({ length: half }, (_, i) => 1 / Math.pow(c.ropeTheta, (2 * i) / c.headDim)));
-      const angles = tf.mul(tf.expandDims(tf.cast(positions, 'float32'), 2), tf.reshape(invFreq, [1, 1, half])); // [B,T,hd/2]
-      const full = tf.concat([angles, angles], 2); // [B,T,hd]
-      const cos = tf.expandDims(tf.cos(full), 1); // [B,1,T,hd]
-      const sin = tf.expandDims(tf.sin(full), 1);
-      const mask = tf.tensor4d(causalMask(keyValid, B, S, T), [B, 1, T, S]);
-      return { cos, sin, mask };
-    });
+    const attentionCtx = attentionContext(c, batch.positions, keyValid, B, T);
     const poolMasks = new Map<boolean, { mask: tf.Tensor; count: tf.Tensor }>();
     const poolMask = (skipFirst: boolean) => {
       let m = poolMasks.get(skipFirst);
@@ -525,10 +501,9 @@ export class LlamaModel {
       }
       return m;
     };
-    // Activations flow as 2-D [B·T, N] (fewer reshapes, which TF.js counts as new memory);
-    // hooks see [B, T, N]. Interventions apply first, then records; inside a tidy, so recorded
-    // results are kept explicitly.
     const hook = (point: string, x: tf.Tensor): tf.Tensor => {
+      // Every intermediate of a layer (or of the head) is still alive at its last hook point.
+      if (point === 'logits' || point.endsWith('.resid_post')) this.sampleMemory();
       if (!hooks.touches(point)) return x;
       const [rows, width] = x.shape as [number, number];
       const y = hooks.apply(point, tf.reshape(x, [B, rows / B, width]));
@@ -549,71 +524,26 @@ export class LlamaModel {
       return tf.reshape(y, [rows, width]);
     };
     return {
-      ...ctx,
-      S,
+      config: c,
+      math: INFERENCE_MATH,
+      B,
+      T,
+      attention: attentionCtx,
       hook,
       dispose: () => {
-        tf.dispose([ctx.cos, ctx.sin, ctx.mask]);
+        disposeAttentionContext(attentionCtx);
         for (const m of poolMasks.values()) tf.dispose([m.mask, m.count]);
       },
     };
   }
-
-  /** One decoder layer for one chunk; consumes `prev` (disposed) and returns the new residual stream. */
-  private layerStep(l: number, lw: LayerWeights, prev: tf.Tensor, chunk: Chunk, st: ChunkState): tf.Tensor {
-    const c = this.config;
-    const { batchSize: B, seqLen: T } = chunk.batch;
-    const { cache } = chunk;
-    const hook = st.hook;
-    const name = (site: Site) => hookPointName(l, site);
-    const newCache: { k: tf.Tensor4D | null; v: tf.Tensor4D | null } = { k: null, v: null };
-    let next: tf.Tensor;
-    try {
-      next = tf.tidy(() => {
-        const xn = rmsNorm(prev, lw.inputNorm, c.rmsNormEps);
-        const q = hook(name('attn.q'), linear(xn, lw.q));
-        const k = hook(name('attn.k'), linear(xn, lw.k));
-        const v = hook(name('attn.v'), linear(xn, lw.v));
-        const heads = (x: tf.Tensor, n: number) => tf.transpose(tf.reshape(x, [B, T, n, c.headDim]), [0, 2, 1, 3]);
-        const qh = rope(heads(q, c.numHeads), st.cos, st.sin);
-        let kh = rope(heads(k, c.numKvHeads), st.cos, st.sin);
-        let vh = heads(v, c.numKvHeads);
-        if (cache) {
-          const pk = cache.k[l];
-          const pv = cache.v[l];
-          if (pk && pv) {
-            kh = tf.concat([pk, kh], 2);
-            vh = tf.concat([pv, vh], 2);
-          }
-          newCache.k = tf.keep(kh as tf.Tensor4D);
-          newCache.v = tf.keep(vh as tf.Tensor4D);
-        }
-        const attn = tf.reshape(attention(qh, kh, vh, st.mask, c, B, T, st.S), [B * T, c.numHeads * c.headDim]);
-        const o = hook(name('attn.o'), linear(attn, lw.o));
-        const mid = hook(name('resid_mid'), tf.add(prev, o));
-        const mn = rmsNorm(mid, lw.postNorm, c.rmsNormEps);
-        const gate = hook(name('mlp.gate'), linear(mn, lw.gate));
-        const up = hook(name('mlp.up'), linear(mn, lw.up));
-        const down = hook(name('mlp.down'), linear(tf.mul(tf.mul(gate, tf.sigmoid(gate)), up), lw.down));
-        const post = hook(name('resid_post'), tf.add(mid, down));
-        this.sampleMemory(); // every intermediate of the layer is still alive here
-        return post;
-      });
-    } catch (e) {
-      newCache.k?.dispose();
-      newCache.v?.dispose();
-      throw e;
-    }
-    prev.dispose();
-    if (cache) {
-      cache.k[l]?.dispose();
-      cache.v[l]?.dispose();
-      cache.k[l] = newCache.k;
-      cache.v[l] = newCache.v;
-    }
-    return next;
-  }
 }
+
+/** Inference products: blocked linear weights (blocked.ts), a gather for the embedding. */
+const INFERENCE_MATH: DecoderMath<LinearWeight, EmbeddingTable> = {
+  linear,
+  lookup: gatherRows,
+  matMul: (a, b, transposeB) => tf.matMul(a, b, false, transposeB),
+};
 
 function cutAtEos(tokens: number[][], eos: number): void {
   for (const row of tokens) {
@@ -622,8 +552,27 @@ function cutAtEos(tokens: number[][], eos: number): void {
   }
 }
 
+/** [start, end) row ranges of at most `size` rows covering 0 … n. */
+function rowRanges(n: number, size: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let start = 0; start < n; start += size) out.push([start, Math.min(n, start + size)]);
+  return out.length ? out : [[0, 0]];
+}
+
+/** [rows, S] → [rows, S + 1] with `value` in the new last column. */
+function appendColumn(m: Float32Array, rows: number, value: number): Float32Array {
+  const S = m.length / rows;
+  const out = new Float32Array(rows * (S + 1));
+  for (let b = 0; b < rows; b++) {
+    out.set(m.subarray(b * S, (b + 1) * S), b * (S + 1));
+    out[b * (S + 1) + S] = value;
+  }
+  return out;
+}
+
 /** Rows [start, end) of a padded batch (same padded length). */
 function sliceRows(batch: PaddedBatch, start: number, end: number): PaddedBatch {
+  if (start === 0 && end === batch.batchSize) return batch;
   const T = batch.seqLen;
   return {
     batchSize: end - start,
@@ -643,7 +592,7 @@ function sliceHooks(hooks: Hooks | undefined, start: number, end: number, batchS
     interventions: hooks.interventions?.map((iv) => {
       if (!iv.perRow) return iv;
       if (iv.perRow.length !== batchSize) throw new HookError(`intervention on ${iv.point}: perRow has ${iv.perRow.length} lists but the batch has ${batchSize} rows`);
-      return { ...iv, perRow: iv.perRow.slice(start, end) };
+      return { ...iv, perRow: iv.perRow.slice(start, end), perRowValues: iv.perRowValues?.slice(start, end) };
     }),
   };
 }
@@ -677,33 +626,4 @@ function argmax(data: Float32Array, start: number, n: number): number {
     }
   }
   return best;
-}
-
-/** HF LlamaRMSNorm: x · rsqrt(mean(x²) + eps) · weight, in float32. */
-export function rmsNorm(x: tf.Tensor, weight: tf.Tensor1D, eps: number): tf.Tensor {
-  const variance = tf.mean(tf.square(x), -1, true);
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), weight);
-}
-
-/** q·cos + rotate_half(q)·sin with rotate_half(x) = [-x2, x1]. x: [B, n, T, hd]. */
-export function rope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
-  const hd = x.shape[3]!;
-  const [x1, x2] = tf.split(x, [hd / 2, hd / 2], 3);
-  const rotated = tf.concat([tf.neg(x2!), x1!], 3);
-  return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
-}
-
-/**
- * Grouped-query attention without copying K/V per query head: the rep = nh/nkv query heads
- * that share a K/V head are stacked along the query axis ([B, nkv, rep·T, hd]), which is the
- * HF repeat_kv grouping (query head h uses K/V head ⌊h/rep⌋).
- */
-export function attention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, mask: tf.Tensor, c: LlamaConfig, B: number, T: number, S: number): tf.Tensor {
-  const rep = c.numHeads / c.numKvHeads;
-  const qg = tf.reshape(q, [B, c.numKvHeads, rep * T, c.headDim]);
-  let scores = tf.matMul(qg, k, false, true); // [B, nkv, rep·T, S]
-  scores = tf.add(tf.mul(tf.reshape(scores, [B, c.numHeads, T, S]), 1 / Math.sqrt(c.headDim)), mask);
-  const probs = tf.reshape(tf.softmax(scores), [B, c.numKvHeads, rep * T, S]);
-  const out = tf.reshape(tf.matMul(probs, v), [B, c.numHeads, T, c.headDim]);
-  return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B, T, c.numHeads * c.headDim]);
 }

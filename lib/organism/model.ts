@@ -1,7 +1,8 @@
 /**
- * The organism's trainable Llama: the same decoder as lib/model/llama.ts (it reuses its exported
- * `rmsNorm` and `rope`; matrix products are the same maths as its `linear` and `attention`), but with weights as tf.Variables so that TF.js
- * autograd can train it, and a full next-token cross-entropy loss.
+ * The organism's trainable Llama: the decoder of lib/model/decoder.ts, run with weights as
+ * tf.Variables so that TF.js autograd can train it, and a full next-token cross-entropy loss.
+ * Only the products differ from inference (TRAINING_MATH): their gradients avoid kernels that
+ * are slow on wasm.
  *
  * Layout: linear weights are held as [in, out] (what `linear` wants); HF files store [out, in],
  * so `toHfTensors` transposes them back. Initialisation is Llama's (normal, std 0.02; norms 1)
@@ -11,9 +12,9 @@ import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core's Node bundle registers no gradients; the @tensorflow/tfjs umbrella registers them all
 // (in tfjs-core's process-global gradient registry), so training needs this side-effect import.
 import '@tensorflow/tfjs';
-import { rmsNorm, rope } from '../model/llama.ts';
+import { attentionContext, type DecoderMath, type DecoderPass, decoderLayer, embed, head } from '../model/decoder.ts';
 import { expectedTensors, parseLlamaConfig, type LlamaConfig } from '../model/config.ts';
-import { mulberry32, type Rng } from '../data/rng.ts';
+import { mulberry32, type Rng } from '../rng.ts';
 
 export interface OrganismArch {
   hiddenSize: number;
@@ -134,18 +135,16 @@ const fastMatMulGrad = tf.customGrad((...inputs: (tf.Tensor | tf.GradSaveFunc)[]
 });
 const fastMatMul = (a: tf.Tensor, b: tf.Tensor): tf.Tensor => fastMatMulGrad(a, b);
 
-/** x [B,T,in] · w [in,out] → [B,T,out], as `linear` in lib/model/llama.ts. */
-function linearT(x: tf.Tensor, w: tf.Tensor): tf.Tensor {
-  const [B, T, inDim] = x.shape as [number, number, number];
-  return tf.reshape(fastMatMul(tf.reshape(x, [B * T, inDim]), w), [B, T, w.shape[1]!]);
-}
-
-/** Causal multi-head attention (nkv = nh), the maths of `attention` in lib/model/llama.ts. q,k,v: [B, nh, T, hd]. */
-function attentionT(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, mask: tf.Tensor, c: LlamaConfig, B: number, T: number): tf.Tensor {
-  const scores = tf.add(tf.mul(fastMatMul(q, swapLast(k)), 1 / Math.sqrt(c.headDim)), mask); // [B,nh,T,T]
-  const out = fastMatMul(tf.softmax(scores), v); // [B,nh,T,hd]
-  return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B, T, c.numHeads * c.headDim]);
-}
+/**
+ * Training products: plain matMuls with explicit transposes, whose gradients are plain matMuls
+ * too; the embedding lookup as one-hot · E, because the gradient of gather needs an
+ * UnsortedSegmentSum kernel the wasm backend lacks (the matMul costs about as much as the LM head).
+ */
+const TRAINING_MATH: DecoderMath<tf.Tensor, tf.Tensor> = {
+  linear: (x, w) => fastMatMul(x, w),
+  lookup: (table, ids) => fastMatMul(tf.oneHot(tf.tensor1d(ids, 'int32'), table.shape[0]!), table),
+  matMul: (a, b, transposeB) => fastMatMul(a, transposeB ? swapLast(b) : b),
+};
 
 export class TrainableLlama {
   readonly config: LlamaConfig;
@@ -183,58 +182,48 @@ export class TrainableLlama {
   }
 
   /**
-   * Mean next-token cross-entropy over the real targets. ids [B, T] right-padded; target of
-   * position t is ids[t+1]; `mask` [B, T-1] is 1 where that target is a real token.
+   * Mean next-token cross-entropy over the real targets. `ids`: `rows` right-padded sequences of
+   * equal length T+1, row-major; the target of position t is token t+1; `mask` [rows, T] is 1
+   * where that target is a real token.
    */
-  loss(ids: tf.Tensor2D, mask: tf.Tensor2D): tf.Scalar {
+  loss(ids: Int32Array, rows: number, mask: tf.Tensor2D): tf.Scalar {
     const c = this.config;
-    const [B, Tfull] = ids.shape;
-    const T = Tfull - 1;
-    const input = tf.slice(ids, [0, 0], [B, T]);
-    const target = tf.slice(ids, [0, 1], [B, T]);
-    const half = c.headDim / 2;
-    const ang = new Float32Array(T * c.headDim);
-    for (let t = 0; t < T; t++) {
-      for (let i = 0; i < half; i++) {
-        const a = t / Math.pow(c.ropeTheta, (2 * i) / c.headDim);
-        ang[t * c.headDim + i] = a;
-        ang[t * c.headDim + half + i] = a;
-      }
+    const T = ids.length / rows - 1;
+    if (!Number.isInteger(T) || T < 1) throw new RangeError(`loss: ${ids.length} ids do not form ${rows} rows of at least 2 tokens`);
+    const input = new Int32Array(rows * T);
+    const target = new Int32Array(rows * T);
+    for (let b = 0; b < rows; b++) {
+      input.set(ids.subarray(b * (T + 1), b * (T + 1) + T), b * T);
+      target.set(ids.subarray(b * (T + 1) + 1, (b + 1) * (T + 1)), b * T);
     }
-    const angles = tf.tensor4d(ang, [1, 1, T, c.headDim]);
-    const cos = tf.cos(angles);
-    const sin = tf.sin(angles);
-    const m = new Float32Array(T * T);
-    for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) m[i * T + j] = -1e9;
-    const causal = tf.tensor4d(m, [1, 1, T, T]);
-    const embed = this.v('model.embed_tokens.weight') as unknown as tf.Tensor2D;
-    // Embedding lookup as one-hot · E: the wasm backend has no UnsortedSegmentSum kernel, which
-    // the gradient of gather needs; the matMul costs about as much as the LM head.
-    const inputOneHot = tf.oneHot(tf.reshape(input, [B * T]), c.vocabSize);
-    let h: tf.Tensor = tf.reshape(fastMatMul(inputOneHot, embed), [B, T, c.hiddenSize]);
+    // Every row has positions 0 … T-1 and sees all earlier keys: one context broadcast over the
+    // rows. Its tensors belong to the caller's scope (variableGrads), as the backward pass reads them.
+    const context = attentionContext(c, Int32Array.from({ length: T }, (_, t) => t), new Float32Array(T).fill(1), 1, T);
+    const pass: DecoderPass<tf.Tensor, tf.Tensor> = { config: c, math: TRAINING_MATH, B: rows, T, attention: context, hook: (_point, x) => x };
+    const table = this.v('model.embed_tokens.weight');
+    let h = embed(pass, table, input);
     for (let l = 0; l < c.numLayers; l++) {
       const p = `model.layers.${l}`;
-      const w = (n: string) => this.v(`${p}.${n}`) as unknown as tf.Tensor2D;
-      const xn = rmsNorm(h, this.v(`${p}.input_layernorm.weight`) as unknown as tf.Tensor1D, c.rmsNormEps);
-      const heads = (x: tf.Tensor) => tf.transpose(tf.reshape(x, [B, T, c.numHeads, c.headDim]), [0, 2, 1, 3]);
-      const q = rope(heads(linearT(xn, w('self_attn.q_proj.weight'))), cos, sin);
-      const k = rope(heads(linearT(xn, w('self_attn.k_proj.weight'))), cos, sin);
-      const vv = heads(linearT(xn, w('self_attn.v_proj.weight')));
-      const att = attentionT(q, k, vv, causal, c, B, T);
-      h = tf.add(h, linearT(att, w('self_attn.o_proj.weight')));
-      const mn = rmsNorm(h, this.v(`${p}.post_attention_layernorm.weight`) as unknown as tf.Tensor1D, c.rmsNormEps);
-      const g = linearT(mn, w('mlp.gate_proj.weight'));
-      const u = linearT(mn, w('mlp.up_proj.weight'));
-      h = tf.add(h, linearT(tf.mul(tf.mul(g, tf.sigmoid(g)), u), w('mlp.down_proj.weight')));
+      const w = (n: string) => this.v(`${p}.${n}`);
+      h = decoderLayer(pass, l, {
+        inputNorm: w('input_layernorm.weight') as tf.Tensor as tf.Tensor1D,
+        q: w('self_attn.q_proj.weight'),
+        k: w('self_attn.k_proj.weight'),
+        v: w('self_attn.v_proj.weight'),
+        o: w('self_attn.o_proj.weight'),
+        postNorm: w('post_attention_layernorm.weight') as tf.Tensor as tf.Tensor1D,
+        gate: w('mlp.gate_proj.weight'),
+        up: w('mlp.up_proj.weight'),
+        down: w('mlp.down_proj.weight'),
+      }, h);
     }
-    const hn = rmsNorm(h, this.v('model.norm.weight') as unknown as tf.Tensor1D, c.rmsNormEps);
     // Tied: transpose the embedding once per step (a transposed-B matMul is far slower on wasm).
-    const head = c.tieWordEmbeddings ? tf.transpose(embed) : (this.v('lm_head.weight') as unknown as tf.Tensor2D);
-    const logits = tf.reshape(linearT(hn, head as tf.Tensor2D), [B * T, c.vocabSize]);
+    const lmHead = c.tieWordEmbeddings ? tf.transpose(table) : this.v('lm_head.weight');
+    const logits = head(pass, { norm: this.v('model.norm.weight') as tf.Tensor as tf.Tensor1D, lmHead }, h); // [rows·T, V]
     const logp = tf.logSoftmax(logits);
-    const onehot = tf.oneHot(tf.reshape(target, [B * T]), c.vocabSize);
-    const nll = tf.neg(tf.sum(tf.mul(logp, onehot), 1)); // [B*T]
-    const mk = tf.reshape(mask, [B * T]);
+    const onehot = tf.oneHot(tf.tensor1d(target, 'int32'), c.vocabSize);
+    const nll = tf.neg(tf.sum(tf.mul(logp, onehot), 1)); // [rows·T]
+    const mk = tf.reshape(mask, [rows * T]);
     return tf.div(tf.sum(tf.mul(nll, mk)), tf.maximum(tf.sum(mk), 1)) as tf.Scalar;
   }
 

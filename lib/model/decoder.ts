@@ -1,0 +1,164 @@
+/**
+ * The Llama decoder, top to bottom (after llama2.c's model.py and HF's modeling_llama):
+ *
+ *   embed → for each layer: RMSNorm → attention (RoPE rotate-half, grouped-query) → residual
+ *                           → RMSNorm → SiLU-gated MLP → residual
+ *         → RMSNorm → LM head
+ *
+ * Every named activation passes through `hook(name, x)` where it is computed, in the
+ * TransformerLens vocabulary of hooks.ts (embed, blocks.{l}.resid_pre, attn.q/k/v/o, resid_mid,
+ * mlp.gate/up/act/down, resid_post, logits). A hook returns its input unchanged unless the call
+ * intervenes there, so an unhooked pass is exactly the plain maths.
+ *
+ * This module is only the maths. Where weights live, micro-batches, the KV cache and memory
+ * checks belong to the runner (llama.ts); inference and organism training both run this code,
+ * and differ only in `DecoderMath` (how a product is computed, which autograd needs).
+ *
+ * Shapes: B batch rows, T new positions, S key positions (cache + new), H hidden, nh/nkv
+ * query/key-value heads, hd head dim, F FFN width, V vocab. Activations flow as [B·T, width].
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { causalMask } from './batch.ts';
+import type { LlamaConfig } from './config.ts';
+import { hookPointName, type Site } from './hooks.ts';
+
+/** How products are computed. `W`: a linear weight held as [in, out]; `E`: an embedding table. */
+export interface DecoderMath<W, E> {
+  /** x [rows, in] · w [in, out] → [rows, out]. */
+  linear(x: tf.Tensor, w: W): tf.Tensor;
+  /** Rows `ids` of the table, [ids.length, H]. */
+  lookup(table: E, ids: Int32Array): tf.Tensor;
+  /** Batched a · b, or a · bᵀ (last two axes). */
+  matMul(a: tf.Tensor, b: tf.Tensor, transposeB: boolean): tf.Tensor;
+}
+
+export interface DecoderLayerWeights<W> {
+  inputNorm: tf.Tensor1D;
+  q: W; // [H, nh·hd]
+  k: W; // [H, nkv·hd]
+  v: W; // [H, nkv·hd]
+  o: W; // [nh·hd, H]
+  postNorm: tf.Tensor1D;
+  gate: W; // [H, F]
+  up: W; // [H, F]
+  down: W; // [F, H]
+}
+
+export interface DecoderHeadWeights<W> {
+  norm: tf.Tensor1D;
+  lmHead: W; // [H, V]
+}
+
+export type HookFn = (point: string, x: tf.Tensor) => tf.Tensor;
+
+/** What one pass over B rows × T new positions needs besides weights. */
+export interface DecoderPass<W, E> {
+  config: LlamaConfig;
+  math: DecoderMath<W, E>;
+  B: number;
+  T: number;
+  attention: AttentionContext;
+  hook: HookFn;
+  /** With a KV cache: this layer's new keys/values [B, nkv, T, hd] → all keys/values [B, nkv, S, hd]. */
+  keysValues?: (layer: number, k: tf.Tensor, v: tf.Tensor) => [tf.Tensor, tf.Tensor];
+}
+
+/** RoPE tables and the additive attention mask for T new queries against S keys. */
+export interface AttentionContext {
+  cos: tf.Tensor; // [B or 1, 1, T, hd]
+  sin: tf.Tensor;
+  mask: tf.Tensor; // [B or 1, 1, T, S]
+  S: number;
+}
+
+/**
+ * RoPE tables for `positions` ([rows·T], row-major) and the causal mask over S = keyValid.length/rows
+ * keys, of which the last T are the new positions. HF rotate-half convention:
+ * angle(p, i) = p / theta^(2i/hd), duplicated over both halves.
+ */
+export function attentionContext(c: LlamaConfig, positions: Int32Array, keyValid: Float32Array, rows: number, T: number): AttentionContext {
+  const S = keyValid.length / rows;
+  return tf.tidy(() => {
+    const half = c.headDim / 2;
+    const invFreq = tf.tensor1d(Float32Array.from({ length: half }, (_, i) => 1 / Math.pow(c.ropeTheta, (2 * i) / c.headDim)));
+    const pos = tf.cast(tf.tensor2d(positions, [rows, T], 'int32'), 'float32');
+    const angles = tf.mul(tf.expandDims(pos, 2), tf.reshape(invFreq, [1, 1, half])); // [rows,T,hd/2]
+    const full = tf.concat([angles, angles], 2);
+    return {
+      cos: tf.expandDims(tf.cos(full), 1),
+      sin: tf.expandDims(tf.sin(full), 1),
+      mask: tf.tensor4d(causalMask(keyValid, rows, S, T), [rows, 1, T, S]),
+      S,
+    };
+  });
+}
+
+export function disposeAttentionContext(a: AttentionContext): void {
+  tf.dispose([a.cos, a.sin, a.mask]);
+}
+
+/** Token embeddings of `ids` ([B·T]), the `embed` hook point. */
+export function embed<W, E>(pass: DecoderPass<W, E>, table: E, ids: Int32Array): tf.Tensor {
+  return pass.hook('embed', pass.math.lookup(table, ids));
+}
+
+/** One decoder layer: residual stream in (`blocks.{l}.resid_pre`), residual stream out (`resid_post`). */
+export function decoderLayer<W, E>(pass: DecoderPass<W, E>, l: number, w: DecoderLayerWeights<W>, residPre: tf.Tensor): tf.Tensor {
+  const { config: c, math, hook, B, T, attention: ctx } = pass;
+  const at = (site: Site) => hookPointName(l, site);
+  const heads = (x: tf.Tensor, n: number) => tf.transpose(tf.reshape(x, [B, T, n, c.headDim]), [0, 2, 1, 3]);
+
+  const x = hook(at('resid_pre'), residPre);
+  const xn = rmsNorm(x, w.inputNorm, c.rmsNormEps);
+  const q = hook(at('attn.q'), math.linear(xn, w.q));
+  const k = hook(at('attn.k'), math.linear(xn, w.k));
+  const v = hook(at('attn.v'), math.linear(xn, w.v));
+  const qh = rope(heads(q, c.numHeads), ctx.cos, ctx.sin);
+  let kh = rope(heads(k, c.numKvHeads), ctx.cos, ctx.sin);
+  let vh = heads(v, c.numKvHeads);
+  if (pass.keysValues) [kh, vh] = pass.keysValues(l, kh, vh);
+  const z = tf.reshape(attention(math, qh, kh, vh, ctx.mask, c, B, T, ctx.S), [B * T, c.numHeads * c.headDim]);
+  const o = hook(at('attn.o'), math.linear(z, w.o));
+  const mid = hook(at('resid_mid'), tf.add(x, o));
+
+  const mn = rmsNorm(mid, w.postNorm, c.rmsNormEps);
+  const gate = hook(at('mlp.gate'), math.linear(mn, w.gate));
+  const up = hook(at('mlp.up'), math.linear(mn, w.up));
+  const act = hook(at('mlp.act'), tf.mul(tf.mul(gate, tf.sigmoid(gate)), up));
+  const down = hook(at('mlp.down'), math.linear(act, w.down));
+  return hook(at('resid_post'), tf.add(mid, down));
+}
+
+/** Final norm and LM head: x [rows, H] → logits [rows, V], the `logits` hook point. */
+export function head<W, E>(pass: DecoderPass<W, E>, w: DecoderHeadWeights<W>, x: tf.Tensor): tf.Tensor {
+  return pass.hook('logits', pass.math.linear(rmsNorm(x, w.norm, pass.config.rmsNormEps), w.lmHead));
+}
+
+/** HF LlamaRMSNorm: x · rsqrt(mean(x²) + eps) · weight, in float32. */
+export function rmsNorm(x: tf.Tensor, weight: tf.Tensor1D, eps: number): tf.Tensor {
+  const variance = tf.mean(tf.square(x), -1, true);
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), weight);
+}
+
+/** x·cos + rotate_half(x)·sin with rotate_half(x) = [-x2, x1]. x: [B, n, T, hd]. */
+export function rope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
+  const hd = x.shape[3]!;
+  const [x1, x2] = tf.split(x, [hd / 2, hd / 2], 3);
+  const rotated = tf.concat([tf.neg(x2!), x1!], 3);
+  return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
+}
+
+/**
+ * Grouped-query attention without copying K/V per query head: the rep = nh/nkv query heads
+ * that share a K/V head are stacked along the query axis ([B, nkv, rep·T, hd]), which is the
+ * HF repeat_kv grouping (query head h uses K/V head ⌊h/rep⌋). Returns [B, T, nh·hd].
+ */
+export function attention<W, E>(math: DecoderMath<W, E>, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, mask: tf.Tensor, c: LlamaConfig, B: number, T: number, S: number): tf.Tensor {
+  const rep = c.numHeads / c.numKvHeads;
+  const qg = tf.reshape(q, [B, c.numKvHeads, rep * T, c.headDim]);
+  const scores = math.matMul(qg, k, true); // [B, nkv, rep·T, S]
+  const scaled = tf.add(tf.mul(tf.reshape(scores, [B, c.numHeads, T, S]), 1 / Math.sqrt(c.headDim)), mask);
+  const probs = tf.reshape(tf.softmax(scaled), [B, c.numKvHeads, rep * T, S]);
+  const out = tf.reshape(math.matMul(probs, v, false), [B, c.numHeads, T, c.headDim]);
+  return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B, T, c.numHeads * c.headDim]);
+}
