@@ -13,19 +13,17 @@
  * because it is slow, and reported as neurons/s over all 12 tasks like the engine.
  */
 import { availableParallelism, cpus } from 'node:os';
-import { parseArgs } from 'node:util';
+import { parseScriptCommandLine } from '../lib/cli-args.ts';
 import { averagePrecision } from '../lib/stats/average-precision.ts';
 import { computeNeuronAp, type RelationTask, type TaskAp } from '../lib/stats/ap-engine.ts';
-import { mulberry32, sampleNegatives } from '../lib/stats/rng.ts';
+import { mulberry32, sampleNegatives } from '../lib/rng.ts';
 
-const { values: args } = parseArgs({
-  options: {
-    neurons: { type: 'string', default: '20000' },
-    prompts: { type: 'string', default: '5000' },
-    tasks: { type: 'string', default: '12' },
-    'baseline-neurons': { type: 'string', default: '200' },
-    repeat: { type: 'string', default: '1' },
-  },
+const { values: args } = parseScriptCommandLine(process.argv.slice(2), {
+  neurons: { type: 'string', default: '20000' },
+  prompts: { type: 'string', default: '5000' },
+  tasks: { type: 'string', default: '12' },
+  'baseline-neurons': { type: 'string', default: '200' },
+  repeat: { type: 'string', default: '1' },
 });
 const N = Number(args.neurons);
 const P = Number(args.prompts);
@@ -37,7 +35,7 @@ const repeat = Math.max(1, Number(args.repeat));
 const rng = mulberry32(1234);
 const data = new Float32Array(P * N);
 for (let i = 0; i < data.length; i++) {
-  data[i] = rng.nextFloat() + rng.nextFloat() + rng.nextFloat() + rng.nextFloat() - 2;
+  data[i] = rng.next() + rng.next() + rng.next() + rng.next() - 2;
 }
 
 // Prompts are grouped by relation; each task takes 400 of its own as positives and 1600 sampled

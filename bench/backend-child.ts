@@ -7,11 +7,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { adapterText, initBackend } from '../lib/backend.ts';
+import { parseScriptCommandLine } from '../lib/cli-args.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
 import { BENCH_SHAPE, measureModel, randomIds, randomWeights, shapeConfig, shapeLabel } from './shared.ts';
 
-const name = process.argv[2] ?? '';
-const quick = process.argv.includes('--quick');
+const { values: args, positionals } = parseScriptCommandLine(process.argv.slice(2), { quick: { type: 'boolean', default: false } }, true);
+const name = positionals[0] ?? '';
+const quick = args.quick;
 const reps = quick ? 1 : 3;
 const log = (l: string) => process.stderr.write(`[bench ${name}] ${l}\n`);
 

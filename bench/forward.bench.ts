@@ -14,17 +14,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { parseScriptCommandLine } from '../lib/cli-args.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
 import { BENCH_SHAPE, measureModel, randomIds, randomWeights, shapeConfig } from './shared.ts';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
 
-const quick = process.argv.includes('--quick');
+const { values: args } = parseScriptCommandLine(process.argv.slice(2), { quick: { type: 'boolean', default: false }, backends: { type: 'string' }, 'no-per-backend': { type: 'boolean', default: false } });
+const quick = args.quick;
 const reps = quick ? 1 : 3;
 // Per-backend block: `--backends=wasm,webgpu` picks which (default: all of PER_BACKEND);
 // `--no-per-backend` skips it.
 const PER_BACKEND = ['wasm', 'webgpu', 'tensorflow', 'tensorflow-gpu'] as const;
-const backendsArg = process.argv.find((a) => a.startsWith('--backends='))?.slice('--backends='.length);
-const perBackendNames = process.argv.includes('--no-per-backend') ? [] : backendsArg ? backendsArg.split(',').filter(Boolean) : [...PER_BACKEND];
+const perBackendNames = args['no-per-backend'] ? [] : args.backends ? args.backends.split(',').filter(Boolean) : [...PER_BACKEND];
 
 function measure(label: string, model: LlamaModel, batch: number[][], newTokens: number) {
   return measureModel(label, model, batch, newTokens, reps, { noCache: true });
@@ -48,7 +49,7 @@ try {
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
-// The 7B-shaped dry run (issue 7): streamed pooled recording and the converter's peak RSS.
+// The 7B-shaped dry run: streamed pooled recording and the converter's peak RSS.
 // Skipped with --quick: it writes and converts a 1.3 GB checkpoint (≈ 2 minutes here).
 let dryRun7b: unknown = 'skipped (--quick)';
 if (!quick) {

@@ -6,7 +6,7 @@
 import { expectedTensors, parseLlamaConfig, type LlamaConfig } from '../lib/model/config.ts';
 import { hookPointName, type RecordSpec } from '../lib/model/hooks.ts';
 import type { LlamaModel } from '../lib/model/llama.ts';
-import { mulberry32 } from '../lib/stats/rng.ts';
+import { mulberry32 } from '../lib/rng.ts';
 
 /** Uniform(-0.02, 0.02) weights, RMSNorm weights 1; HF names and layouts. */
 export function randomWeights(c: LlamaConfig, seed: number) {
@@ -17,7 +17,7 @@ export function randomWeights(c: LlamaConfig, seed: number) {
     const n = shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
     if (name.endsWith('norm.weight')) data.fill(1);
-    else for (let i = 0; i < n; i++) data[i] = (r.nextFloat() - 0.5) * 0.04;
+    else for (let i = 0; i < n; i++) data[i] = (r.next() - 0.5) * 0.04;
     return { data, shape };
   };
 }
@@ -25,7 +25,7 @@ export function randomWeights(c: LlamaConfig, seed: number) {
 /** B rows of T tokens: BOS then uniform ids in [2, vocab). */
 export function randomIds(B: number, T: number, vocab: number, seed: number): number[][] {
   const r = mulberry32(seed);
-  return Array.from({ length: B }, () => [1, ...Array.from({ length: T - 1 }, () => 2 + Math.floor(r.nextFloat() * (vocab - 2)))]);
+  return Array.from({ length: B }, () => [1, ...Array.from({ length: T - 1 }, () => 2 + Math.floor(r.next() * (vocab - 2)))]);
 }
 
 export interface ShapeSpec {

@@ -4,9 +4,9 @@
  *   rsn generate --model DIR (--prompt TEXT | --ids 1,5,9) [--max-new-tokens N] [--no-bos] [--backend NAME]
  *   rsn logits --model DIR --ids 1,5,9 [--backend NAME]
  */
-import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { parseCommandLine, UsageError } from '../lib/cli-args.ts';
 import { ConfigError } from '../lib/errors.ts';
 import { checkPositionLimit, type LlamaConfig, readLlamaConfig } from '../lib/model/config.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
@@ -23,13 +23,6 @@ const USAGE = `usage:
       Prints the last position's logits as JSON: {"logits":[...]}.
 
 Backends: tensorflow-gpu, webgpu, tensorflow, wasm, cpu (default: the first that works; env RSN_BACKEND).`;
-
-/** Bad arguments: exit status 2. `showUsage` is false when the syntax was fine but a value does not suit the model. */
-class UsageError extends Error {
-  constructor(message: string, readonly showUsage = true) {
-    super(message);
-  }
-}
 
 /** The run went through but its result cannot be printed truthfully. */
 class OutputError extends Error {
@@ -83,17 +76,13 @@ function checkAgainstConfig(config: LlamaConfig, configFile: string, ids: number
 }
 
 async function generateCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      model: { type: 'string' },
-      prompt: { type: 'string' },
-      ids: { type: 'string' },
-      'max-new-tokens': { type: 'string', default: '8' },
-      'no-bos': { type: 'boolean', default: false },
-      backend: { type: 'string' },
-    },
-    strict: true,
+  const { values } = parseCommandLine(args, {
+    model: { type: 'string' },
+    prompt: { type: 'string' },
+    ids: { type: 'string' },
+    'max-new-tokens': { type: 'string', default: '8' },
+    'no-bos': { type: 'boolean', default: false },
+    backend: { type: 'string' },
   });
   const n = intArg(values['max-new-tokens']!, '--max-new-tokens', { min: 0 });
   if ((values.prompt === undefined) === (values.ids === undefined)) throw new UsageError('give exactly one of --prompt TEXT or --ids 1,5,9');
@@ -126,11 +115,7 @@ async function generateCommand(args: string[]): Promise<number> {
 }
 
 async function logitsCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: { model: { type: 'string' }, ids: { type: 'string' }, backend: { type: 'string' } },
-    strict: true,
-  });
+  const { values } = parseCommandLine(args, { model: { type: 'string' }, ids: { type: 'string' }, backend: { type: 'string' } });
   const ids = parseIds(opt(values, 'ids'));
   const dir = opt(values, 'model');
   const configFile = join(dir, 'config.json');
@@ -170,9 +155,8 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (e) {
     const err = e as Error;
-    if (e instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      const usage = !(e instanceof UsageError) || e.showUsage;
-      process.stderr.write(`error: ${err.message}\n${usage ? `\n${USAGE}\n` : ''}`);
+    if (e instanceof UsageError) {
+      process.stderr.write(`error: ${err.message}\n${e.showUsage ? `\n${USAGE}\n` : ''}`);
       return 2;
     }
     // Our own error classes carry complete messages; a stack trace would only bury them.

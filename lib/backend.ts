@@ -14,6 +14,7 @@
  */
 import { readdirSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
+import { envVarName, readEnv } from './env.ts';
 import { BackendError, DeviceError } from './errors.ts';
 import { parseDecimalInteger } from './numbers.ts';
 
@@ -22,7 +23,7 @@ export type BackendName = 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'wasm' | 
 export const BACKEND_ORDER: readonly BackendName[] = ['tensorflow-gpu', 'webgpu', 'tensorflow', 'wasm', 'cpu'];
 
 /** Environment variable that forces a backend (same names as BackendName, or the package aliases). */
-export const BACKEND_ENV = 'RSN_BACKEND';
+export const BACKEND_ENV = envVarName('backend');
 
 export interface BackendChoice {
   /** What we chose, in the project's names. */
@@ -257,7 +258,7 @@ export interface InitBackendOptions {
  */
 export async function initBackend(opts: InitBackendOptions = {}): Promise<BackendChoice> {
   const log = opts.log === undefined ? (l: string) => process.stderr.write(l + '\n') : opts.log;
-  const envValue = process.env[BACKEND_ENV];
+  const envValue = readEnv('backend');
   let forced: BackendName | null = null;
   let source: BackendChoice['source'] = 'auto';
   if (opts.backend !== undefined) {
@@ -307,16 +308,14 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
   return pending;
 }
 
-/** Overrides the largest tensor a kernel may bind (bytes); lets tests exercise the blocked-weight path on any backend. */
-export const MAX_BINDING_ENV = 'RSN_MAX_BINDING_BYTES';
 
 /**
  * The largest tensor, in bytes, that one kernel can bind on the current backend: the adapter's
  * maxStorageBufferBindingSize on webgpu, unlimited elsewhere (RSN_MAX_BINDING_BYTES overrides).
  */
 export function maxBindingBytes(): number {
-  const env = process.env[MAX_BINDING_ENV];
-  if (env) return parseDecimalInteger(env, MAX_BINDING_ENV, { min: 4 });
+  const env = readEnv('maxBindingBytes');
+  if (env !== undefined) return parseDecimalInteger(env, envVarName('maxBindingBytes'), { min: 4 });
   return current?.adapter?.maxStorageBufferBindingSize ?? Infinity;
 }
 

@@ -9,42 +9,36 @@
  */
 
 import { join, resolve } from 'node:path';
+import { parseCommandLine, UsageError } from '../lib/cli-args.ts';
 import { writeFileAtomic } from '../lib/data/io.ts';
 import { buildPaperRelations } from '../lib/data/lre.ts';
 import { DataError } from '../lib/data/relation.ts';
 
 const USAGE = 'usage: tsx scripts/build-relations.ts <lre-dir> [--out data/relations] [--seed 0] [--eval-triples 50]';
 
-function parseArgs(argv: string[]): { lreDir: string; out: string; seed: number; evalTriples: number } {
-  let lreDir: string | undefined;
-  let out = 'data/relations';
-  let seed = 0;
-  let evalTriples = 50;
-  const int = (flag: string, v: string | undefined): number => {
-    if (v === undefined || !/^\d+$/.test(v)) throw new Error(`${flag}: expected a non-negative integer, found ${v ?? 'nothing'}\n${USAGE}`);
+function parseBuildArgs(argv: string[]): { lreDir: string; out: string; seed: number; evalTriples: number } | null {
+  const { values, positionals } = parseCommandLine(
+    argv,
+    { out: { type: 'string', default: 'data/relations' }, seed: { type: 'string', default: '0' }, 'eval-triples': { type: 'string', default: '50' }, help: { type: 'boolean', short: 'h' } },
+    true,
+  );
+  if (values.help) return null;
+  const int = (flag: string, v: string): number => {
+    if (!/^\d+$/.test(v)) throw new UsageError(`${flag}: expected a non-negative integer, found ${v === '' ? 'nothing' : v}`);
     return Number(v);
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--out') {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`--out: expected a directory\n${USAGE}`);
-      out = v;
-    } else if (a === '--seed') seed = int(a, argv[++i]);
-    else if (a === '--eval-triples') evalTriples = int(a, argv[++i]);
-    else if (a === '-h' || a === '--help') {
-      console.log(USAGE);
-      process.exit(0);
-    } else if (a.startsWith('-')) throw new Error(`unknown option ${a}\n${USAGE}`);
-    else if (lreDir === undefined) lreDir = a;
-    else throw new Error(`unexpected argument ${a}\n${USAGE}`);
-  }
-  if (lreDir === undefined) throw new Error(USAGE);
-  return { lreDir, out, seed, evalTriples };
+  if (positionals.length > 1) throw new UsageError(`unexpected argument ${positionals[1]}`);
+  const [lreDir] = positionals;
+  if (lreDir === undefined) throw new UsageError('missing <lre-dir>');
+  return { lreDir, out: values.out, seed: int('--seed', values.seed), evalTriples: int('--eval-triples', values['eval-triples']) };
 }
 
 function main(): void {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseBuildArgs(process.argv.slice(2));
+  if (args === null) {
+    console.log(USAGE);
+    return;
+  }
   const built = buildPaperRelations(resolve(args.lreDir), { seed: args.seed, evalTriples: args.evalTriples });
   for (const [rel, content] of built.files) writeFileAtomic(join(args.out, rel), content);
   for (const r of built.relations) {
@@ -56,6 +50,6 @@ function main(): void {
 try {
   main();
 } catch (err) {
-  console.error(err instanceof DataError || err instanceof Error ? err.message : String(err));
+  console.error(err instanceof UsageError ? `${err.message}\n${USAGE}` : err instanceof DataError || err instanceof Error ? err.message : String(err));
   process.exit(1);
 }

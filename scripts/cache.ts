@@ -10,7 +10,7 @@
  */
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseScriptCommandLine } from '../lib/cli-args.ts';
 import { formatBytes } from '../lib/progress.ts';
 import { projectRoot } from '../lib/notebook/paths.ts';
 
@@ -70,15 +70,16 @@ function clear(opts: { activations: boolean; models: boolean; all: boolean }): v
   console.log(`freed ${formatBytes(bytes)}`);
 }
 
-const { positionals, values } = parseArgs({
-  args: process.argv.slice(2),
-  options: { activations: { type: 'boolean', default: false }, models: { type: 'boolean', default: false }, all: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
-  allowPositionals: true,
-  strict: true,
-});
+const USAGE = 'usage: npm run cache [-- list | -- clear (--activations | --models | --all)]';
+const { positionals, values } = parseScriptCommandLine(
+  process.argv.slice(2),
+  { activations: { type: 'boolean', default: false }, models: { type: 'boolean', default: false }, all: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
+  true,
+  USAGE,
+);
 const command = positionals[0] ?? 'list';
 if (values.help || !['list', 'clear'].includes(command) || positionals.length > 1) {
-  console.log('usage: npm run cache [-- list | -- clear (--activations | --models | --all)]');
+  console.log(USAGE);
   process.exit(values.help ? 0 : 2);
 }
 if (command === 'list') list();

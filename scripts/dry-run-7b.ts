@@ -14,19 +14,17 @@
 import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseScriptCommandLine } from '../lib/cli-args.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
 import { StreamedWeights } from '../lib/model/weight-source.ts';
 import { expectedTensors, parseLlamaConfig } from '../lib/model/config.ts';
 import { formatGB } from '../lib/model/memory-plan.ts';
-import { NeuronSpace, randomNeurons } from '../lib/method/neurons.ts';
+import { ablation, NeuronSpace, randomNeurons } from '../lib/method/neurons.ts';
 import { hookPointName } from '../lib/model/hooks.ts';
 import { parseDecimalInteger } from '../lib/numbers.ts';
 
 const root = resolve(new URL('..', import.meta.url).pathname);
-const { values } = parseArgs({
-  options: { dir: { type: 'string' }, batch: { type: 'string', default: '16' }, 'prompt-length': { type: 'string', default: '12' }, keep: { type: 'boolean', default: false }, 'logits-out': { type: 'string' } },
-});
+const { values } = parseScriptCommandLine(process.argv.slice(2), { dir: { type: 'string' }, batch: { type: 'string', default: '16' }, 'prompt-length': { type: 'string', default: '12' }, keep: { type: 'boolean', default: false }, 'logits-out': { type: 'string' } });
 const work = resolve(values.dir ?? join(root, '.cache', 'dry-run-7b'));
 const hf = join(work, 'hf');
 const converted = join(work, 'converted');
@@ -115,7 +113,7 @@ const pooledS = (performance.now() - t0) / 1000;
 const pooledPred = model.predict({ batchSize: B, promptLength: T, logits: 'none' });
 const mask = randomNeurons(space.poolIndices('ffn'), 3000, 0);
 t0 = performance.now();
-const gen = await model.measurePeak(() => model.generate(prompts, { maxNewTokens: 2, hooks: { interventions: space.zeroInterventions(mask) } }));
+const gen = await model.measurePeak(() => model.generate(prompts, { maxNewTokens: 2, hooks: { interventions: space.interventions(ablation(mask)) } }));
 const genS = (performance.now() - t0) / 1000;
 const genPred = model.predict({ batchSize: B, promptLength: T, newTokens: 2, hookedFfnSitesPerLayer: space.groupByPoint(mask).size / 2 });
 if (values['logits-out']) {

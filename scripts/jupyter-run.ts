@@ -14,7 +14,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseCommandLine } from '../lib/cli-args.ts';
 import { runNotebook, type NotebookRun } from '../lib/notebook/jupyter.ts';
 import { envName } from '../lib/notebook/params.ts';
 import { DEFAULT_MODEL_DIR, RESULTS_ENV, projectRoot, resultsDir } from '../lib/notebook/paths.ts';
@@ -94,11 +94,9 @@ export interface RunArgs {
 
 /** The command line shared by `jupyter-run` and `reproduce`: notebook selectors and parameter overrides. */
 export function parseRunArgs(args: string[]): RunArgs {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandLine(
     args,
-    allowPositionals: true,
-    strict: true,
-    options: {
+    {
       model: { type: 'string' },
       data: { type: 'string' },
       k: { type: 'string' },
@@ -112,7 +110,8 @@ export function parseRunArgs(args: string[]): RunArgs {
       'cell-timeout': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
-  });
+    true,
+  );
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (k.startsWith('RSN_') && v !== undefined) env[k] = v;
   const named: [string, string | boolean | undefined][] = [

@@ -8,7 +8,7 @@
  *   npx tsx scripts/jupyter-setup.ts [--no-install]
  */
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseScriptCommandLine } from '../lib/cli-args.ts';
 import { ensureJupyter, ensureKernel, jupyterDataDir, kernelSpecFile } from '../lib/notebook/jupyter.ts';
 import { ensureNotebookTypes } from '../lib/notebook/types.ts';
 import { ensureVulkan } from './vulkan-setup.ts';
@@ -32,7 +32,7 @@ export async function setup(opts: { install?: boolean; log?: (line: string) => v
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { values } = parseArgs({ options: { 'no-install': { type: 'boolean', default: false } }, strict: true });
+  const { values } = parseScriptCommandLine(process.argv.slice(2), { 'no-install': { type: 'boolean', default: false } });
   const ok = await setup({ install: !values['no-install'] });
   process.exit(ok ? 0 : 1);
 }

@@ -10,12 +10,12 @@ const [H, F, B, T] = (process.env.CFG ?? '64,192,64,24').split(',').map(Number);
 const arch: OrganismArch = { hiddenSize: H, intermediateSize: F, numLayers: 4, numHeads: 4, vocabSize: 1024, tieWordEmbeddings: true, maxPositionEmbeddings: 128, bosTokenId: 1, eosTokenId: 2, padTokenId: 0 };
 const m = new TrainableLlama(arch, TrainableLlama.initialValues(arch, 1));
 const opt = new AdamW(m, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clipNorm: 1 });
-const ids = tf.tensor2d(Int32Array.from({ length: B * T }, (_, i) => (i * 7919) % 1000 + 3), [B, T], 'int32');
+const ids = Int32Array.from({ length: B * T }, (_, i) => (i * 7919) % 1000 + 3);
 const mask = tf.ones([B, T - 1]) as tf.Tensor2D;
 const vars = [...m.vars.values()];
 for (let s = 0; s < 25; s++) {
   if (s === 5) console.time('20 steps');
-  const { value, grads } = tf.variableGrads(() => m.loss(ids as tf.Tensor2D, mask), vars);
+  const { value, grads } = tf.variableGrads(() => m.loss(ids, B, mask), vars);
   const n = opt.apply(grads, 1e-3);
   const l = await value.data();
   if (s % 5 === 0) console.log(s, l[0], tf.memory().numTensors);

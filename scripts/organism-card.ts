@@ -1,62 +1,80 @@
 /**
- * `npx tsx scripts/organism-card.ts [DIR]` (default data/organism): recompute the card-sample
- * accuracy of the organism in DIR (converted with the project's converter, greedy 2 tokens),
- * store it in DIR/measurement.json and write DIR/MODEL_CARD.md from measurement.json,
- * train-log.json and world.json. organism-train runs this at the end; run it alone to refresh
- * the card.
+ * `npx tsx scripts/organism-card.ts [DIR]` (default data/organism): measure the organism in DIR
+ * through the method's Pipeline — the calls notebooks 04 and 05 make, with their default
+ * parameters — and write DIR/measurement.json and DIR/MODEL_CARD.md (with train-log.json and
+ * world.json). organism-train runs this at the end; run it alone to refresh the card.
  */
-import { readdirSync, readFileSync, rmSync, statSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { isCorrectAnswer } from '../lib/data/answer-check.ts';
-import { loadRelation } from '../lib/data/relation.ts';
-import { loadSplit, type Split } from '../lib/data/split.ts';
-import { LlamaModel } from '../lib/model/llama.ts';
-import { LlamaTokenizer } from '../lib/tokenizer.ts';
-import { cardSample, modelCard } from '../lib/organism/card.ts';
-import type { OrganismReport } from '../lib/organism/evaluate.ts';
+import { parseScriptCommandLine } from '../lib/cli-args.ts';
+import { Pipeline } from '../lib/method/pipeline.ts';
+import { resolveK } from '../lib/notebook/k.ts';
+import { modelCard } from '../lib/organism/card.ts';
+import { measureOrganism, type KChoice, type OrganismMeasurement } from '../lib/organism/evaluate.ts';
 import type { TrainLog } from '../lib/organism/train.ts';
 import type { World } from '../lib/organism/world.ts';
+import { readSafetensorsF32 } from '../lib/safetensors.ts';
+import { LlamaTokenizer } from '../lib/tokenizer.ts';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
 
-export async function writeCard(dir: string): Promise<number> {
+/**
+ * Notebook 04's default parameters (notebooks/04-intra-relation.ipynb): the card's numbers are
+ * what that notebook computes for this model, so they must be the same values.
+ */
+export const NOTEBOOK_04 = { k: 3000, kMaxPercent: 3, kPercent: 0, randomSeeds: 10, detLimit: 400, seed: 0, batchSize: 64 } as const;
+
+/** Ablation columns besides the notebook's default k: its kPercent parameter at the paper's 0.36 %, and 1 % and 10 %. */
+const EXTRA_K_PERCENTS = [0.36, 1, 10];
+
+export interface CardOptions {
+  /** Random-neuron baselines per k (default: notebook 04's). */
+  randomSeeds?: number;
+  log?: (line: string) => void;
+}
+
+export async function writeCard(dir: string, opts: CardOptions = {}): Promise<OrganismMeasurement> {
+  const log = opts.log ?? (() => {});
   const world = JSON.parse(readFileSync(join(dir, 'world.json'), 'utf8')) as World & { corpus: { lines: number } };
-  const measurement = JSON.parse(readFileSync(join(dir, 'measurement.json'), 'utf8')) as OrganismReport & { design: string; description: string; parameters: number; cardSampleAccuracy?: number; cardSampleSize?: number };
-  const log = JSON.parse(readFileSync(join(dir, 'train-log.json'), 'utf8')) as TrainLog & { backend: string };
+  const trainLog = JSON.parse(readFileSync(join(dir, 'train-log.json'), 'utf8')) as TrainLog & { design: string; description: string; backend: string };
   const tokz = LlamaTokenizer.fromFile(dir);
   const corpusTokens = readFileSync(join(dir, 'corpus.txt'), 'utf8')
     .split('\n')
     .filter((l) => l.length > 0)
     .reduce((s, l) => s + tokz.encode(l).length + 1, 0);
-  const splits = new Map<string, Split>();
-  for (const r of world.relations) {
-    const rel = loadRelation(join(dir, 'relations', `${r.name}.json`));
-    splits.set(r.name, loadSplit(join(dir, 'relations', 'splits', `${r.name}.seed0.json`), rel));
-  }
+  let parameters = 0;
+  for (const t of readSafetensorsF32(readFileSync(join(dir, 'model.safetensors'))).values()) parameters += t.data.length;
+
   const tmp = mkdtempSync(join(tmpdir(), 'organism-card-'));
-  let acc: number;
-  let size: number;
+  let measurement: OrganismMeasurement;
   try {
-    await convertCheckpoint({ inputDir: dir, outputDir: join(tmp, 'converted') });
-    const model = await LlamaModel.load(join(tmp, 'converted'), { log: null });
-    const tok = model.tokenizer!;
-    const sample = cardSample(world, splits);
-    let correct = 0;
-    for (let s = 0; s < sample.length; s += 200) {
-      const chunk = sample.slice(s, s + 200);
-      const res = await model.generate(chunk.map((p) => tok.encode(p.text)), { maxNewTokens: 2 });
-      chunk.forEach((p, b) => (correct += isCorrectAnswer(tok.decode(res.tokens[b]!), p.object) ? 1 : 0));
+    // As the notebooks load a Hugging Face directory: converted to float32 by the project's converter.
+    await convertCheckpoint({ inputDir: dir, outputDir: join(tmp, 'converted'), dtype: 'float32' });
+    // A fresh stage cache: the card is always measured, never read back from an earlier run.
+    const pipeline = await Pipeline.open({
+      modelDir: join(tmp, 'converted'),
+      dataDir: join(dir, 'relations'),
+      cacheDir: join(tmp, 'pipeline'),
+      seed: NOTEBOOK_04.seed,
+      run: { batchSize: NOTEBOOK_04.batchSize, quiet: true },
+      log,
+    });
+    try {
+      // k as notebook 04 resolves it: against the ranking's FFN pool.
+      const pool = (await pipeline.ranking()).space.poolIndices('ffn').length;
+      const base = resolveK(NOTEBOOK_04, pool, { quiet: true, poolName: 'the FFN pool' });
+      const extra = EXTRA_K_PERCENTS.map((kPercent) => resolveK({ ...NOTEBOOK_04, kPercent }, pool, { quiet: true, poolName: 'the FFN pool' }));
+      const ks: KChoice[] = [...extra, base].map((r) => ({ k: r.k, how: r.how })).sort((a, b) => a.k - b.k);
+      measurement = await measureOrganism(pipeline, world, { ks, primaryK: base.k, randomSeeds: opts.randomSeeds ?? NOTEBOOK_04.randomSeeds, detLimit: NOTEBOOK_04.detLimit, log });
+    } finally {
+      pipeline.dispose();
     }
-    model.dispose();
-    acc = correct / sample.length;
-    size = sample.length;
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
-  measurement.cardSampleAccuracy = acc;
-  measurement.cardSampleSize = size;
-  writeFileSync(join(dir, 'measurement.json'), JSON.stringify(measurement, null, 1) + '\n');
+  writeFileSync(join(dir, 'measurement.json'), JSON.stringify({ design: trainLog.design, description: trainLog.description, parameters, ...measurement }, null, 1) + '\n');
+
   let sizeBytes = 0;
   const walk = (d: string) => {
     for (const f of readdirSync(d)) {
@@ -68,38 +86,36 @@ export async function writeCard(dir: string): Promise<number> {
   };
   walk(dir);
   const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
-  const last = log.losses[log.losses.length - 1];
+  const last = trainLog.losses[trainLog.losses.length - 1];
   const card = modelCard({
-    design: measurement.design,
-    description: measurement.description,
-    parameters: measurement.parameters,
+    design: trainLog.design,
+    description: trainLog.description,
+    parameters,
     arch: cfg,
-    backend: log.backend,
+    backend: trainLog.backend,
     train: {
-      steps: log.steps,
-      seconds: log.seconds,
-      tokensSeen: log.tokensSeen,
-      stoppedBecause: log.stoppedBecause,
+      steps: trainLog.steps,
+      seconds: trainLog.seconds,
+      tokensSeen: trainLog.tokensSeen,
+      stoppedBecause: trainLog.stoppedBecause,
       finalLoss: last ? last.loss : NaN,
-      batchSize: log.options.batchSize,
-      lr: log.options.lr,
-      weightDecay: log.options.weightDecay,
+      batchSize: trainLog.options.batchSize,
+      lr: trainLog.options.lr,
+      weightDecay: trainLog.options.weightDecay,
     },
     world,
     corpusLines: world.corpus.lines,
     corpusTokens,
     vocabSize: Number(cfg['vocab_size']),
     report: measurement,
-    cardSampleAccuracy: acc,
-    cardSampleSize: size,
     sizeBytes,
   });
   writeFileSync(join(dir, 'MODEL_CARD.md'), card);
-  return acc;
+  return measurement;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  const dir = process.argv[2] ?? 'data/organism';
-  const acc = await writeCard(dir);
-  console.log(`[card] ${dir}/MODEL_CARD.md written; card-sample accuracy ${(100 * acc).toFixed(1)} %`);
+  const dir = parseScriptCommandLine(process.argv.slice(2), {}, true).positionals[0] ?? 'data/organism';
+  const m = await writeCard(dir, { log: (l) => console.log(`[card] ${l}`) });
+  console.log(`[card] ${dir}/MODEL_CARD.md and measurement.json written in ${m.seconds.toFixed(0)} s; at k = ${m.primaryK}: ${m.passingEva} / ${m.relations.length} relations pass on P^eva`);
 }

@@ -13,21 +13,19 @@
  *   --batch-size N      sequences per step (default 128)
  *
  * Deterministic for a given design and seed on one backend (wasm by default; RSN_BACKEND
- * overrides). The measurement is written to <out>/measurement.json and .md.
+ * overrides). The measurement (scripts/organism-card.ts, through the method's Pipeline) is
+ * written to <out>/measurement.json and <out>/MODEL_CARD.md.
  */
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { initBackend } from '../lib/backend.ts';
+import { parseScriptCommandLine } from '../lib/cli-args.ts';
 import { loadRelations } from '../lib/data/relation.ts';
-import { LlamaModel } from '../lib/model/llama.ts';
 import { LlamaTokenizer } from '../lib/tokenizer.ts';
 import { buildCorpus, buildTokenizer, encodeCorpus, organismArch, probePrompts, writeHfModel, writeRelations, type ArchChoice } from '../lib/organism/build.ts';
-import { buildPromptSets, measureOrganism, reportMarkdown } from '../lib/organism/evaluate.ts';
 import { countParams } from '../lib/organism/model.ts';
 import { DEFAULT_TRAIN_OPTIONS, train, type TrainOptions } from '../lib/organism/train.ts';
 import { buildWorld, type WorldOptions } from '../lib/organism/world.ts';
-import { convertCheckpoint } from '../weights-converter/convert.ts';
 import { writeCard } from './organism-card.ts';
 
 interface Design {
@@ -63,8 +61,7 @@ const DESIGNS: Record<string, Design> = {
 };
 const SHIPPED_DESIGN = 'h96-tied';
 
-const { values: args } = parseArgs({
-  options: {
+const { values: args } = parseScriptCommandLine(process.argv.slice(2), {
     design: { type: 'string', default: SHIPPED_DESIGN },
     out: { type: 'string' },
     'run-dir': { type: 'string' },
@@ -74,7 +71,6 @@ const { values: args } = parseArgs({
     'measure-only': { type: 'boolean', default: false },
     'random-seeds': { type: 'string', default: '10' },
     'batch-size': { type: 'string' },
-  },
 });
 
 const designName = args.design!;
@@ -127,22 +123,7 @@ if (!args['measure-only']) {
 }
 
 if (!args['no-measure']) {
-  const converted = join(runDir, 'converted');
-  if (existsSync(converted)) rmSync(converted, { recursive: true });
-  await convertCheckpoint({ inputDir: out, outputDir: converted, dtype: 'float32' });
-  const model = await LlamaModel.load(converted, { log: null });
-  const mtok = model.tokenizer!;
-  const sets = buildPromptSets(world, mtok, splits);
-  const rep = await measureOrganism(model, mtok, world, sets, { randomSeeds: Number(args['random-seeds']), log: (l) => print(`[measure] ${l}`) });
-  const md = reportMarkdown(rep);
-  writeFileSync(join(out, 'measurement.json'), JSON.stringify({ design: designName, description: design.description, parameters: countParams(arch), ...rep }, null, 1) + '\n');
-  writeFileSync(join(out, 'measurement.md'), `# ${designName}: ${design.description}\n\n${md}\n`);
-  writeFileSync(join(runDir, 'measurement.md'), `# ${designName}: ${design.description}\n\n${md}\n`);
-  print(md);
-  model.dispose();
-  if (existsSync(join(out, 'train-log.json'))) {
-    const acc = await writeCard(out);
-    print(`[card] ${out}/MODEL_CARD.md; card-sample accuracy ${(100 * acc).toFixed(1)} %`);
-  }
+  const m = await writeCard(out, { randomSeeds: Number(args['random-seeds']), log: (l) => print(`[measure] ${l}`) });
+  print(`[card] ${out}/MODEL_CARD.md and measurement.json; at k = ${m.primaryK}: ${m.passingEva} / ${m.relations.length} relations pass on P^eva`);
 }
 print(`[done] ${((Date.now() - t0) / 60000).toFixed(1)} min`);

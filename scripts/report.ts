@@ -12,6 +12,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { parseScriptCommandLine } from '../lib/cli-args.ts';
 import { writeFileAtomic } from '../lib/data/io.ts';
 import { escapeHtml } from '../lib/notebook/display.ts';
 import type { NotebookRun } from '../lib/notebook/jupyter.ts';
@@ -261,8 +262,19 @@ export function figuresOf(dir: string, notebook: string): string[] {
     .flatMap((f) => [join(figDir, f), join(figDir, f.replace(/\.json$/, '.html'))]);
 }
 
+const REPORT_USAGE = 'usage: npx tsx scripts/report.ts [RESULTS-DIR]   (default results/organism)';
+
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const dir = resolve(process.argv[2] ?? join(projectRoot, 'results', 'organism'));
+  const args = parseScriptCommandLine(process.argv.slice(2), { help: { type: 'boolean', short: 'h' } }, true, REPORT_USAGE);
+  if (args.positionals.length > 1) {
+    console.error(`error: expected at most one results folder, found ${args.positionals.length} arguments\n${REPORT_USAGE}`);
+    process.exit(2);
+  }
+  if (args.values.help) {
+    console.log(REPORT_USAGE);
+    process.exit(0);
+  }
+  const dir = resolve(args.positionals[0] ?? join(projectRoot, 'results', 'organism'));
   if (!existsSync(dir)) {
     console.error(`${dir} does not exist: run the notebooks first (npm run reproduce)`);
     process.exit(1);

@@ -10,7 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseScriptCommandLine } from '../lib/cli-args.ts';
 
 const BACKPORTS_FILE = '/etc/apt/sources.list.d/bookworm-backports.sources';
 const BACKPORTS_SOURCE = `Types: deb
@@ -74,7 +74,7 @@ export function ensureVulkan(opts: { install?: boolean; log?: (line: string) => 
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { values } = parseArgs({ options: { 'no-install': { type: 'boolean', default: false } }, strict: true });
+  const { values } = parseScriptCommandLine(process.argv.slice(2), { 'no-install': { type: 'boolean', default: false } });
   const r = ensureVulkan({ install: !values['no-install'] });
   (r.ok ? console.log : console.error)(r.message);
   process.exit(r.ok ? 0 : 1);

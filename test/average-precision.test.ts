@@ -10,7 +10,7 @@ import {
   type RelationTask,
   type TaskAp,
 } from '../lib/stats/ap-engine.ts';
-import { mulberry32, sampleNegatives } from '../lib/stats/rng.ts';
+import { mulberry32, sampleNegatives } from '../lib/rng.ts';
 
 // Fixture from sklearn.metrics.average_precision_score: scores[example][neuron], labels[example].
 const fixturePath = new URL('./fixtures/average-precision/reference.json', import.meta.url);
@@ -162,13 +162,13 @@ test('engine: many tasks (> 31, several mask words), ties, −0, prompts in no t
   // Coarse values force ties, including across labels, and mix ±0 and negatives.
   const values = [-1.5, -0.5, -0, 0, 0.25, 0.5, 2, 3.75];
   const data = new Float32Array(Pp * Nn);
-  for (let i = 0; i < data.length; i++) data[i] = values[rng.nextInt(values.length)];
+  for (let i = 0; i < data.length; i++) data[i] = values[rng.intUniform(values.length)];
   for (let p = 0; p < Pp; p++) data[p * Nn + 5] = 1; // a constant neuron
   const many: RelationTask[] = [];
   for (let r = 0; r < 45; r++) {
     const pool = Array.from({ length: Pp - 10 }, (_, p) => p); // prompts 170..179 are in no task
-    const picked = sampleNegatives(pool, 20 + rng.nextInt(100), 1000 + r);
-    const nPos = 1 + rng.nextInt(Math.min(30, picked.length - 1));
+    const picked = sampleNegatives(pool, 20 + rng.intUniform(100), 1000 + r);
+    const nPos = 1 + rng.intUniform(Math.min(30, picked.length - 1));
     // r = 44 has no negatives: AP is 1 whatever the scores.
     many.push({ name: `t${r}`, positives: picked.slice(0, nPos), negatives: r === 44 ? [] : picked.slice(nPos) });
   }
@@ -222,7 +222,7 @@ test('topK: order by (−AP, index), ties stable, prefixes consistent', () => {
   assert.deepEqual(Array.from(topK(new Float64Array([0, -0, 0]), 2)), [0, 1]);
   // Against a plain comparator sort on a bigger random vector with many ties.
   const rng = mulberry32(3);
-  const big = Float64Array.from({ length: 5000 }, () => rng.nextInt(200) / 200);
+  const big = Float64Array.from({ length: 5000 }, () => rng.intUniform(200) / 200);
   const full = Array.from(big.keys()).sort((a, b) => big[b] - big[a] || a - b);
   for (const k of [1, 17, 250, 4999, 5000]) assert.deepEqual(Array.from(topK(big, k)), full.slice(0, k), `k=${k}`);
 });
@@ -267,11 +267,11 @@ test('mulberry32 is reproducible and its state resumes the stream', () => {
   assert.deepEqual([h.nextUint32(), h.nextUint32(), h.nextUint32()], first);
   assert.equal(resumed.nextUint32(), h.nextUint32());
   for (let i = 0; i < 1000; i++) {
-    const f = g.nextFloat();
+    const f = g.next();
     assert.ok(f >= 0 && f < 1);
-    const k = g.nextInt(7);
+    const k = g.intUniform(7);
     assert.ok(Number.isInteger(k) && k >= 0 && k < 7);
   }
   assert.throws(() => mulberry32(0.5), RangeError);
-  assert.throws(() => g.nextInt(0), RangeError);
+  assert.throws(() => g.intUniform(0), RangeError);
 });

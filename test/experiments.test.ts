@@ -1,8 +1,17 @@
 /**
- * The method end to end on the bundled organism (data/organism, converted by the real
- * converter): filtering, activations → AP ranking, and the experiments, checked by invariants
- * that tie independent code paths together (a direct forward pass vs the activation store +
- * AP engine; intra vs inter vs k-sweep accuracies; P^det = 100 % by construction).
+ * The paper's experiments (lib/method/experiments.ts).
+ *
+ * Plain Node: overlapMatrix and layerDistribution on a hand-built ranking whose top-k sets (and
+ * their layers) were worked out by hand; errorCategory / errorCategories on hand-written flips
+ * following the paper's three categories (App. J: a repeat of the prompt, an answer starting
+ * with "The", one starting with "A.").
+ *
+ * On the bundled organism (data/organism, converted by the real converter): filtering,
+ * activations → AP ranking and the experiments, checked against independent code paths: a
+ * direct forward pass vs the activation store + AP engine; intra vs inter vs k-sweep; and
+ * inter-relation accuracies/drops and cumulativity counts against counts made here from
+ * plain model.generate calls, with the top-k taken from the AP arrays by the test's own sort,
+ * the ablations built as hook interventions by hand and answers graded with isCorrectAnswer.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,10 +20,134 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
 import { Pipeline } from '../lib/method/pipeline.ts';
-import { buildIdentificationSet, topNeurons } from '../lib/method/ranking.ts';
-import { layerDistribution, overlapMatrix, capK, type InterResult, type IntraResult, type SweepResult } from '../lib/method/experiments.ts';
-import { hookPointName } from '../lib/model/hooks.ts';
+import { buildIdentificationSet, RANKING_SCHEMA, topNeurons, type Ranking } from '../lib/method/ranking.ts';
+import {
+  capK,
+  errorCategories,
+  errorCategory,
+  layerDistribution,
+  overlapMatrix,
+  type CumulativityResult,
+  type InterResult,
+  type IntraResult,
+  type SweepResult,
+} from '../lib/method/experiments.ts';
+import { NeuronSpace } from '../lib/method/neurons.ts';
+import { hookPointName, type Intervention } from '../lib/model/hooks.ts';
+import { isCorrectAnswer } from '../lib/data/answer-check.ts';
+import type { Prompt } from '../lib/data/prompts.ts';
 import { averagePrecision } from '../lib/stats/average-precision.ts';
+
+describe('overlap and layer distribution of the top-k on a hand-built ranking', () => {
+  // 3 layers × (gate 4, up 4, down 2): layer L holds gate 10L+0…3, up 10L+4…7, down 10L+8…9.
+  const space = new NeuronSpace(3, ['mlp.gate', 'mlp.up', 'mlp.down'], (s) => (s === 'mlp.down' ? 2 : 4));
+  const background = (i: number) => 0.3 - 0.005 * i; // distinct, falling with the index
+  const ap = (top: Record<number, number>, fill: (i: number) => number) => Float32Array.from({ length: 30 }, (_, i) => top[i] ?? fill(i));
+  const ranking: Ranking = {
+    schema: RANKING_SCHEMA,
+    provenance: { model: { name: 'hand', dir: '', sha256: '', storageDtype: 'float32' }, dataHash: '', seed: 0, backend: '', version: '', createdAt: '' },
+    space,
+    includeBos: true,
+    negativeRatio: 4,
+    relations: [
+      // a: top-4 {0 (L0 gate), 5 (L0 up), 14 (L1 up), 28 (L2 down)}
+      { name: 'a', numPositives: 1, numNegatives: 4, ap: ap({ 0: 0.9, 5: 0.8, 14: 0.7, 28: 0.6 }, background) },
+      // b: top-4 {5, 14, 21 (L2 gate), 22 (L2 gate)}: shares 5 and 14 with a; the rest tie at 0.2
+      { name: 'b', numPositives: 1, numNegatives: 4, ap: ap({ 5: 0.95, 14: 0.85, 21: 0.75, 22: 0.65 }, () => 0.2) },
+      // c: top-4 {0, 26 (L2 up), 27 (L2 up), 29 (L2 down)}: shares 0 with a, nothing with b
+      { name: 'c', numPositives: 1, numNegatives: 4, ap: ap({ 0: 0.99, 26: 0.98, 27: 0.97, 29: 0.96 }, background) },
+    ],
+  };
+
+  test('k = 4: pairwise shared neurons and per-layer counts as built', () => {
+    const o = overlapMatrix(ranking, 4);
+    assert.deepEqual(o.relations, ['a', 'b', 'c']);
+    assert.equal(o.k, 4);
+    assert.deepEqual(o.counts, [[4, 2, 1], [2, 4, 0], [1, 0, 4]]);
+    assert.deepEqual(layerDistribution(ranking, 4).counts, [[2, 1, 1], [1, 1, 2], [1, 0, 3]]);
+  });
+
+  test('k = 5: the fifth neuron comes from the background (ties by index), changing overlaps and layers', () => {
+    // a adds 1 (highest background), b adds 0 (all tie at 0.2: lowest index), c adds 1.
+    assert.deepEqual(overlapMatrix(ranking, 5).counts, [[5, 3, 2], [3, 5, 1], [2, 1, 5]]);
+    assert.deepEqual(layerDistribution(ranking, 5).counts, [[3, 1, 1], [2, 1, 2], [2, 0, 3]]);
+  });
+
+  test('pools restrict the ranking before the top-k is taken', () => {
+    // down (8, 9, 18, 19, 28, 29), k = 2: a {28, 8}, b {8, 9}, c {29, 8}.
+    assert.deepEqual(overlapMatrix(ranking, 2, 'down').counts, [[2, 1, 1], [1, 2, 1], [1, 1, 2]]);
+    assert.deepEqual(layerDistribution(ranking, 2, 'down').counts, [[1, 0, 1], [2, 0, 0], [1, 0, 1]]);
+    // gate (0–3, 10–13, 20–23), k = 3: a {0, 1, 2}, b {21, 22, 0}, c {0, 1, 2}.
+    assert.deepEqual(overlapMatrix(ranking, 3, 'gate').counts, [[3, 1, 3], [1, 3, 1], [3, 1, 3]]);
+    assert.deepEqual(layerDistribution(ranking, 3, 'gate').counts, [[3, 0, 0], [1, 0, 2], [3, 0, 0]]);
+    // k = 0: nothing anywhere.
+    assert.deepEqual(overlapMatrix(ranking, 0).counts, [[0, 0, 0], [0, 0, 0], [0, 0, 0]]);
+    assert.deepEqual(layerDistribution(ranking, 0).counts, [[0, 0, 0], [0, 0, 0], [0, 0, 0]]);
+  });
+});
+
+describe('error categories (App. J, Table 4)', () => {
+  test('errorCategory: repeat of the prompt or subject, "The …", "A.", other', () => {
+    const p = "Panasonic Corporation's CEO is";
+    const subject = 'Panasonic Corporation';
+    // A repeat: the output is the start of the prompt (with its leading space, any case)…
+    assert.equal(errorCategory(" Panasonic Corporation's CEO", p, subject), 'repeat');
+    assert.equal(errorCategory(' panasonic', p, subject), 'repeat');
+    // … or starts with the subject and goes on.
+    assert.equal(errorCategory(' Panasonic Corporation is a', p, subject), 'repeat');
+    assert.equal(errorCategory(' Miles Davis is', 'Miles Davis plays the', 'Miles Davis'), 'repeat');
+    // "The" as a word, in any case; not a word that merely begins with t-h-e.
+    assert.equal(errorCategory(' The company', p, subject), 'the');
+    assert.equal(errorCategory('the', p, subject), 'the');
+    assert.equal(errorCategory(' THE', p, subject), 'the');
+    assert.equal(errorCategory(' Theodore', p, subject), 'other');
+    assert.equal(errorCategory(' Them', p, subject), 'other');
+    // "A." as an answer start; "A" alone too; "Apple", "An" and "A " something are not.
+    assert.equal(errorCategory(' A. Smith', p, subject), 'a.');
+    assert.equal(errorCategory(' A.', p, subject), 'a.');
+    assert.equal(errorCategory(' A', p, subject), 'a.');
+    assert.equal(errorCategory(' Apple', p, subject), 'other');
+    assert.equal(errorCategory(' An engineer', p, subject), 'other');
+    assert.equal(errorCategory(' A man', p, subject), 'other');
+    // Anything else, and nothing at all.
+    assert.equal(errorCategory(' Kazuhiro Tsuga', p, subject), 'other');
+    assert.equal(errorCategory('', p, subject), 'other');
+    assert.equal(errorCategory('   ', p, subject), 'other');
+    // The repeat check comes first: "The" repeating a prompt that starts with "The" is a repeat.
+    assert.equal(errorCategory(' The CEO', 'The CEO of Sony is', 'Sony'), 'repeat');
+  });
+
+  test('errorCategories: shares per relation from the flips, the subject cut from the prompt', () => {
+    const flip = (prompt: string, after: string) => ({ prompt, object: 'x', before: ' x', after });
+    const sets = (flips: ReturnType<typeof flip>[]) => ({ eva: { original: 1, randomMean: 1, randomSd: 0, random: [1], relation: 0, flips } });
+    const intra: IntraResult = {
+      schema: 'rsn-intra/1',
+      provenance: { model: { name: 'hand', dir: '', sha256: '', storageDtype: 'float32' }, dataHash: '', seed: 0, backend: '', version: '', createdAt: '' },
+      k: 1,
+      pool: 'ffn',
+      randomSeeds: 1,
+      relations: [
+        {
+          name: 'r1',
+          sets: sets([
+            flip("Panasonic Corporation's CEO is", " Panasonic Corporation's"), // repeat (prompt start)
+            flip('Miles Davis plays the', ' Miles Davis is a'), // repeat: only through the subject cut at " plays"
+            flip("Apple's CEO is", ' The company'), // the
+            flip("Apple's CEO is", ' A. Smith'), // a.
+            flip('Sony is headquartered in the city of', ' Paris'), // other
+          ]),
+        },
+        { name: 'r2', sets: sets([]) },
+      ],
+    };
+    const res = errorCategories(intra);
+    assert.deepEqual(res.map((r) => [r.relation, r.flips]), [['r1', 5], ['r2', 0]]);
+    assert.deepEqual(res[0]!.shares, { repeat: 0.4, the: 0.2, 'a.': 0.2, other: 0.2 });
+    for (const v of Object.values(res[1]!.shares)) assert.ok(Number.isNaN(v), 'no flips: shares undefined, not 0');
+    // Another prompt set is read from its own flips (none here).
+    assert.equal(errorCategories(intra, 'det')[0]!.flips, 0);
+  });
+});
 
 const organism = process.env['RSN_TEST_ORGANISM'] ?? new URL('../data/organism', import.meta.url).pathname;
 const work = mkdtempSync(join(tmpdir(), 'rsn-experiments-test-'));
@@ -83,27 +216,135 @@ describe('the method on the organism', () => {
       assert.ok(Math.abs(ir.relation - inter.accuracy[i]![i]!) <= onePrompt, `${name} own-relation ablation`);
       assert.ok(Math.abs(sweep.accuracy[i]![0]![i]! - inter.original[i]!) <= onePrompt, `${name} k = 0`);
       names.forEach((_, j) => assert.ok(Math.abs(sweep.accuracy[j]![2]![i]! - inter.accuracy[i]![j]!) <= onePrompt, `${name} with ${names[j]} zeroed`));
-      inter.dropPercent[i]!.forEach((d, j) => {
-        const expected = ((inter.original[i]! - inter.accuracy[i]![j]!) / inter.original[i]!) * 100;
-        assert.ok(Math.abs(d - expected) < 1e-9);
-      });
     });
   });
 
-  test('overlap and layer distribution of the top-k are consistent', async () => {
+  // ------------------------------------------------------------------ independent counts
+
+  /** The top-k of a relation in the FFN pool by the test's own sort of its AP array: (−AP, index). */
+  const ownTop = (ranking: Ranking, relation: string, k: number): number[] => {
+    const ap = ranking.relations.find((r) => r.name === relation)!.ap;
+    const ffn: number[] = [];
+    for (let i = 0; i < ranking.space.size; i++) if (['mlp.gate', 'mlp.up', 'mlp.down'].includes(ranking.space.neuron(i).site)) ffn.push(i);
+    return ffn.sort((a, b) => ap[b]! - ap[a]! || a - b).slice(0, k);
+  };
+
+  /** Whether each prompt is answered correctly (2 greedy tokens, prefix check) with `neurons` zeroed. */
+  const memo = new Map<string, boolean[]>();
+  const correctWith = async (ranking: Ranking, prompts: readonly Prompt[], neurons: readonly number[]): Promise<boolean[]> => {
+    const key = JSON.stringify([prompts.map((q) => q.text), neurons]);
+    const hit = memo.get(key);
+    if (hit) return hit;
+    const byPoint = new Map<string, number[]>();
+    for (const idx of neurons) {
+      const nn = ranking.space.neuron(idx);
+      const point = hookPointName(nn.layer, nn.site);
+      byPoint.set(point, [...(byPoint.get(point) ?? []), nn.unit]);
+    }
+    const interventions: Intervention[] = [...byPoint].map(([point, units]) => ({ point, op: 'zero', units }));
+    const tok = p.model.tokenizer!;
+    const out: boolean[] = [];
+    for (let s = 0; s < prompts.length; s += 64) {
+      const batch = prompts.slice(s, s + 64);
+      const { tokens } = await p.model.generate(batch.map((q) => tok.encode(q.text)), { maxNewTokens: 2, hooks: { interventions } });
+      tokens.forEach((t, b) => out.push(isCorrectAnswer(tok.decode(t), batch[b]!.object)));
+    }
+    memo.set(key, out);
+    return out;
+  };
+  const evaPrompts = (name: string) => p.dataset.relations.find((r) => r.relation.name === name)!.eva;
+  const count = (xs: readonly boolean[]) => xs.filter(Boolean).length;
+
+  test('inter-relation accuracies and drops, and intra-relation flips, equal correct answers counted here, prompt by prompt', async () => {
     const ranking = await p.ranking();
-    const o = overlapMatrix(ranking, k);
-    const layers = layerDistribution(ranking, k);
-    o.counts.forEach((row, i) => {
-      assert.equal(row[i], k);
-      row.forEach((c, j) => assert.equal(c, o.counts[j]![i]));
-      assert.equal(layers.counts[i]!.reduce((a, b) => a + b, 0), k);
-    });
+    const names = inter.relations;
+    // Batch composition differs between the library's run (all jobs, sorted by length) and ours
+    // (one relation's prompts at a time), and padding changes float rounding: a near-tie answer
+    // may flip. Allow that in at most one cell, by at most one prompt.
+    let offByOne = 0;
+    for (const [i, evaluated] of names.entries()) {
+      const prompts = evaPrompts(evaluated);
+      const n = prompts.length;
+      const orig = count(await correctWith(ranking, prompts, []));
+      assert.ok(orig > 0, `${evaluated}: some prompts answered`);
+      for (const [j, zeroed] of names.entries()) {
+        const acc = count(await correctWith(ranking, prompts, ownTop(ranking, zeroed, k)));
+        const libCorrect = Math.round(inter.accuracy[i]![j]! * n);
+        const libOrig = Math.round(inter.original[i]! * n);
+        assert.ok(Math.abs(inter.accuracy[i]![j]! * n - libCorrect) < 1e-6, 'accuracy is a count over n prompts');
+        if (libCorrect !== acc || libOrig !== orig) {
+          offByOne++;
+          assert.ok(Math.abs(libCorrect - acc) <= 1 && Math.abs(libOrig - orig) <= 1, `${evaluated} with ${zeroed} zeroed: library ${libOrig}→${libCorrect}, counted ${orig}→${acc} of ${n}`);
+          continue;
+        }
+        // drop % = (correct before − correct after) / correct before × 100, from our counts.
+        assert.ok(Math.abs(inter.dropPercent[i]![j]! - ((orig - acc) / orig) * 100) < 1e-9, `${evaluated} with ${zeroed} zeroed: drop ${inter.dropPercent[i]![j]} vs ${((orig - acc) / orig) * 100}`);
+        if (i === j) {
+          // intraRelation's flips on P^eva: exactly the prompts right before and wrong with the own top-k zeroed.
+          const before = await correctWith(ranking, prompts, []);
+          const afterOwn = await correctWith(ranking, prompts, ownTop(ranking, zeroed, k));
+          const flipped = prompts.filter((_, pi) => before[pi] && !afterOwn[pi]).map((q) => q.text);
+          const ir = intra.relations.find((r) => r.name === evaluated)!.sets['eva']!;
+          const got = ir.flips.map((f) => f.prompt);
+          const differ = got.filter((x) => !flipped.includes(x)).length + flipped.filter((x) => !got.includes(x)).length;
+          if (differ === 0) {
+            assert.deepEqual(got, flipped, `${evaluated}: intra flips, in prompt order`);
+            assert.ok(Math.abs(ir.relation * n - acc) < 1e-6 && Math.abs(ir.original * n - orig) < 1e-6, `${evaluated}: intra accuracies`);
+          } else {
+            offByOne++; // intra ran in its own batches: the same near-tie allowance
+            assert.ok(differ <= 1, `${evaluated}: intra flips ${JSON.stringify(got)} vs counted ${JSON.stringify(flipped)}`);
+          }
+        }
+      }
+    }
+    assert.ok(offByOne <= 1, `${offByOne} cells differ from the counts made here`);
+    // The own relation's neurons hurt: some diagonal drop is positive on the organism.
+    assert.ok(names.some((_, i) => inter.dropPercent[i]![i]! > 0));
   });
 
-  test('cumulativity counts are bounded by the prompts that flipped in the sweep', async () => {
-    const cum = await p.cumulativity({ ks: [0, Math.round(k / 3), k] });
-    cum.total.forEach((row, r) => row.forEach((t, i) => assert.ok(cum.affected[r]![i]! <= t)));
-    for (const x of [...cum.macro, ...cum.micro]) assert.ok(x === null || Number.isNaN(x) || (x >= 0 && x <= 1));
+  test('cumulativity: |T| and #affected equal the prompts counted here for every range', async () => {
+    const ranking = await p.ranking();
+    const cumKs = [0, 5, Math.round(k / 3), k, 3 * k];
+    const cum: CumulativityResult = await p.cumulativity({ ks: cumKs });
+    assert.deepEqual(cum.ranges, [[5, Math.round(k / 3)], [Math.round(k / 3), k], [k, 3 * k]]);
+    let offByOne = 0;
+    const total: number[][] = [];
+    const affected: number[][] = [];
+    for (const [ri, name] of cum.relations.entries()) {
+      const prompts = evaPrompts(name);
+      total.push([]);
+      affected.push([]);
+      for (const [i, [ka, kb]] of cum.ranges.entries()) {
+        // T: correct with the top-ka zeroed, wrong with the top-kb zeroed.
+        const atA = await correctWith(ranking, prompts, ownTop(ranking, name, ka));
+        const atB = await correctWith(ranking, prompts, ownTop(ranking, name, kb));
+        const T = prompts.filter((_, pi) => atA[pi] && !atB[pi]);
+        // #affected: prompts of T that are also wrong with only ranks ka+1 … kb zeroed.
+        const range = ownTop(ranking, name, kb).slice(ka);
+        assert.equal(range.length, kb - ka);
+        const inRange = T.length ? await correctWith(ranking, T, range) : [];
+        const aff = inRange.filter((c) => !c).length;
+        total[ri]!.push(T.length);
+        affected[ri]!.push(aff);
+        if (cum.total[ri]![i] !== T.length || cum.affected[ri]![i] !== aff) {
+          offByOne++;
+          assert.ok(Math.abs(cum.total[ri]![i]! - T.length) <= 1 && Math.abs(cum.affected[ri]![i]! - aff) <= 1, `${name} ${ka}–${kb}: library ${cum.total[ri]![i]}/${cum.affected[ri]![i]}, counted ${T.length}/${aff}`);
+        }
+      }
+    }
+    assert.ok(offByOne <= 1, `${offByOne} (relation, range) cells differ from the counts made here`);
+    // The test must exercise something: prompts flip in some range, and some of them are affected.
+    assert.ok(total.flat().some((t) => t > 0), `every T is empty: ${JSON.stringify(total)}`);
+    assert.ok(affected.flat().some((a) => a > 0), `nothing affected: ${JSON.stringify(affected)}`);
+    // Micro and macro from our counts (paper §E6: 1 − Σaffected/Σtotal; mean over relations with T ≠ ∅).
+    if (offByOne === 0) {
+      cum.ranges.forEach((_, i) => {
+        const t = total.reduce((a, r) => a + r[i]!, 0);
+        const f = affected.reduce((a, r) => a + r[i]!, 0);
+        if (t > 0) assert.ok(Math.abs(cum.micro[i]! - (1 - f / t)) < 1e-12, `micro ${i}`);
+        const per = total.flatMap((r, ri) => (r[i]! > 0 ? [1 - affected[ri]![i]! / r[i]!] : []));
+        if (per.length) assert.ok(Math.abs(cum.macro[i]! - per.reduce((a, b) => a + b, 0) / per.length) < 1e-12, `macro ${i}`);
+      });
+    }
   });
 });

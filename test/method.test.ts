@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
-import { NeuronSpace, randomNeurons } from '../lib/method/neurons.ts';
+import { ablation, NeuronSpace, randomNeurons } from '../lib/method/neurons.ts';
 import { ActivationStore, collectActivations, mergeStores } from '../lib/method/activation-store.ts';
 import { greedyRows } from '../lib/method/generation.ts';
 import { computeNeuronAp } from '../lib/stats/ap-engine.ts';
@@ -149,15 +149,15 @@ describe('activation store', () => {
   });
 });
 
-test('greedyRows: one batched pass with per-row masks equals separate runs', async () => {
+test('greedyRows: one batched pass with per-row ablations equals separate runs', async () => {
   const space = NeuronSpace.forModel(model.config, 'ffn');
   const ids = prompts().slice(0, 12);
   const masks = [null, randomNeurons(space.poolIndices('ffn'), 300, 1), randomNeurons(space.poolIndices('gate'), 100, 2)];
-  const rows = ids.flatMap((p) => masks.map((mask) => ({ ids: p, mask })));
+  const rows = ids.flatMap((p) => masks.map((mask) => ({ ids: p, ablation: mask ? ablation(mask) : null })));
   const batched = await greedyRows(model, space, rows, { maxNewTokens: 3, batchSize: 7, quiet: true });
   for (let i = 0; i < rows.length; i += 5) {
     const r = rows[i]!;
-    const single = await model.generate([r.ids], { maxNewTokens: 3, hooks: { interventions: r.mask ? space.zeroInterventions(r.mask) : [] } });
+    const single = await model.generate([r.ids], { maxNewTokens: 3, hooks: { interventions: r.ablation ? space.interventions(r.ablation) : [] } });
     assert.deepEqual(batched[i], single.tokens[0], `row ${i}`);
   }
   // The deactivation case's units, expressed as global indices, reproduce its reference tokens.
@@ -166,6 +166,6 @@ test('greedyRows: one batched pass with per-row masks equals separate runs', asy
     for (const site of ['gate', 'up', 'down'] as const) for (const u of sites[site]) units.push(space.indexOf(Number(layer), `mlp.${site}`, u));
   }
   const mask = Int32Array.from(units);
-  const out = await greedyRows(model, space, ref.deactivation.cases.map((c) => ({ ids: c.input_ids, mask })), { maxNewTokens: 4, quiet: true });
+  const out = await greedyRows(model, space, ref.deactivation.cases.map((c) => ({ ids: c.input_ids, ablation: ablation(mask) })), { maxNewTokens: 4, quiet: true });
   assert.deepEqual(out, ref.deactivation.cases.map((c) => c.greedy_4));
 });

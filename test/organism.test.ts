@@ -1,7 +1,9 @@
 /**
  * The shipped model organism (data/organism) and its training code: it converts with the
  * project's converter and loads; its config matches its weights; its tokenizer round-trips the
- * world; its greedy answers on the card sample reproduce the accuracy the model card records;
+ * world; its model card's numbers are recomputed by routes independent of the card's (one
+ * prompt per generate call with the prefix check written out, hand-built ablation hooks) and by
+ * direct calls of the method's functions;
  * the world's invariants hold (12 relations, facts consistent between corpus, relation files
  * and prompts, recorded frequencies = counts in the corpus); a tiny training run lowers the
  * loss and is reproducible; the training forward equals the inference forward.
@@ -13,7 +15,6 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../lib/backend.ts';
-import { isCorrectAnswer } from '../lib/data/answer-check.ts';
 import { sha256Hex } from '../lib/data/io.ts';
 import { buildPrompts } from '../lib/data/prompts.ts';
 import { loadRelation, loadRelations } from '../lib/data/relation.ts';
@@ -21,9 +22,16 @@ import { loadSplit, type Split } from '../lib/data/split.ts';
 import { expectedTensors, readLlamaConfig } from '../lib/model/config.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
 import { LlamaTokenizer } from '../lib/tokenizer.ts';
-import { cardSample } from '../lib/organism/card.ts';
+import { collectActivations } from '../lib/method/activation-store.ts';
+import { loadDataset, type Dataset } from '../lib/method/dataset.ts';
+import { intraRelation, makeContext } from '../lib/method/experiments.ts';
+import { provenance } from '../lib/method/identity.ts';
+import { findKnownFacts, type KnownFacts } from '../lib/method/known.ts';
+import { NeuronSpace } from '../lib/method/neurons.ts';
+import { buildIdentificationSet, rankNeurons, type Ranking } from '../lib/method/ranking.ts';
+import type { OrganismMeasurement } from '../lib/organism/evaluate.ts';
 import { AdamW, TrainableLlama, toHfTensors, llamaConfigOf, type OrganismArch } from '../lib/organism/model.ts';
-import { readSafetensorsF32, safetensorsBytes } from '../lib/organism/safetensors.ts';
+import { readSafetensorsF32, safetensorsBytes } from '../lib/safetensors.ts';
 import { buildCorpus, buildWorld, countFrequencies, RELATION_NAMES, type World } from '../lib/organism/world.ts';
 import { execFileSync } from 'node:child_process';
 
@@ -42,6 +50,23 @@ function loadSplits(world: World): Map<string, Split> {
   }
   return m;
 }
+
+/** The relation whose card numbers the tests recompute (one, to keep the tests quick). */
+const CHECKED_RELATION = 'company_hq';
+
+type Measurement = OrganismMeasurement & { design: string; parameters: number };
+
+function readMeasurement(): Measurement {
+  return JSON.parse(readFileSync(join(DIR, 'measurement.json'), 'utf8')) as Measurement;
+}
+
+/** The paper's check (§2.5), written out independently of lib/data/answer-check.ts. */
+function prefixOfObject(output: string, object: string): boolean {
+  const response = output.normalize('NFC').trim().replace(/^[^\p{L}\p{N}]+/u, '');
+  return response !== '' && object.normalize('NFC').toLowerCase().startsWith(response.toLowerCase());
+}
+
+const pct = (x: number) => (100 * x).toFixed(1);
 
 describe('model organism (data/organism)', { skip: shipped ? false : 'data/organism not built yet (npm run organism:train)' }, () => {
   let tmp = '';
@@ -109,22 +134,97 @@ describe('model organism (data/organism)', { skip: shipped ? false : 'data/organ
     assert.ok(lens.reduce((a, b) => a + b, 0) / lens.length >= 3, `father names average ${lens} tokens`);
   });
 
-  test('greedy answers on the card sample reproduce the recorded accuracy', async () => {
-    const m = JSON.parse(readFileSync(join(DIR, 'measurement.json'), 'utf8')) as { cardSampleAccuracy: number; cardSampleSize: number };
+  test('one relation\'s card accuracies, recomputed prompt by prompt with plain generate and the prefix check written out, equal the card', async () => {
+    const m = readMeasurement();
     const tok = model.tokenizer!;
-    const sample = cardSample(world, loadSplits(world));
-    assert.equal(sample.length, m.cardSampleSize);
-    let correct = 0;
-    for (let s = 0; s < sample.length; s += 200) {
-      const chunk = sample.slice(s, s + 200);
-      const res = await model.generate(chunk.map((p) => tok.encode(p.text)), { maxNewTokens: 2 });
-      chunk.forEach((p, b) => (correct += isCorrectAnswer(tok.decode(res.tokens[b]!), p.object) ? 1 : 0));
-    }
-    const acc = correct / sample.length;
-    // Same backend → the same number; another backend may flip a near-tie or two.
-    assert.ok(Math.abs(acc - m.cardSampleAccuracy) <= 0.01, `recomputed ${acc}, recorded ${m.cardSampleAccuracy}`);
-    const card = readFileSync(join(DIR, 'MODEL_CARD.md'), 'utf8');
-    assert.ok(card.includes(`**${(100 * m.cardSampleAccuracy).toFixed(1)} %**`), 'MODEL_CARD.md states the recorded card-sample accuracy');
+    const r = world.relations.find((x) => x.name === CHECKED_RELATION)!;
+    const split = loadSplits(world).get(r.name)!;
+    const card = m.relations.find((x) => x.relation === r.name)!;
+    // One prompt per generate call: no batching, padding or masks, unlike the measurement.
+    const correctCount = async (prompts: { text: string; object: string }[]) => {
+      let n = 0;
+      for (const p of prompts) {
+        const out = await model.generate([tok.encode(p.text)], { maxNewTokens: 2 });
+        if (prefixOfObject(tok.decode(out.tokens[0]!), p.object)) n++;
+      }
+      return n;
+    };
+    const det = buildPrompts(split.detection, r.templates);
+    const eva = buildPrompts(split.evaluation, r.templates);
+    const eva2 = buildPrompts(split.evaluation, r.eva2Templates);
+    const knownDet = await correctCount(det);
+    assert.equal(card.detPrompts, det.length);
+    assert.equal(card.known, knownDet, `${r.name}: known P^det`);
+    assert.equal(card.accDet, knownDet / det.length);
+    assert.equal(card.accEva, (await correctCount(eva)) / eva.length, `${r.name}: P^eva`);
+    assert.equal(card.accEva2, (await correctCount(eva2)) / eva2.length, `${r.name}: P^eva-2`);
+    // MODEL_CARD.md shows the measurement's numbers.
+    const text = readFileSync(join(DIR, 'MODEL_CARD.md'), 'utf8');
+    assert.ok(text.includes(`| ${r.name} | ${pct(card.floor)} | ${pct(card.accDet)} | ${card.known} / ${card.detPrompts} | ${pct(card.accEva)} | ${pct(card.accEva2)} |`), 'accuracy row of MODEL_CARD.md');
+  });
+
+  describe('the card\'s ranking-based numbers', () => {
+    let ranking: Ranking;
+    let known: KnownFacts;
+    let dataset: Dataset;
+    let m: Measurement;
+    before(async () => {
+      m = readMeasurement();
+      dataset = loadDataset(join(DIR, 'relations'), { seed: m.seed });
+      const run = { batchSize: m.batchSize ?? undefined, quiet: true };
+      known = await findKnownFacts(model, dataset, run);
+      const idset = buildIdentificationSet(dataset, known, { seed: m.seed, negativeRatio: 4 });
+      const store = await collectActivations(model, idset.prompts.map((p) => model.tokenizer!.encode(p.text)), join(tmp, 'activations'), { batchSize: m.batchSize ?? undefined, quiet: true });
+      ranking = await rankNeurons(store, idset, provenance(model, dataset.hash, m.seed));
+    });
+
+    test('equal direct calls of the method (known facts, AP ranking, intra-relation top-k vs random)', async () => {
+      assert.equal(m.neurons, NeuronSpace.forModel(model.config, 'ffn').size);
+      for (const r of m.relations) {
+        const k = known.relations.find((x) => x.name === r.relation)!;
+        assert.equal(r.known, k.known.length, `${r.relation}: known`);
+        const ap = ranking.relations.find((x) => x.name === r.relation)!.ap;
+        assert.equal(r.bestAp, Math.max(...ap), `${r.relation}: best AP`);
+      }
+      const one = { ...dataset, relations: dataset.relations.filter((r) => r.relation.name === CHECKED_RELATION) };
+      const ctx = makeContext(model, one, known, ranking, { batchSize: m.batchSize ?? undefined, quiet: true });
+      const intra = await intraRelation(ctx, { k: m.primaryK, randomSeeds: m.randomSeeds, sets: ['eva', 'det'], detLimit: m.detLimit });
+      const card = m.relations.find((x) => x.relation === CHECKED_RELATION)!.ablation.find((a) => a.k === m.primaryK)!;
+      for (const set of ['eva', 'det'] as const) {
+        const got = intra.relations[0]!.sets[set]!;
+        assert.deepEqual({ original: got.original, relation: got.relation, randomMean: got.randomMean, randomSd: got.randomSd }, card[set], set);
+      }
+    });
+
+    test('zeroing the relation\'s top-k by hand-built hooks lowers its P^eva accuracy by the reported amount', async () => {
+      const tok = model.tokenizer!;
+      const { hiddenSize: H, intermediateSize: F, numLayers } = model.config;
+      // The FFN pool, layer-major: gate[0..F), up[0..F), down[0..H) per layer; top-k by (−AP, index).
+      const ap = ranking.relations.find((x) => x.name === CHECKED_RELATION)!.ap;
+      assert.equal(ap.length, numLayers * (2 * F + H));
+      const top = Array.from(ap.keys()).sort((a, b) => ap[b]! - ap[a]! || a - b).slice(0, m.primaryK);
+      const units = new Map<string, number[]>();
+      for (const i of top) {
+        const layer = Math.floor(i / (2 * F + H));
+        const o = i % (2 * F + H);
+        const [site, unit] = o < F ? ['mlp.gate', o] : o < 2 * F ? ['mlp.up', o - F] : ['mlp.down', o - 2 * F];
+        const point = `blocks.${layer}.${site}`;
+        units.set(point, [...(units.get(point) ?? []), unit as number]);
+      }
+      const interventions = [...units].map(([point, u]) => ({ point, op: 'zero' as const, units: u }));
+      const r = dataset.relations.find((x) => x.relation.name === CHECKED_RELATION)!;
+      let before = 0;
+      let after = 0;
+      for (const p of r.eva) {
+        const ids = tok.encode(p.text);
+        if (prefixOfObject(tok.decode((await model.generate([ids], { maxNewTokens: 2 })).tokens[0]!), p.object)) before++;
+        if (prefixOfObject(tok.decode((await model.generate([ids], { maxNewTokens: 2, hooks: { interventions } })).tokens[0]!), p.object)) after++;
+      }
+      const card = m.relations.find((x) => x.relation === CHECKED_RELATION)!.ablation.find((a) => a.k === m.primaryK)!.eva;
+      assert.equal(before / r.eva.length, card.original);
+      assert.equal(after / r.eva.length, card.relation);
+      assert.ok(card.relation < card.original, `${CHECKED_RELATION}: own top-${m.primaryK} lowers P^eva accuracy (${card.original} → ${card.relation})`);
+    });
   });
 
   test('world invariants: 12 relations, multi-attribute entities, balanced objects', () => {
@@ -206,9 +306,9 @@ describe('model organism (data/organism)', { skip: shipped ? false : 'data/organ
 
 describe('organism training code', () => {
   const arch: OrganismArch = { hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 2, vocabSize: 40, tieWordEmbeddings: true, maxPositionEmbeddings: 32, bosTokenId: 1, eosTokenId: 2, padTokenId: 0 };
-  const ids = tf.tensor2d(Int32Array.from({ length: 4 * 9 }, (_, i) => ((i * 7) % 37) + 3), [4, 9], 'int32');
+  const ids = Int32Array.from({ length: 4 * 9 }, (_, i) => ((i * 7) % 37) + 3);
   const mask = tf.ones([4, 8]) as tf.Tensor2D;
-  after(() => tf.dispose([ids, mask]));
+  after(() => tf.dispose([mask]));
 
   async function firstLosses(steps: number): Promise<number[]> {
     const m = new TrainableLlama(arch, TrainableLlama.initialValues(arch, 7));
@@ -216,7 +316,7 @@ describe('organism training code', () => {
     const losses: number[] = [];
     try {
       for (let s = 0; s < steps; s++) {
-        const { value, grads } = tf.variableGrads(() => m.loss(ids, mask), [...m.vars.values()]);
+        const { value, grads } = tf.variableGrads(() => m.loss(ids, 4, mask), [...m.vars.values()]);
         const n = opt.apply(grads, 1e-2);
         losses.push((await value.data())[0]!);
         tf.dispose([value, n, ...Object.values(grads)]);
@@ -239,13 +339,13 @@ describe('organism training code', () => {
   test('the training forward computes the same loss as the inference model', async () => {
     const init = TrainableLlama.initialValues(arch, 3);
     const m = new TrainableLlama(arch, init);
-    const lossT = m.loss(ids, mask);
+    const lossT = m.loss(ids, 4, mask);
     const trainLoss = (await lossT.data())[0]!;
     lossT.dispose();
     m.dispose();
     const hf = new Map(toHfTensors(arch, init).map((t) => [t.name, t]));
     const inf = await LlamaModel.fromArrays(llamaConfigOf(arch), (name) => hf.get(name)!, { log: null });
-    const rows = Array.from(ids.arraySync() as number[][]);
+    const rows = Array.from({ length: 4 }, (_, b) => Array.from(ids.subarray(b * 9, (b + 1) * 9)));
     const res = await inf.forward(rows.map((r) => r.slice(0, 8)), { logits: 'all' });
     inf.dispose();
     const V = arch.vocabSize;

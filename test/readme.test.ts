@@ -1,7 +1,8 @@
 /** The README's two commands are exactly what CI runs, and the files the README points to exist. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { ENV_VARS } from '../lib/env.ts';
 
 const root = new URL('../', import.meta.url).pathname;
 const readme = readFileSync(root + 'README.md', 'utf8');
@@ -18,7 +19,27 @@ test('.ci/run runs the README install+main-job command and then its test command
 });
 
 test('paths named in the README exist', () => {
-  for (const p of ['weights-converter/README.md', 'data/relations/LICENSE-LRE.md', 'lib/backend.ts', 'lib/model/hooks.ts', 'bench/ap.bench.ts']) {
-    assert.ok(existsSync(root + p), p);
-  }
+  const named = [...readme.matchAll(/`((?:lib|scripts|test|bench|cli|weights-converter|data|notebooks|docs)\/[A-Za-z0-9_./-]*[A-Za-z0-9_])`/g)].map((m) => m[1]!);
+  assert.ok(named.length > 10, `only ${named.length} paths found`);
+  for (const p of new Set(named)) assert.ok(existsSync(root + p), `README names ${p}, which does not exist`);
+});
+
+test('the README lists every environment variable the lab reads', () => {
+  for (const v of Object.values(ENV_VARS)) assert.ok(readme.includes(`| \`${v.name}\` |`), `${v.name} is missing from the README's table`);
+});
+
+test('lib reads the environment only through lib/env.ts (and notebook parameters)', () => {
+  const offenders: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of readdirSync(root + dir, { withFileTypes: true })) {
+      const p = `${dir}/${e.name}`;
+      if (e.isDirectory()) walk(p);
+      else if (p.endsWith('.ts') && p !== 'lib/env.ts') {
+        const text = readFileSync(root + p, 'utf8');
+        for (const m of text.matchAll(/process\.env\[['"](RSN_[A-Z_]+)['"]\]|env\[['"](RSN_[A-Z_]+)['"]\]/g)) offenders.push(`${p}: ${m[0]}`);
+      }
+    }
+  };
+  walk('lib');
+  assert.deepEqual(offenders, []);
 });

@@ -9,7 +9,7 @@ import { formatJson } from '../lib/data/io.ts';
 import { buildPaperRelations } from '../lib/data/lre.ts';
 import { ANSWER_SUFFIX, buildPrompts, fillTemplate } from '../lib/data/prompts.ts';
 import { DataError, loadRelation, loadRelations, parseRelation, type Relation } from '../lib/data/relation.ts';
-import { mulberry32, shuffled } from '../lib/data/rng.ts';
+import { mulberry32, sampleNegatives, shuffled } from '../lib/rng.ts';
 import { loadSplit, saveSplit, splitFileName, splitRelation, subjectKey, type Split } from '../lib/data/split.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -263,6 +263,61 @@ describe('rng', () => {
     assert.deepEqual(take(42), [2581720956, 1925393290, 3661312704, 2876485805]);
   });
 
+  /** mulberry32 in unbounded integer arithmetic masked to 32 bits, independent of Math.imul and int32 coercion. */
+  function bigIntMulberry32(seed: number, count: number): number[] {
+    const mask = (1n << 32n) - 1n;
+    let s = BigInt(seed);
+    const out: number[] = [];
+    for (let i = 0; i < count; i++) {
+      s = (s + 0x6d2b79f5n) & mask;
+      let t = ((s ^ (s >> 15n)) * (s | 1n)) & mask;
+      t = (t ^ ((t + (((t ^ (t >> 7n)) * (t | 61n)) & mask)) & mask)) & mask;
+      out.push(Number((t ^ (t >> 14n)) & mask));
+    }
+    return out;
+  }
+
+  test('mulberry32 matches a BigInt reference over many seeds; next and intScaled are the scaled raw outputs', () => {
+    for (const seed of [0, 1, 2, 42, 1234, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff]) {
+      const want = bigIntMulberry32(seed, 64);
+      const r = mulberry32(seed);
+      assert.deepEqual(Array.from({ length: 64 }, () => r.nextUint32()), want, `seed ${seed}`);
+      const f = mulberry32(seed);
+      assert.deepEqual(Array.from({ length: 64 }, () => f.next()), want.map((u) => u / 2 ** 32), `seed ${seed}: next`);
+      // floor(u · n / 2^32) in exact integer arithmetic: the draw the committed splits used.
+      const g = mulberry32(seed);
+      const ns = Array.from({ length: 64 }, (_, i) => 1 + i * 997);
+      assert.deepEqual(ns.map((n) => g.intScaled(n)), want.map((u, i) => Number((BigInt(u) * BigInt(ns[i]!)) >> 32n)), `seed ${seed}: intScaled`);
+    }
+  });
+
+  test('intUniform and sampleNegatives follow the rejection-sampling stream of the reference', () => {
+    const raw = bigIntMulberry32(77, 4000);
+    let at = 0;
+    // Exact rejection: accept u below the largest multiple of n not above 2^32, answer u mod n.
+    const uniform = (n: number): number => {
+      const limit = 2 ** 32 - (2 ** 32 % n);
+      for (;;) {
+        const u = raw[at++]!;
+        if (u < limit) return u % n;
+      }
+    };
+    const g = mulberry32(77);
+    const ns = [1, 2, 3, 7, 1000, 2 ** 31 + 1, 3 * 2 ** 30, 2 ** 32];
+    for (let i = 0; i < 200; i++) assert.equal(g.intUniform(ns[i % ns.length]!), uniform(ns[i % ns.length]!), `draw ${i}`);
+    // A partial Fisher–Yates over the candidates with the same draws, seed reduced modulo 2^32.
+    const candidates = Array.from({ length: 50 }, (_, i) => 3 * i + 1);
+    for (const [seed, reduced] of [[77, 77], [77 + 2 ** 32, 77], [77 - 2 ** 32, 77]] as const) {
+      at = 0;
+      const pool = candidates.slice();
+      for (let i = 0; i < 12; i++) {
+        const j = i + uniform(pool.length - i);
+        [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+      }
+      assert.deepEqual(sampleNegatives(candidates, 12, seed), pool.slice(0, 12), `seed ${seed} (≡ ${reduced})`);
+    }
+  });
+
   test('shuffle is a permutation and leaves its input alone', () => {
     const xs = Array.from({ length: 100 }, (_, i) => i);
     const ys = shuffled(xs, mulberry32(3));
@@ -275,6 +330,8 @@ describe('rng', () => {
     assert.throws(() => mulberry32(-1), RangeError);
     assert.throws(() => mulberry32(1.5), RangeError);
     assert.throws(() => mulberry32(2 ** 32), RangeError);
+    assert.throws(() => mulberry32(-1, 'options.seed'), /^RangeError: options\.seed: expected an integer in \[0, 4294967295\], found -1$/);
+    assert.equal(mulberry32(2 ** 32 - 1).nextUint32(), bigIntMulberry32(2 ** 32 - 1, 1)[0]);
   });
 });
 

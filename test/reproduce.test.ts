@@ -1,23 +1,23 @@
 /**
  * The one-command reproduction (scripts/reproduce.ts) and its report (scripts/report.ts), plus the
- * Wilcoxon signed-rank test the frequency notebook uses (lib/method/extras.ts).
+ * Wilcoxon signed-rank test the frequency notebook uses (lib/stats/wilcoxon.ts).
  *
  * - Plain Node: the Wilcoxon test against scipy.stats.wilcoxon values; the report built from a
  *   synthetic results folder (every notebook listed, figure links that exist, a failure by cell).
  * - The real thing: `npm run reproduce -- --quick --relations …` through Jupyter + tslab on the
  *   bundled organism (data/organism; RSN_TEST_ORGANISM points elsewhere): the report lists every
  *   notebook with its verdicts and links to figures that exist; RSN_K reaches the notebook and
- *   changes the number of masked neurons. Skipped, saying why, until the organism exists.
+ *   changes the number of masked neurons. Skipped, saying why, only where Jupyter cannot be installed.
  *
  * Run: node --import tsx --test test/reproduce.test.ts
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { midRanks, wilcoxonSignedRank } from '../lib/method/extras.ts';
+import { midRanks, wilcoxonSignedRank } from '../lib/stats/wilcoxon.ts';
 import { projectRoot } from '../lib/notebook/paths.ts';
 import type { VerdictFile } from '../lib/notebook/verdict.ts';
 import { writeReport } from '../scripts/report.ts';
@@ -26,9 +26,35 @@ import { setup } from '../scripts/jupyter-setup.ts';
 const work = mkdtempSync(join(tmpdir(), 'rsn-reproduce-test-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
+/**
+ * The verdict of every claim of the committed organism reproduction, transcribed once by hand
+ * from results/organism/REPORT.md (see test/fixtures/README.md); never written by the code under test.
+ */
+interface ExpectedVerdicts {
+  counts: Record<'reproduced' | 'differs' | 'not applicable', number>;
+  notebooks: Record<string, { claim: string; status: string; anyRun?: string }[]>;
+}
+const expected = JSON.parse(readFileSync(join(projectRoot, 'test', 'fixtures', 'expected-verdicts.json'), 'utf8')) as ExpectedVerdicts;
+
+/** The claims whose status the notebooks fix for any run on a model of the organism's size. */
+function assertAnyRunVerdicts(dir: string, only?: readonly string[]): number {
+  let n = 0;
+  for (const [notebook, claims] of Object.entries(expected.notebooks)) {
+    if (only && !only.includes(notebook)) continue;
+    const v = JSON.parse(readFileSync(join(dir, 'verdicts', `${notebook}.json`), 'utf8')) as VerdictFile;
+    for (const c of claims.filter((x) => x.anyRun)) {
+      const got = v.verdicts.find((x) => x.claim === c.claim);
+      assert.ok(got, `${notebook}: no verdict for "${c.claim}"`);
+      assert.equal(got.status, c.status, `${notebook}: "${c.claim}" (${c.anyRun})`);
+      n++;
+    }
+  }
+  return n;
+}
+
 const notebookNames = readdirSync(join(projectRoot, 'notebooks')).filter((f) => f.endsWith('.ipynb')).sort().map((f) => f.replace(/\.ipynb$/, ''));
 
-describe('Wilcoxon signed-rank test (lib/method/extras.ts)', () => {
+describe('Wilcoxon signed-rank test (lib/stats/wilcoxon.ts)', () => {
   const x = [1.83, 0.5, 1.62, 2.48, 1.68, 1.88, 1.55, 3.06, 1.3];
   const y = [0.878, 0.647, 0.598, 2.05, 1.06, 1.29, 1.06, 3.14, 1.29];
   test('exact p-values equal scipy.stats.wilcoxon (no ties)', () => {
@@ -87,6 +113,40 @@ describe('the report (scripts/report.ts) from a results folder', () => {
   });
 });
 
+describe('the committed organism reproduction (results/organism) against the hand-written expectation', () => {
+  test('the expectation holds the README\'s totals: 44 claims, 22 reproduced, 18 differ, 4 not applicable', () => {
+    const all = Object.values(expected.notebooks).flat();
+    assert.equal(all.length, 44);
+    assert.deepEqual(expected.counts, { reproduced: 22, differs: 18, 'not applicable': 4 });
+    for (const st of ['reproduced', 'differs', 'not applicable'] as const) assert.equal(all.filter((c) => c.status === st).length, expected.counts[st], st);
+    const readme = readFileSync(join(projectRoot, 'README.md'), 'utf8');
+    assert.match(readme, /22 of 44 checked claims reproduce, 18 differ, 4 are not applicable/);
+  });
+
+  test('every committed verdict file gives, claim by claim, the expected status', () => {
+    const dir = join(projectRoot, 'results', 'organism', 'verdicts');
+    assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => f.replace(/\.json$/, '')).sort(), Object.keys(expected.notebooks).sort());
+    for (const [notebook, claims] of Object.entries(expected.notebooks)) {
+      const v = JSON.parse(readFileSync(join(dir, `${notebook}.json`), 'utf8')) as VerdictFile;
+      assert.equal(v.notebook, notebook);
+      assert.deepEqual(v.verdicts.map((x) => [x.claim, x.status]), claims.map((c) => [c.claim, c.status]), notebook);
+    }
+  });
+
+  test('the report built from the committed verdicts counts them per notebook and in total as expected', () => {
+    const dir = join(work, 'committed', 'organism');
+    mkdirSync(dir, { recursive: true });
+    cpSync(join(projectRoot, 'results', 'organism', 'verdicts'), join(dir, 'verdicts'), { recursive: true });
+    const { md } = writeReport({ dir, runs: [], model: 'data/organism' });
+    const text = readFileSync(md, 'utf8');
+    assert.match(text, /- Verdicts: \*\*44\*\* — 22 reproduced, 18 differ, 4 not applicable/);
+    for (const [notebook, claims] of Object.entries(expected.notebooks)) {
+      const c = (st: string) => claims.filter((x) => x.status === st).length;
+      assert.match(text, new RegExp(`\\| \\[${notebook}\\]\\(#${notebook}\\) \\| [^|]+ \\| [^|]+ \\| ${c('reproduced')} \\| ${c('differs')} \\| ${c('not applicable')} \\|`), notebook);
+    }
+  });
+});
+
 describe('npm run reproduce through Jupyter + tslab (quick, on the organism)', () => {
   const organism = process.env['RSN_TEST_ORGANISM'] || join(projectRoot, 'data', 'organism');
   const tag = organism.replace(/\/+$/, '').replace(/^.*\//, '');
@@ -104,8 +164,8 @@ describe('npm run reproduce through Jupyter + tslab (quick, on the organism)', (
   };
 
   before(async () => {
-    if (!existsSync(join(organism, 'config.json'))) skipReason = `no organism at ${organism} yet (issue 5)`;
-    else if (!(await setup({ log: () => {} }))) skipReason = 'Jupyter is not installed and cannot be installed here';
+    assert.ok(existsSync(join(organism, 'config.json')), `no model organism at ${organism}`);
+    if (!(await setup({ log: () => {} }))) skipReason = 'Jupyter is not installed and cannot be installed here';
   });
 
   test('the report lists every notebook with its verdicts and links to figures that exist', (t) => {
@@ -128,6 +188,9 @@ describe('npm run reproduce through Jupyter + tslab (quick, on the organism)', (
     assert.ok(links.length >= notebookNames.length, `figure links: ${links.length}`);
     for (const l of links) assert.ok(existsSync(join(dir, l)), `${l} exists`);
     assert.ok(existsSync(join(dir, 'figures', 'plotly.min.js')), 'the figures load the shared plotly.js');
+    // The claims whose status does not depend on the relations, k or --quick give the committed
+    // reproduction's verdicts (test/fixtures/expected-verdicts.json) in this quick run too.
+    assert.equal(assertAnyRunVerdicts(dir), 7);
   });
 
   test('RSN_K reaches the notebooks: it changes the number of masked neurons', (t) => {

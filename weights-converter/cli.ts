@@ -9,6 +9,7 @@
  */
 import { constants } from 'node:os';
 import { pathToFileURL } from 'node:url';
+import { parseCommandLine, UsageError } from '../lib/cli-args.ts';
 import { BackendError, CheckpointError, ConfigError, HookError, OutOfMemoryError, ShapeError } from '../lib/errors.ts';
 import { parseDecimalNumber } from '../lib/numbers.ts';
 import { formatBytes, Progress } from '../lib/progress.ts';
@@ -31,10 +32,6 @@ model.safetensors.index.json + shards; F32, F16 or BF16) into the project's TF.j
 /** Signals that stop a conversion cleanly (SIGKILL cannot be caught; the next run cleans up after it). */
 const INTERRUPT_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
-class UsageError extends Error {
-  override name = 'UsageError';
-}
-
 interface CliIo {
   stdout: ProgressStream;
   stderr: ProgressStream;
@@ -50,64 +47,38 @@ interface ParsedArgs {
   quiet: boolean;
 }
 
-function parseArgs(args: string[]): ParsedArgs {
-  const positional: string[] = [];
-  let dtype: StorageDtype = 'float32';
-  let force = false;
-  let quiet = false;
-  let help = false;
+function parseConvertArgs(args: string[]): ParsedArgs {
+  const { values, positionals } = parseCommandLine(
+    args,
+    {
+      dtype: { type: 'string', default: 'float32' },
+      force: { type: 'boolean', short: 'f', default: false },
+      'shard-mb': { type: 'string' },
+      quiet: { type: 'boolean', short: 'q', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    true,
+  );
+  const dtype = values.dtype;
+  if (dtype !== 'float32' && dtype !== 'float16') throw new UsageError(`--dtype must be float32 or float16, found ${JSON.stringify(dtype)}`);
   let shardBytes = DEFAULT_SHARD_BYTES;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
-    const flag = eq > 0 ? a.slice(0, eq) : a;
-    const value = (): string => {
-      if (eq > 0) return a.slice(eq + 1);
-      const v = args[++i];
-      if (v === undefined) throw new UsageError(`${flag} needs a value`);
-      return v;
-    };
-    switch (flag) {
-      case '-h':
-      case '--help':
-        help = true;
-        break;
-      case '--force':
-      case '-f':
-        force = true;
-        break;
-      case '--quiet':
-      case '-q':
-        quiet = true;
-        break;
-      case '--dtype': {
-        const v = value();
-        if (v !== 'float32' && v !== 'float16') throw new UsageError(`--dtype must be float32 or float16, found ${JSON.stringify(v)}`);
-        dtype = v;
-        break;
-      }
-      case '--shard-mb': {
-        const text = value();
-        let v: number;
-        try {
-          v = parseDecimalNumber(text, '--shard-mb');
-        } catch (e) {
-          throw new UsageError((e as Error).message);
-        }
-        if (v <= 0) throw new UsageError(`--shard-mb must be a positive number of MiB, found ${text}`);
-        shardBytes = Math.max(1, Math.round(v * 1024 * 1024));
-        break;
-      }
-      default:
-        if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}`);
-        positional.push(a);
+  const shardText = values['shard-mb'];
+  if (shardText !== undefined) {
+    let v: number;
+    try {
+      v = parseDecimalNumber(shardText, '--shard-mb');
+    } catch (e) {
+      throw new UsageError((e as Error).message);
     }
+    if (v <= 0) throw new UsageError(`--shard-mb must be a positive number of MiB, found ${shardText}`);
+    shardBytes = Math.max(1, Math.round(v * 1024 * 1024));
   }
+  const { force, quiet, help } = values;
   if (help) return { help, inputDir: '', outputDir: '', dtype, force, shardBytes, quiet };
-  if (positional.length !== 2) {
-    throw new UsageError(`expected <hf-dir> and <out-dir>, found ${positional.length} argument${positional.length === 1 ? '' : 's'}`);
+  if (positionals.length !== 2) {
+    throw new UsageError(`expected <hf-dir> and <out-dir>, found ${positionals.length} argument${positionals.length === 1 ? '' : 's'}`);
   }
-  return { help, inputDir: positional[0], outputDir: positional[1], dtype, force, shardBytes, quiet };
+  return { help, inputDir: positionals[0]!, outputDir: positionals[1]!, dtype, force, shardBytes, quiet };
 }
 
 /** Errors whose message is the whole story (no stack trace needed). */
@@ -130,7 +101,7 @@ function isExpectedError(e: unknown): e is Error {
 export async function convertCli(args: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   let parsed: ParsedArgs;
   try {
-    parsed = parseArgs(args);
+    parsed = parseConvertArgs(args);
   } catch (e) {
     io.stderr.write(`error: ${(e as Error).message}\n${CONVERT_USAGE}\n`);
     return 2;

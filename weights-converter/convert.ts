@@ -20,8 +20,8 @@ import { expectedTensors, isIgnorableTensor, readLlamaConfig } from '../lib/mode
 import type { LlamaConfig } from '../lib/model/config.ts';
 import { convertValues, HALF_MAX, newStats } from './numeric.ts';
 import type { ValueStats } from './numeric.ts';
-import { findDuplicateKey, isSupportedDtype, readSafetensorsHeader, unsupportedDtypeMessage } from './safetensors.ts';
-import type { SafetensorsEntry, SafetensorsHeader, SourceDtype } from './safetensors.ts';
+import { findDuplicateKey, isSupportedDtype, readSafetensorsHeader, unsupportedDtypeMessage } from '../lib/safetensors.ts';
+import type { SafetensorsEntry, SafetensorsHeader, SourceDtype } from '../lib/safetensors.ts';
 
 export type StorageDtype = 'float32' | 'float16';
 

@@ -11,7 +11,7 @@ export function sha256Hex(content: string | Uint8Array): string {
  * Write via a temp file in the same directory and rename, so a reader (or a crashed build)
  * never sees a half-written data file; rename within one directory is atomic on POSIX.
  */
-export function writeFileAtomic(path: string, content: string): void {
+export function writeFileAtomic(path: string, content: string | Uint8Array): void {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true });
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);

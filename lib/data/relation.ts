@@ -290,19 +290,3 @@ export function loadRelations(dir: string): Relation[] {
   });
   return rels.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
-
-/** The serialisable part of a relation (drops `file` and `sha256`), in the canonical key order. */
-export function relationData(rel: RelationData): RelationData {
-  const out: RelationData = {
-    schema: rel.schema,
-    name: rel.name,
-    language: rel.language,
-    description: rel.description,
-    source: rel.source,
-    templates: rel.templates,
-    eva2Templates: rel.eva2Templates,
-    notes: rel.notes,
-    samples: rel.samples,
-  };
-  return out;
-}

@@ -21,7 +21,7 @@
 import { readFileSync } from 'node:fs';
 import { formatJson, writeFileAtomic } from './io.ts';
 import { DataError, type Relation } from './relation.ts';
-import { RNG_NAME, checkSeed, mulberry32, shuffled } from './rng.ts';
+import { RNG_NAME, checkSeed, mulberry32, shuffled } from '../rng.ts';
 
 export const SPLIT_SCHEMA = 'rsn-split/1';
 export const SPLIT_ALGORITHM = 'rsn-split/subject-greedy/1';

@@ -357,6 +357,27 @@ export class ActivationStore {
     return out;
   }
 
+  /**
+   * Each neuron's mean over the stored prompts (of their token-mean activations): the values a
+   * mean ablation sets neurons to. Read in blocks of neurons, in float64.
+   */
+  neuronMeans(blockNeurons = 4096): Float32Array {
+    const P = this.numPrompts;
+    if (P === 0) throw new RangeError(`${this.dir}: the activation store holds no prompts, so it has no means`);
+    const out = new Float32Array(this.space.size);
+    for (let s = 0; s < this.space.size; s += blockNeurons) {
+      const e = Math.min(this.space.size, s + blockNeurons);
+      const x = this.readRange(s, e);
+      const w = e - s;
+      for (let j = 0; j < w; j++) {
+        let sum = 0;
+        for (let p = 0; p < P; p++) sum += x[p * w + j]!;
+        out[s + j] = sum / P;
+      }
+    }
+    return out;
+  }
+
   /** The store as an AP-engine source (all neurons, all stored prompts). */
   source(): ActivationSource {
     return { numPrompts: this.numPrompts, numNeurons: this.space.size, getChunk: (s, e) => this.readRange(s, e) };

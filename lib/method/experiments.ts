@@ -1,20 +1,18 @@
 /**
  * The paper's experiments (§4–§5, App. E/G/J) over a model, a dataset, its known facts and a
- * neuron ranking. Each experiment builds one list of (prompt, mask) rows and runs it through
- * greedyRows in big batches with per-row masks, then aggregates.
+ * neuron ranking. Each experiment builds one list of (prompt, ablation) rows and runs it through
+ * greedyRows in big batches with per-row ablations, then aggregates. The paper zeroes neurons;
+ * a context made with another AblationOp (scale, set, mean) runs every experiment with it.
  */
-import { readFileSync } from 'node:fs';
-import { isCorrectAnswer } from '../data/answer-check.ts';
-import { writeFileAtomic } from '../data/io.ts';
 import type { Prompt } from '../data/prompts.ts';
-import { ConfigError } from '../errors.ts';
 import type { LlamaModel } from '../model/llama.ts';
 import type { LlamaTokenizer } from '../tokenizer.ts';
 import type { Dataset } from './dataset.ts';
-import { greedyRows, scoreRows, type RunOptions } from './generation.ts';
+import { accuracyOf, gradeAnswers } from './accuracy.ts';
+import { scoreRows, type RunOptions } from './generation.ts';
 import { provenance, type Provenance } from './identity.ts';
 import { knownPrompts, requireTokenizer, type KnownFacts } from './known.ts';
-import { NeuronSpace, randomNeurons, type PoolName } from './neurons.ts';
+import { type Ablation, ablation, type AblationOp, describeAblation, NeuronSpace, randomNeurons, type PoolName, ZERO } from './neurons.ts';
 import { rankRange, topNeurons, type Ranking } from './ranking.ts';
 
 /** Everything an experiment needs; build it once with makeContext. */
@@ -24,15 +22,27 @@ export interface Context {
   dataset: Dataset;
   known: KnownFacts;
   ranking: Ranking;
-  /** The ranking's neuron space (masks are global indices in it). */
+  /** The ranking's neuron space (ablations name global indices in it). */
   space: NeuronSpace;
   run: RunOptions;
+  /** How the experiments ablate neurons (default zeroing, as the paper). */
+  ablate: AblationOp;
   /** Token ids per prompt text, so repeated sets are tokenized once. */
   cache: Map<string, number[]>;
 }
 
-export function makeContext(model: LlamaModel, dataset: Dataset, known: KnownFacts, ranking: Ranking, run: RunOptions = {}): Context {
-  return { model, tok: requireTokenizer(model), dataset, known, ranking, space: ranking.space, run, cache: new Map() };
+export function makeContext(model: LlamaModel, dataset: Dataset, known: KnownFacts, ranking: Ranking, run: RunOptions = {}, ablate: AblationOp = ZERO): Context {
+  return { model, tok: requireTokenizer(model), dataset, known, ranking, space: ranking.space, run, ablate, cache: new Map() };
+}
+
+/** These neurons, ablated the context's way. */
+function ablated(ctx: Context, neurons: Int32Array): Ablation {
+  return ablation(neurons, ctx.ablate);
+}
+
+/** Provenance of an experiment result: the run's identity, its settings and the ablation. */
+function resultProvenance(ctx: Context, settings: Record<string, unknown>): Provenance {
+  return provenance(ctx.model, ctx.dataset.hash, ctx.dataset.seed, { ...settings, ablation: describeAblation(ctx.ablate) });
 }
 
 function ids(ctx: Context, text: string): number[] {
@@ -48,7 +58,7 @@ export interface Job {
   /** Caller's labels (relation evaluated, condition, prompt set, …). */
   key: Record<string, string | number>;
   prompts: readonly Prompt[];
-  mask: Int32Array | null;
+  ablation: Ablation | null;
 }
 
 export interface JobResult {
@@ -58,16 +68,15 @@ export interface JobResult {
   accuracy: number;
 }
 
-/** Runs every job's prompts under its mask, all jobs batched together. */
+/** Runs every job's prompts under its ablation, all jobs batched together. */
 export async function runJobs(ctx: Context, jobs: readonly Job[], label = 'evaluate'): Promise<JobResult[]> {
-  const rows = jobs.flatMap((j) => j.prompts.map((p) => ({ ids: ids(ctx, p.text), mask: j.mask })));
-  const tokens = await greedyRows(ctx.model, ctx.space, rows, { label, ...ctx.run });
+  const rows = jobs.flatMap((j) => j.prompts.map((p) => ({ ids: ids(ctx, p.text), object: p.object, ablation: j.ablation })));
+  const answers = await gradeAnswers(ctx.model, ctx.tok, rows, { space: ctx.space, label, ...ctx.run });
   let at = 0;
   return jobs.map((j) => {
-    const outputs = tokens.slice(at, at + j.prompts.length).map((t) => ctx.tok.decode(t));
+    const graded = answers.slice(at, at + j.prompts.length);
     at += j.prompts.length;
-    const correct = outputs.map((o, i) => isCorrectAnswer(o, j.prompts[i]!.object));
-    return { key: j.key, outputs, correct, accuracy: correct.length ? correct.filter(Boolean).length / correct.length : NaN };
+    return { key: j.key, outputs: graded.map((a) => a.output), correct: graded.map((a) => a.correct), accuracy: accuracyOf(graded) };
   });
 }
 
@@ -84,7 +93,7 @@ function promptSet(ctx: Context, relation: string, set: 'eva' | 'eva2' | 'det', 
   return set === 'eva' ? r.eva : r.eva2;
 }
 
-/** k capped at the pool size, as the issue's k-sweep asks. */
+/** k capped at the pool size, so that a sweep's large k on a small model means "every neuron of the pool". */
 export function capK(ctx: Context, k: number, pool: PoolName = 'ffn'): number {
   return Math.min(k, ctx.space.poolIndices(pool).length);
 }
@@ -135,22 +144,22 @@ export async function intraRelation(ctx: Context, opts: IntraOptions = {}): Prom
   const seeds = opts.randomSeeds ?? 10;
   const sets = opts.sets ?? ['eva', 'det'];
   const poolIdx = ctx.space.poolIndices(pool);
-  const randomMasks = Array.from({ length: seeds }, (_, s) => randomNeurons(poolIdx, k, 1000 + s));
+  const randomSets = Array.from({ length: seeds }, (_, s) => ablated(ctx, randomNeurons(poolIdx, k, 1000 + s)));
   const jobs: Job[] = [];
   for (const name of relationNames(ctx)) {
-    const own = topNeurons(ctx.ranking, name, k, pool);
+    const own = ablated(ctx, topNeurons(ctx.ranking, name, k, pool));
     for (const set of sets) {
       const prompts = promptSet(ctx, name, set, opts.detLimit);
-      jobs.push({ key: { relation: name, set, condition: 'original' }, prompts, mask: null });
-      jobs.push({ key: { relation: name, set, condition: 'relation' }, prompts, mask: own });
-      randomMasks.forEach((m, s) => jobs.push({ key: { relation: name, set, condition: `random${s}` }, prompts, mask: m }));
+      jobs.push({ key: { relation: name, set, condition: 'original' }, prompts, ablation: null });
+      jobs.push({ key: { relation: name, set, condition: 'relation' }, prompts, ablation: own });
+      randomSets.forEach((m, s) => jobs.push({ key: { relation: name, set, condition: `random${s}` }, prompts, ablation: m }));
     }
   }
   const results = await runJobs(ctx, jobs, 'intra-relation');
   const get = (relation: string, set: string, condition: string) => results.find((r) => r.key['relation'] === relation && r.key['set'] === set && r.key['condition'] === condition)!;
   return {
     schema: 'rsn-intra/1',
-    provenance: provenance(ctx.model, ctx.dataset.hash, ctx.dataset.seed, { k, pool, randomSeeds: seeds }),
+    provenance: resultProvenance(ctx, { k, pool, randomSeeds: seeds }),
     k,
     pool,
     randomSeeds: seeds,
@@ -160,7 +169,7 @@ export async function intraRelation(ctx: Context, opts: IntraOptions = {}): Prom
         sets.map((set) => {
           const orig = get(name, set, 'original');
           const rel = get(name, set, 'relation');
-          const random = randomMasks.map((_, s) => get(name, set, `random${s}`).accuracy);
+          const random = randomSets.map((_, s) => get(name, set, `random${s}`).accuracy);
           const prompts = promptSet(ctx, name, set, opts.detLimit);
           const flips = prompts.flatMap((p, i) => (orig.correct[i] && !rel.correct[i] ? [{ prompt: p.text, object: p.object, before: orig.outputs[i]!, after: rel.outputs[i]! }] : []));
           return [set, { original: orig.accuracy, randomMean: mean(random), randomSd: sd(random), random, relation: rel.accuracy, flips }];
@@ -191,19 +200,19 @@ export async function interRelation(ctx: Context, opts: { k?: number; pool?: Poo
   const k = capK(ctx, opts.k ?? 3000, pool);
   const set = opts.set ?? 'eva';
   const names = relationNames(ctx);
-  const masks = names.map((n) => topNeurons(ctx.ranking, n, k, pool));
+  const own = names.map((n) => ablated(ctx, topNeurons(ctx.ranking, n, k, pool)));
   const jobs: Job[] = [];
   names.forEach((evaluated) => {
     const prompts = promptSet(ctx, evaluated, set);
-    jobs.push({ key: { evaluated, zeroed: '' }, prompts, mask: null });
-    names.forEach((zeroed, j) => jobs.push({ key: { evaluated, zeroed }, prompts, mask: masks[j]! }));
+    jobs.push({ key: { evaluated, zeroed: '' }, prompts, ablation: null });
+    names.forEach((zeroed, j) => jobs.push({ key: { evaluated, zeroed }, prompts, ablation: own[j]! }));
   });
   const res = await runJobs(ctx, jobs, `inter-relation (${pool})`);
   const acc = (e: string, z: string) => res.find((r) => r.key['evaluated'] === e && r.key['zeroed'] === z)!.accuracy;
   const original = names.map((n) => acc(n, ''));
   const accuracy = names.map((e) => names.map((z) => acc(e, z)));
   const dropPercent = accuracy.map((row, i) => row.map((a) => (original[i]! > 0 ? ((original[i]! - a) / original[i]!) * 100 : NaN)));
-  return { schema: 'rsn-inter/1', provenance: provenance(ctx.model, ctx.dataset.hash, ctx.dataset.seed, { k, pool, set }), k, pool, set, relations: names, original, accuracy, dropPercent };
+  return { schema: 'rsn-inter/1', provenance: resultProvenance(ctx, { k, pool, set }), k, pool, set, relations: names, original, accuracy, dropPercent };
 }
 
 // ---------------------------------------------------------------- E5 k-sweep (Fig. 5, 22)
@@ -230,15 +239,15 @@ export async function kSweep(ctx: Context, opts: { ks?: number[]; pool?: PoolNam
   const jobs: Job[] = [];
   names.forEach((r) => {
     ks.forEach((k, ki) => {
-      const mask = k === 0 ? null : topNeurons(ctx.ranking, r, k, pool);
-      names.forEach((j) => jobs.push({ key: { r, ki, j }, prompts: promptSet(ctx, j, 'eva'), mask }));
+      const own = k === 0 ? null : ablated(ctx, topNeurons(ctx.ranking, r, k, pool));
+      names.forEach((j) => jobs.push({ key: { r, ki, j }, prompts: promptSet(ctx, j, 'eva'), ablation: own }));
     });
   });
   const res = await runJobs(ctx, jobs, 'k-sweep');
   const at = (r: string, ki: number, j: string) => res.find((x) => x.key['r'] === r && x.key['ki'] === ki && x.key['j'] === j)!;
   return {
     schema: 'rsn-ksweep/1',
-    provenance: provenance(ctx.model, ctx.dataset.hash, ctx.dataset.seed, { pool }),
+    provenance: resultProvenance(ctx, { pool }),
     ks,
     poolSize,
     relations: names,
@@ -281,7 +290,7 @@ export async function cumulativity(ctx: Context, sweep: SweepResult, pool: PoolN
   names.forEach((r, ri) =>
     ranges.forEach(([ka, kb], i) => {
       const t = targets[ri]![i]!;
-      if (t.length) jobs.push({ key: { r, i }, prompts: t, mask: rankRange(ctx.ranking, r, ka, kb, pool) });
+      if (t.length) jobs.push({ key: { r, i }, prompts: t, ablation: ablated(ctx, rankRange(ctx.ranking, r, ka, kb, pool)) });
     }),
   );
   const res = await runJobs(ctx, jobs, 'cumulativity');
@@ -293,7 +302,7 @@ export async function cumulativity(ctx: Context, sweep: SweepResult, pool: PoolN
     const f = names.reduce((a, __, ri) => a + affected[ri]![i]!, 0);
     return t > 0 ? 1 - f / t : NaN;
   });
-  return { schema: 'rsn-cumulativity/1', provenance: provenance(ctx.model, ctx.dataset.hash, ctx.dataset.seed, { pool }), ranges, relations: names, total, affected, macro, micro };
+  return { schema: 'rsn-cumulativity/1', provenance: resultProvenance(ctx, { pool }), ranges, relations: names, total, affected, macro, micro };
 }
 
 // ---------------------------------------------------------------- E1/E2 layers and overlap (Figs. 1, 2)
@@ -324,8 +333,8 @@ export async function perplexity(ctx: Context, sentences: Record<string, readonl
   const k = capK(ctx, opts.k ?? 3000, pool);
   const names = relationNames(ctx).filter((n) => sentences[n]?.length);
   const rows = names.flatMap((n) => {
-    const mask = topNeurons(ctx.ranking, n, k, pool);
-    return sentences[n]!.flatMap((s) => [{ ids: ids(ctx, s), mask: null }, { ids: ids(ctx, s), mask }]);
+    const own = ablated(ctx, topNeurons(ctx.ranking, n, k, pool));
+    return sentences[n]!.flatMap((s) => [{ ids: ids(ctx, s), ablation: null }, { ids: ids(ctx, s), ablation: own }]);
   });
   const scores = await scoreRows(ctx.model, ctx.space, rows, { label: 'perplexity', ...ctx.run });
   let at = 0;
@@ -341,7 +350,7 @@ export async function perplexity(ctx: Context, sentences: Record<string, readonl
     }
     return { name, sentences: n, before: mean(before), after: mean(after) };
   });
-  return { schema: 'rsn-perplexity/1', provenance: provenance(ctx.model, ctx.dataset.hash, ctx.dataset.seed, { k, pool }), k, relations };
+  return { schema: 'rsn-perplexity/1', provenance: resultProvenance(ctx, { k, pool }), k, relations };
 }
 
 // ---------------------------------------------------------------- E14 error categories (Table 4)
@@ -373,21 +382,4 @@ export function errorCategories(intra: IntraResult, set = 'eva'): { relation: st
     const shares = Object.fromEntries(Object.entries(counts).map(([c, n]) => [c, flips.length ? n / flips.length : NaN])) as Record<ErrorCategory, number>;
     return { relation: r.name, flips: flips.length, shares };
   });
-}
-
-// ---------------------------------------------------------------- save / load
-
-export function saveResult(result: { schema: string }, path: string): void {
-  writeFileAtomic(path, JSON.stringify(result, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 1));
-}
-
-export function loadResult<T extends { schema: string }>(path: string, schema: T['schema']): T {
-  let v: T;
-  try {
-    v = JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch (e) {
-    throw new ConfigError(`${path}: not a readable result file (${(e as Error).message})`, path);
-  }
-  if (v.schema !== schema) throw new ConfigError(`${path}: field "schema" is ${JSON.stringify(v.schema)}, expected "${schema}"`, path, 'schema');
-  return v;
 }

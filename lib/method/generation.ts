@@ -1,16 +1,16 @@
 /**
- * Masked greedy generation over many (prompt, neuron mask) rows in big padded batches, each
- * row with its own mask: a whole experiment grid (relations × k × seeds) is a few batched
+ * Greedy generation and scoring over many (prompt, ablation) rows in big padded batches, each
+ * row with its own ablation: a whole experiment grid (relations × k × seeds) is a few batched
  * passes rather than one pass per configuration.
  */
 import type { LlamaModel } from '../model/llama.ts';
 import { Progress, type ProgressState } from '../progress.ts';
-import type { NeuronSpace } from './neurons.ts';
+import type { Ablation, NeuronSpace } from './neurons.ts';
 
 export interface GreedyRow {
   ids: readonly number[];
-  /** Global neuron indices (in `space`) zeroed for this row at every position, or null. */
-  mask: Int32Array | null;
+  /** What this row does to neurons of `space` at every position and step, or null. */
+  ablation: Ablation | null;
 }
 
 export interface RunOptions {
@@ -33,7 +33,7 @@ export async function greedyRows(model: LlamaModel, space: NeuronSpace, rows: re
   try {
     for (let start = 0; start < order.length; start += batchSize) {
       const idx = order.slice(start, start + batchSize);
-      const interventions = space.perRowZeroInterventions(idx.map((i) => rows[i]!.mask));
+      const interventions = space.perRowInterventions(idx.map((i) => rows[i]!.ablation));
       const { tokens } = await model.generate(
         idx.map((i) => rows[i]!.ids),
         { maxNewTokens: opts.maxNewTokens ?? 2, hooks: { interventions } },
@@ -52,12 +52,12 @@ export async function greedyRows(model: LlamaModel, space: NeuronSpace, rows: re
 export interface ScoredRow {
   /** Token ids including BOS; every token after the first is scored. */
   ids: readonly number[];
-  mask: Int32Array | null;
+  ablation: Ablation | null;
 }
 
 /**
  * Sum of log p(token_t | tokens_<t) over t ≥ 1 and the number of scored tokens, per row, with
- * the row's neurons zeroed. Perplexity of a row = exp(−logProb / count).
+ * the row's ablation applied. Perplexity of a row = exp(−logProb / count).
  */
 export async function scoreRows(model: LlamaModel, space: NeuronSpace, rows: readonly ScoredRow[], opts: RunOptions = {}): Promise<{ logProb: number; count: number }[]> {
   const batchSize = opts.batchSize ?? 32;
@@ -66,7 +66,7 @@ export async function scoreRows(model: LlamaModel, space: NeuronSpace, rows: rea
   const progress = new Progress({ total: rows.length, itemName: 'sentences', label: opts.label ?? 'score', silent: opts.quiet, onUpdate: opts.onProgress });
   for (let start = 0; start < rows.length; start += batchSize) {
     const batch = rows.slice(start, start + batchSize);
-    const interventions = space.perRowZeroInterventions(batch.map((r) => r.mask));
+    const interventions = space.perRowInterventions(batch.map((r) => r.ablation));
     const r = await model.forward(batch.map((x) => x.ids), { logits: 'all', hooks: { interventions } });
     const T = r.seqLen;
     const logits = r.logits!.data;

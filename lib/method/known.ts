@@ -3,15 +3,14 @@
  * whose output is a prefix of the object. The kept set P^det is model-specific and saved with
  * the model's identity.
  */
-import { isCorrectAnswer } from '../data/answer-check.ts';
 import type { Prompt } from '../data/prompts.ts';
 import { ConfigError } from '../errors.ts';
 import type { LlamaModel } from '../model/llama.ts';
 import type { LlamaTokenizer } from '../tokenizer.ts';
+import { gradeAnswers } from './accuracy.ts';
 import type { Dataset } from './dataset.ts';
-import { greedyRows, type RunOptions } from './generation.ts';
+import type { RunOptions } from './generation.ts';
 import { provenance, type Provenance } from './identity.ts';
-import { NeuronSpace } from './neurons.ts';
 
 export const KNOWN_SCHEMA = 'rsn-known/1';
 
@@ -37,25 +36,20 @@ export function requireTokenizer(model: LlamaModel): LlamaTokenizer {
   return model.tokenizer;
 }
 
-export function decodeOutputs(tok: LlamaTokenizer, outputs: readonly number[][]): string[] {
-  return outputs.map((ids) => tok.decode(ids));
-}
-
 export async function findKnownFacts(model: LlamaModel, dataset: Dataset, opts: RunOptions = {}): Promise<KnownFacts> {
   const tok = requireTokenizer(model);
-  const space = NeuronSpace.forModel(model.config, 'ffn');
   const maxNewTokens = opts.maxNewTokens ?? 2;
   const all: Prompt[] = dataset.relations.flatMap((r) => r.det);
-  const outputs = decodeOutputs(tok, await greedyRows(model, space, all.map((p) => ({ ids: tok.encode(p.text), mask: null })), { label: 'filter P^det', ...opts, maxNewTokens }));
+  const graded = await gradeAnswers(model, tok, all.map((p) => ({ ids: tok.encode(p.text), object: p.object })), { label: 'filter P^det', ...opts, maxNewTokens });
   let at = 0;
   const relations = dataset.relations.map((r) => {
-    const outs = outputs.slice(at, at + r.det.length);
+    const answers = graded.slice(at, at + r.det.length);
     at += r.det.length;
     const known: number[] = [];
-    r.det.forEach((p, i) => {
-      if (isCorrectAnswer(outs[i]!, p.object)) known.push(i);
+    answers.forEach((a, i) => {
+      if (a.correct) known.push(i);
     });
-    return { name: r.relation.name, total: r.det.length, known, outputs: outs };
+    return { name: r.relation.name, total: r.det.length, known, outputs: answers.map((a) => a.output) };
   });
   return { schema: KNOWN_SCHEMA, provenance: provenance(model, dataset.hash, dataset.seed), maxNewTokens, relations };
 }

@@ -2,25 +2,63 @@
  * The neuron space: every output coordinate of the linear layers we study, with one global
  * index. Order: layer by layer; inside a layer the sites in SITE_ORDER. A "pool" (the paper's
  * FFN pool, or App. G's all / self_attn / up / gate / down) is a subset of sites.
+ *
+ * An experiment row says what it does to a set of neurons with an Ablation: zeroing (the
+ * paper's intervention), scaling, setting to a value, or setting each to its mean.
  */
 import { HookError } from '../errors.ts';
 import type { LlamaConfig } from '../model/config.ts';
 import { hookPointName, siteWidth, type Site } from '../model/hooks.ts';
 import type { Intervention } from '../model/hooks.ts';
-import { sampleNegatives } from '../stats/rng.ts';
+import { sampleNegatives } from '../rng.ts';
 
-export type NeuronSite = Extract<Site, 'attn.q' | 'attn.k' | 'attn.v' | 'attn.o' | 'mlp.gate' | 'mlp.up' | 'mlp.down'>;
-export const SITE_ORDER: readonly NeuronSite[] = ['attn.q', 'attn.k', 'attn.v', 'attn.o', 'mlp.gate', 'mlp.up', 'mlp.down'];
+export type NeuronSite = Extract<Site, 'attn.q' | 'attn.k' | 'attn.v' | 'attn.o' | 'mlp.gate' | 'mlp.up' | 'mlp.down' | 'mlp.act'>;
+/** 'mlp.act' comes last so that adding it left the global indices of every earlier space unchanged. */
+export const SITE_ORDER: readonly NeuronSite[] = ['attn.q', 'attn.k', 'attn.v', 'attn.o', 'mlp.gate', 'mlp.up', 'mlp.down', 'mlp.act'];
 
-export type PoolName = 'ffn' | 'all' | 'attn' | 'gate' | 'up' | 'down';
+export type PoolName = 'ffn' | 'all' | 'attn' | 'gate' | 'up' | 'down' | 'act';
 export const POOLS: Record<PoolName, readonly NeuronSite[]> = {
   ffn: ['mlp.gate', 'mlp.up', 'mlp.down'],
-  all: SITE_ORDER,
+  all: ['attn.q', 'attn.k', 'attn.v', 'attn.o', 'mlp.gate', 'mlp.up', 'mlp.down'],
   attn: ['attn.q', 'attn.k', 'attn.v', 'attn.o'],
   gate: ['mlp.gate'],
   up: ['mlp.up'],
   down: ['mlp.down'],
+  /** SiLU(gate)·up, the input of down_proj: the neuron of most interpretability work. */
+  act: ['mlp.act'],
 };
+
+/** How neurons are ablated: zeroed (the paper), scaled, set to a value, or set to their means. */
+export type AblationOp =
+  | { op: 'zero' }
+  | { op: 'scale'; factor: number }
+  | { op: 'set'; value: number }
+  /** `means[index]`: one value per neuron of the space (e.g. neuronMeans of an activation store). */
+  | { op: 'mean'; means: Float32Array };
+
+/** What a row does to neurons (global indices of a NeuronSpace) at every position and step. */
+export type Ablation = AblationOp & { neurons: ArrayLike<number> };
+
+export const ZERO: AblationOp = { op: 'zero' };
+
+/** `neurons` ablated by `how` (default: zeroed, the paper's intervention). */
+export function ablation(neurons: ArrayLike<number>, how: AblationOp = ZERO): Ablation {
+  return { ...how, neurons };
+}
+
+/** How an ablation op is named in results and cache keys (means by their count, not their values). */
+export function describeAblation(how: AblationOp): Record<string, string | number> {
+  switch (how.op) {
+    case 'zero':
+      return { op: 'zero' };
+    case 'scale':
+      return { op: 'scale', factor: how.factor };
+    case 'set':
+      return { op: 'set', value: how.value };
+    case 'mean':
+      return { op: 'mean', neurons: how.means.length };
+  }
+}
 
 export interface NeuronBlock {
   layer: number;
@@ -120,26 +158,50 @@ export class NeuronSpace {
     return byPoint;
   }
 
-  /** Interventions that zero these neurons for every row. */
-  zeroInterventions(indices: ArrayLike<number>): Intervention[] {
-    return [...this.groupByPoint(indices)].map(([point, units]) => ({ point, op: 'zero' as const, units }));
+  /** The hook interventions of one ablation, for every row of a call. */
+  interventions(ablation: Ablation): Intervention[] {
+    return [...this.groupByPoint(ablation.neurons)].map(([point, units]) => ({ point, op: interventionOp(ablation), units, values: this.unitValues(ablation, point, units) }));
   }
 
-  /** Interventions that zero rowSets[i] in batch row i (rows may have different, or empty, sets). */
-  perRowZeroInterventions(rowSets: readonly (ArrayLike<number> | null)[]): Intervention[] {
-    const perPoint = new Map<string, number[][]>();
-    rowSets.forEach((set, row) => {
-      if (!set || set.length === 0) return;
-      for (const [point, units] of this.groupByPoint(set)) {
-        let lists = perPoint.get(point);
-        if (!lists) {
-          lists = rowSets.map(() => []);
-          perPoint.set(point, lists);
+  /**
+   * Interventions that apply rows[i] to batch row i (rows may differ in neurons and op, or be
+   * null): one per-row intervention per (hook point, op), whose other rows have no units.
+   */
+  perRowInterventions(rows: readonly (Ablation | null)[]): Intervention[] {
+    const perKey = new Map<string, { point: string; op: Intervention['op']; perRow: number[][]; perRowValues: number[][] | null }>();
+    rows.forEach((ablation, row) => {
+      if (!ablation || ablation.neurons.length === 0) return;
+      const op = interventionOp(ablation);
+      for (const [point, units] of this.groupByPoint(ablation.neurons)) {
+        const key = `${point}|${op}`;
+        let entry = perKey.get(key);
+        if (!entry) {
+          entry = { point, op, perRow: rows.map(() => []), perRowValues: op === 'zero' ? null : rows.map(() => []) };
+          perKey.set(key, entry);
         }
-        lists[row] = units;
+        if (entry.perRow[row]!.length) throw new HookError(`row ${row}: an ablation names neurons at ${point} twice`);
+        entry.perRow[row] = units;
+        if (entry.perRowValues) entry.perRowValues[row] = this.unitValues(ablation, point, units)!;
       }
     });
-    return [...perPoint].map(([point, perRow]) => ({ point, op: 'zero' as const, perRow }));
+    return [...perKey.values()].map(({ point, op, perRow, perRowValues }) => (perRowValues ? { point, op, perRow, perRowValues } : { point, op, perRow }));
+  }
+
+  /** Per-unit values of `ablation` at `point` (none for zeroing). */
+  private unitValues(ablation: Ablation, point: string, units: readonly number[]): number[] | undefined {
+    switch (ablation.op) {
+      case 'zero':
+        return undefined;
+      case 'scale':
+        return units.map(() => ablation.factor);
+      case 'set':
+        return units.map(() => ablation.value);
+      case 'mean': {
+        if (ablation.means.length !== this.size) throw new HookError(`mean ablation: ${ablation.means.length} means for a neuron space of ${this.size} neurons`);
+        const block = this.blocks.find((b) => hookPointName(b.layer, b.site) === point)!;
+        return units.map((u) => ablation.means[block.offset + u]!);
+      }
+    }
   }
 
   /** Neurons per layer, for a set of global indices (Fig. 1). */
@@ -156,6 +218,10 @@ export class NeuronSpace {
     for (let i = 0; i < indices.length; i++) counts[this.neuron(indices[i]!).site]!++;
     return counts;
   }
+}
+
+function interventionOp(a: Ablation): Intervention['op'] {
+  return a.op === 'zero' ? 'zero' : a.op === 'scale' ? 'scale' : 'set';
 }
 
 /** k neurons drawn uniformly without replacement from `pool` (global indices), seeded; ascending. */

@@ -9,7 +9,7 @@ import type { Prompt } from '../data/prompts.ts';
 import { sha256Hex } from '../data/io.ts';
 import { CheckpointError, ConfigError } from '../errors.ts';
 import { computeNeuronAp, topK, type ApProgress, type RelationTask } from '../stats/ap-engine.ts';
-import { sampleNegatives } from '../stats/rng.ts';
+import { sampleNegatives } from '../rng.ts';
 import type { ActivationStore } from './activation-store.ts';
 import type { Dataset } from './dataset.ts';
 import type { Provenance } from './identity.ts';

@@ -103,6 +103,44 @@ export function parseLlamaConfig(raw: unknown, file = 'config.json'): LlamaConfi
   };
 }
 
+/**
+ * The Hugging Face config.json of a LlamaForCausalLM with this config: the inverse of
+ * parseLlamaConfig (the fields it reads, plus the fixed ones transformers expects).
+ */
+export function hfConfigJson(c: LlamaConfig): Record<string, unknown> {
+  return {
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    hidden_size: c.hiddenSize,
+    intermediate_size: c.intermediateSize,
+    num_hidden_layers: c.numLayers,
+    num_attention_heads: c.numHeads,
+    num_key_value_heads: c.numKvHeads,
+    head_dim: c.headDim,
+    hidden_act: 'silu',
+    max_position_embeddings: c.maxPositionEmbeddings,
+    initializer_range: 0.02,
+    rms_norm_eps: c.rmsNormEps,
+    rope_theta: c.ropeTheta,
+    rope_scaling: null,
+    attention_bias: false,
+    mlp_bias: false,
+    pretraining_tp: 1,
+    tie_word_embeddings: c.tieWordEmbeddings,
+    vocab_size: c.vocabSize,
+    bos_token_id: c.bosTokenId,
+    eos_token_id: c.eosTokenId,
+    pad_token_id: c.padTokenId,
+    torch_dtype: 'float32',
+    use_cache: true,
+  };
+}
+
+/** Number of parameters (the embedding counted once when tied). */
+export function parameterCount(c: LlamaConfig): number {
+  return expectedTensors(c).reduce((s, t) => s + t.shape.reduce((x, y) => x * y, 1), 0);
+}
+
 export function readLlamaConfig(path: string): LlamaConfig {
   let text: string;
   try {

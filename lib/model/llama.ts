@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { type BackendChoice, checkDeviceErrors, clearDeviceErrors, initBackend } from '../backend.ts';
 import { CheckpointError, HookError, OutOfMemoryError, ShapeError } from '../errors.ts';
 import { LlamaTokenizer } from '../tokenizer.ts';
-import { causalMask, padLeft, type PaddedBatch } from './batch.ts';
+import { padLeft, type PaddedBatch } from './batch.ts';
 import { type EmbeddingTable, gatherRows, linear, type LinearWeight } from './blocked.ts';
 import { ActivationRecord } from './activation-record.ts';
 import { attentionContext, type DecoderMath, type DecoderPass, decoderLayer, disposeAttentionContext, embed, head } from './decoder.ts';
@@ -327,7 +327,7 @@ export class LlamaModel {
     const chunked = microBatch < sequences.length;
     return this.guarded(
       'generate',
-      { batchSize: sequences.length, microBatch, promptLength: longest + (chunked ? n : 0), newTokens: chunked ? 0 : n, hookedFfnSitesPerLayer: hooked },
+      { batchSize: sequences.length, microBatch, promptLength: longest + (chunked ? Math.max(0, n - 1) : 0), newTokens: chunked ? 0 : n, hookedFfnSitesPerLayer: hooked },
       () => this.generateChunks(sequences, opts, microBatch),
     );
   }

@@ -3,15 +3,17 @@
  * execution plan from config.json and the batch shape, picks a plan that fits the device, and
  * turns "would not fit" into an error that says what would.
  *
- * The activation model counts what lib/model/llama.ts allocates inside one decoder layer's
+ * The activation model counts what lib/model/decoder.ts allocates inside one decoder layer's
  * tf.tidy (all intermediates live until the layer ends), as tf.memory().numBytes counts it
  * (a reshape view counts again, although it shares its buffer): 24.5 × B·T·H floats (input,
  * norms, q and its heads and RoPE, attention output, residuals), 11.5 × B·T·kv (k, v, heads,
  * RoPE), 6 × B·nh·T·S (scores and their views, scaled, masked, softmax) and 5 × B·T·F (the gated
- * MLP), plus the KV cache, the causal mask and RoPE tables, and the head.
+ * MLP) plus 3 × B·T·F per intervened hook point, plus the KV cache, the causal mask and RoPE
+ * tables, and the head. test/plans.test.ts holds these to 10 % of the decoder's measured allocations.
  */
 import { execFileSync } from 'node:child_process';
 import { freemem } from 'node:os';
+import { envVarName, readEnv } from '../env.ts';
 import { OutOfMemoryError } from '../errors.ts';
 import { parseDecimalNumber } from '../numbers.ts';
 import type { LlamaConfig } from './config.ts';
@@ -27,7 +29,10 @@ export interface Workload {
   newTokens?: number;
   /** Logits at every position ('all') or the last ('last', default). */
   logits?: 'all' | 'last' | 'none';
-  /** Hook points touched per layer (each costs a multiply-add over its width), default 0. */
+  /**
+   * Hook points intervened on per layer, default 0. Each costs three [B·T, F]-sized tensors: the
+   * [B, T, N] view the hook sees, the multiply (and add) result, and the view back.
+   */
   hookedFfnSitesPerLayer?: number;
 }
 
@@ -57,12 +62,13 @@ export function predictMemory(c: LlamaConfig, w: Workload, plan: ExecutionPlan):
   // Inside a layer only one micro-batch is computed; the others wait as their residual streams.
   const B = Math.min(w.microBatch ?? Btotal, Btotal);
   const newTokens = w.newTokens ?? 0;
-  const S = w.promptLength + newTokens; // longest key length during the call
+  // Longest key length during the call: the last new token is returned, never fed back.
+  const S = w.promptLength + Math.max(0, newTokens - 1);
   const T = w.promptLength; // the prompt pass is the widest step
   const H = c.hiddenSize;
   const kv = c.numKvHeads * c.headDim;
   const F = c.intermediateSize;
-  const perLayer = F32 * (24.5 * B * T * H + 11.5 * B * T * kv + 6 * B * c.numHeads * T * S + (5 + (w.hookedFfnSitesPerLayer ?? 0)) * B * T * F);
+  const perLayer = F32 * (24.5 * B * T * H + 11.5 * B * T * kv + 6 * B * c.numHeads * T * S + (5 + 3 * (w.hookedFfnSitesPerLayer ?? 0)) * B * T * F);
   const kvCacheBytes = newTokens > 0 ? F32 * 2 * c.numLayers * B * S * kv : 0;
   const logitsRows = w.logits === 'all' ? Btotal * T : w.logits === 'none' ? 0 : Btotal;
   const head = F32 * (logitsRows * c.vocabSize + 4 * (w.logits === 'all' ? B * T : B) * H);
@@ -159,18 +165,17 @@ export function outOfMemory(c: LlamaConfig, w: Workload, availableBytes: number,
   return err;
 }
 
-/** Environment override for the device memory budget, in GB. */
-export const MEMORY_ENV = 'RSN_DEVICE_MEMORY_GB';
 
 /**
  * Memory the backend can give tensors: RSN_DEVICE_MEMORY_GB if set; the wasm heap limit (4 GiB)
  * for wasm; free GPU memory from nvidia-smi for tensorflow-gpu; free host memory otherwise.
  */
 export function availableDeviceMemory(backend: string, inUseBytes = 0): number {
-  const env = process.env[MEMORY_ENV];
-  if (env) {
-    const gb = parseDecimalNumber(env.trim(), MEMORY_ENV);
-    if (gb <= 0) throw new OutOfMemoryError(`${MEMORY_ENV}=${env}: expected a positive number of GB`);
+  const env = readEnv('deviceMemoryGB');
+  if (env !== undefined) {
+    const name = envVarName('deviceMemoryGB');
+    const gb = parseDecimalNumber(env, name);
+    if (gb <= 0) throw new OutOfMemoryError(`${name}=${env}: expected a positive number of GB`);
     return gb * 1e9;
   }
   if (backend === 'wasm') return 4 * 2 ** 30;

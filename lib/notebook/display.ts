@@ -66,14 +66,6 @@ export function display(bundle: MimeBundle): void {
   else d.text(bundle['text/plain']);
 }
 
-export function showHtml(html: string, text = '[html output]'): void {
-  display({ 'text/html': html, 'text/plain': text });
-}
-
-export function showMarkdown(markdown: string): void {
-  display({ 'text/markdown': markdown, 'text/plain': markdown });
-}
-
 export function escapeHtml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }

@@ -7,8 +7,8 @@
  */
 import { plotlyLoader, resetFigures } from './figure.ts';
 import { inNotebook } from './display.ts';
+import { readEnv } from '../env.ts';
 import { setNotebook } from './state.ts';
-import { NOTEBOOK_ENV } from './paths.ts';
 import { resetVerdicts } from './verdict.ts';
 
 export * from './params.ts';
@@ -30,7 +30,7 @@ export * from '../method/neurons.ts';
 export * from '../method/experiments.ts';
 export * from '../method/generation.ts';
 export * from '../method/identity.ts';
-export * from '../method/extras.ts';
+export * from '../stats/wilcoxon.ts';
 export * from '../data/relation.ts';
 export * from '../data/prompts.ts';
 export * from '../data/split.ts';
@@ -46,7 +46,7 @@ export { LlamaTokenizer } from '../tokenizer.ts';
  */
 export function notebookInit(notebook: string): void {
   // The headless runner names the notebook by its file; a renamed copy then files its own results.
-  const file = process.env[NOTEBOOK_ENV];
+  const file = readEnv('notebook');
   if (file && file !== notebook) console.log(`(this is ${file}.ipynb; loadRsn("${notebook}") names another notebook: results are filed under ${file})`);
   const name = file || notebook;
   setNotebook(name);

@@ -7,6 +7,7 @@
  * share/jupyter/kernels/tslab, runtime files, generated types); the user's own Jupyter set-up is
  * neither read for the kernel nor modified.
  */
+import { envVarName, readEnv } from '../env.ts';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -14,7 +15,7 @@ import { jupyterDir, projectRoot } from './paths.ts';
 
 /** Debian's python3, which the Debian Jupyter packages belong to (a pyenv python3 may shadow it on PATH). */
 export const DEFAULT_PYTHON = '/usr/bin/python3';
-export const PYTHON_ENV = 'RSN_JUPYTER_PYTHON';
+export const PYTHON_ENV = envVarName('jupyterPython');
 export const APT_PACKAGES = ['jupyter-nbconvert', 'python3-nbclient', 'python3-ipykernel', 'jupyter-client', 'jupyter-notebook'] as const;
 /** Python modules the runner and `npm run lab` import. */
 export const PY_MODULES = ['nbclient', 'nbformat', 'nbconvert', 'jupyter_client', 'ipykernel', 'notebook'] as const;
@@ -26,7 +27,7 @@ export const kernelSpecFile = join(jupyterDataDir, 'kernels', KERNEL_NAME, 'kern
 export const tslabBinary = join(projectRoot, 'node_modules', '.bin', 'tslab');
 
 export function jupyterPython(env: NodeJS.ProcessEnv = process.env): string {
-  return env[PYTHON_ENV] || DEFAULT_PYTHON;
+  return readEnv('jupyterPython', env) ?? DEFAULT_PYTHON;
 }
 
 export function aptInstallCommand(): string {

@@ -53,9 +53,10 @@ function runConverter(input: string, output: string, log: (line: string) => void
 }
 
 function converterFingerprint(): string {
+  // The converter's folder and the lib modules that decide what it writes (reader, half floats, tensor list).
   const dir = join(projectRoot, 'weights-converter');
-  const files = readdirSync(dir).filter((f) => f.endsWith('.ts')).sort();
-  return sha256Hex(files.map((f) => `${f}\n${sha256Hex(readFileSync(join(dir, f)))}`).join('\n'));
+  const files = [...readdirSync(dir).filter((f) => f.endsWith('.ts')).sort().map((f) => join('weights-converter', f)), 'lib/safetensors.ts', 'lib/half.ts', 'lib/model/config.ts'];
+  return sha256Hex(files.map((f) => `${f}\n${sha256Hex(readFileSync(join(projectRoot, f)))}`).join('\n'));
 }
 
 /** HF dir → converted dir under .cache/models (reused while unchanged); a converted dir as is. */

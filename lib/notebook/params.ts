@@ -13,6 +13,7 @@
  * (k, kPercent, seeds, batch size, limits: PARAM_RULES) are range-checked here, once, for the
  * defaults as well as the environment, with an error naming the parameter and the allowed range.
  */
+import { ENV_VARS } from '../env.ts';
 import { ConfigError } from '../errors.ts';
 import { parseDecimalNumber } from '../numbers.ts';
 
@@ -42,8 +43,8 @@ export interface ParamSource {
 
 export const ENV_PREFIX = 'RSN_';
 
-/** Variables of the infrastructure itself, never reported as "set but unused". */
-const INFRA_ENV = new Set(['RSN_RESULTS', 'RSN_NOTEBOOK', 'RSN_BACKEND']);
+/** Variables of the lab itself (lib/env.ts), never reported as "set but unused". */
+const INFRA_ENV = new Set<string>(Object.values(ENV_VARS).map((v) => v.name));
 
 /** `batchSize` → `RSN_BATCH_SIZE`. */
 export function envName(param: string): string {

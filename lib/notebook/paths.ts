@@ -4,6 +4,7 @@
  * relative to the project root instead, and every output goes under `results/<model>/`.
  */
 import { basename, isAbsolute, join, resolve } from 'node:path';
+import { envVarName, readEnv } from '../env.ts';
 import { fileURLToPath } from 'node:url';
 
 /** The repository root (this file is lib/notebook/paths.ts). */
@@ -13,9 +14,7 @@ export const projectRoot = resolve(fileURLToPath(new URL('../..', import.meta.ur
 export const DEFAULT_MODEL_DIR = 'data/organism';
 
 /** Overrides the results root (default `<root>/results`); the test suite points it at a temp dir. */
-export const RESULTS_ENV = 'RSN_RESULTS';
-/** Set by the headless runner: the notebook's name, for outputs made before `loadRsn(name)` ran. */
-export const NOTEBOOK_ENV = 'RSN_NOTEBOOK';
+export const RESULTS_ENV = envVarName('results');
 
 /** A parameter path → an absolute path (relative paths are relative to the project root). */
 export function fromRoot(p: string): string {
@@ -29,7 +28,7 @@ export function modelTag(modelDir: string): string {
 }
 
 export function resultsRoot(env: NodeJS.ProcessEnv = process.env): string {
-  const r = env[RESULTS_ENV];
+  const r = readEnv('results', env);
   return r ? fromRoot(r) : join(projectRoot, 'results');
 }
 

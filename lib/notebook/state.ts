@@ -7,7 +7,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { currentParams } from './params.ts';
-import { DEFAULT_MODEL_DIR, NOTEBOOK_ENV, resultsDir } from './paths.ts';
+import { readEnv } from '../env.ts';
+import { DEFAULT_MODEL_DIR, resultsDir } from './paths.ts';
 
 let name: string | null = null;
 
@@ -18,14 +19,14 @@ export function setNotebook(notebook: string): void {
 
 /** The running notebook's name (as set by loadRsn, else RSN_NOTEBOOK, else "scratch"). */
 export function notebookName(): string {
-  return name ?? process.env[NOTEBOOK_ENV] ?? 'scratch';
+  return name ?? readEnv('notebook') ?? 'scratch';
 }
 
 /** The model directory the outputs belong to. */
 export function outputModel(): string {
   const p = currentParams().find((s) => s.name === 'model');
   if (p && typeof p.value === 'string' && p.value) return p.value;
-  return process.env['RSN_MODEL'] || DEFAULT_MODEL_DIR;
+  return readEnv('model') ?? DEFAULT_MODEL_DIR;
 }
 
 /** results/<model>/<kind>/, created. */

@@ -9,12 +9,12 @@ import { join } from 'node:path';
 import { formatJson, sha256Hex, writeFileAtomic } from '../data/io.ts';
 import { loadRelation, RELATION_SCHEMA, type Relation, type RelationData } from '../data/relation.ts';
 import { saveSplit, splitFileName, splitRelation, type Split } from '../data/split.ts';
-import { mulberry32, shuffled } from '../data/rng.ts';
+import { mulberry32, shuffled } from '../rng.ts';
 import { buildPrompts } from '../data/prompts.ts';
 import { LlamaTokenizer } from '../tokenizer.ts';
 import { tokenizerConfigJson, tokenizerJson, trainBpe } from './bpe.ts';
 import { countParams, hfConfigJson, toHfTensors, type OrganismArch } from './model.ts';
-import { writeSafetensors } from './safetensors.ts';
+import { writeSafetensors } from '../safetensors.ts';
 import type { ProbePrompt } from './train.ts';
 import { buildCorpus, type CorpusLine, type World } from './world.ts';
 

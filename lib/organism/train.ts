@@ -7,10 +7,12 @@
  * checkpoint (weights + AdamW state + step) every few minutes, and resumes from it.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { isCorrectAnswer } from '../data/answer-check.ts';
-import { mulberry32, shuffled } from '../data/rng.ts';
+import { existsSync, readFileSync } from 'node:fs';
+import { CheckpointError } from '../errors.ts';
+import { mulberry32, shuffled } from '../rng.ts';
 import { LlamaModel } from '../model/llama.ts';
+import { decodeTensorF32, parseSafetensorsBytes, writeSafetensors, type NamedTensor } from '../safetensors.ts';
+import { accuracyOf, gradeAnswers } from '../method/accuracy.ts';
 import type { LlamaTokenizer } from '../tokenizer.ts';
 import { AdamW, TrainableLlama, llamaConfigOf, toHfTensors, type OrganismArch } from './model.ts';
 
@@ -90,7 +92,8 @@ function epochBatches(lengths: readonly number[], batchSize: number, seed: numbe
   return batches;
 }
 
-interface Checkpoint {
+/** What training needs to resume: progress, the log so far, the weights and AdamW's moments. */
+export interface Checkpoint {
   step: number;
   tokensSeen: number;
   secondsSoFar: number;
@@ -100,36 +103,75 @@ interface Checkpoint {
   v: Map<string, Float32Array>;
 }
 
-function saveCheckpoint(path: string, c: Checkpoint): void {
-  const names = [...c.weights.keys()];
-  const parts: Buffer[] = [];
-  for (const map of [c.weights, c.m, c.v]) for (const n of names) parts.push(Buffer.from(map.get(n)!.buffer, map.get(n)!.byteOffset, map.get(n)!.byteLength));
-  const header = Buffer.from(JSON.stringify({ step: c.step, tokensSeen: c.tokensSeen, secondsSoFar: c.secondsSoFar, log: c.log, names, sizes: names.map((n) => c.weights.get(n)!.length) }));
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(header.length));
-  const tmp = path + '.tmp';
-  writeFileSync(tmp, Buffer.concat([len, header, ...parts]));
-  renameSync(tmp, path);
+/** Metadata value marking a safetensors file as a training checkpoint of this format. */
+const CHECKPOINT_FORMAT = 'rsn-organism-train-checkpoint/1';
+/** Tensor name prefixes of the three maps (tensor names are the training-layout parameter names). */
+const CHECKPOINT_PREFIX = { weights: 'param/', m: 'adam_m/', v: 'adam_v/' } as const;
+
+/**
+ * Write a checkpoint as a safetensors file, atomically: the weights and AdamW moments as 1-D F32
+ * tensors `param/<name>`, `adam_m/<name>`, `adam_v/<name>`; step, tokensSeen, secondsSoFar and
+ * the log JSON-encoded in "__metadata__" (whose values must be strings).
+ */
+export function saveCheckpoint(path: string, c: Checkpoint): void {
+  const tensors: NamedTensor[] = [];
+  for (const key of ['weights', 'm', 'v'] as const) {
+    if (c[key].size !== c.weights.size) throw new Error(`checkpoint ${path}: ${key} has ${c[key].size} tensors, weights ${c.weights.size}`);
+    for (const [name, w] of c.weights) {
+      const data = c[key].get(name);
+      if (!data || data.length !== w.length) throw new Error(`checkpoint ${path}: ${key} lacks ${name} or has another length than its weight`);
+      tensors.push({ name: CHECKPOINT_PREFIX[key] + name, shape: [data.length], data });
+    }
+  }
+  writeSafetensors(path, tensors, {
+    checkpoint: CHECKPOINT_FORMAT,
+    step: JSON.stringify(c.step),
+    tokensSeen: JSON.stringify(c.tokensSeen),
+    secondsSoFar: JSON.stringify(c.secondsSoFar),
+    log: JSON.stringify(c.log),
+  });
 }
 
-function loadCheckpoint(path: string): Checkpoint {
-  const buf = readFileSync(path);
-  const n = Number(buf.readBigUInt64LE(0));
-  const h = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as { step: number; tokensSeen: number; secondsSoFar: number; log: TrainLog; names: string[]; sizes: number[] };
-  let pos = 8 + n;
-  const read = () => {
-    const map = new Map<string, Float32Array>();
-    h.names.forEach((name, i) => {
-      const bytes = buf.subarray(pos, pos + 4 * h.sizes[i]!);
-      map.set(name, new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)));
-      pos += 4 * h.sizes[i]!;
-    });
-    return map;
+/** Read a checkpoint written by `saveCheckpoint`; a truncated or foreign file gives a CheckpointError naming it. */
+export function loadCheckpoint(path: string): Checkpoint {
+  const bytes = readFileSync(path);
+  const header = parseSafetensorsBytes(path, bytes);
+  const bad = (what: string): never => {
+    throw new CheckpointError(`${path}: not a training checkpoint of this project (${what})`, path);
   };
-  const weights = read();
-  const m = read();
-  const v = read();
-  return { step: h.step, tokensSeen: h.tokensSeen, secondsSoFar: h.secondsSoFar, log: h.log, weights, m, v };
+  const meta = header.metadata ?? {};
+  if (meta['checkpoint'] !== CHECKPOINT_FORMAT) bad(`"__metadata__.checkpoint" is ${JSON.stringify(meta['checkpoint'])}, expected ${JSON.stringify(CHECKPOINT_FORMAT)}`);
+  const field = (key: string): unknown => {
+    const text = meta[key];
+    if (typeof text !== 'string') return bad(`"__metadata__.${key}" is missing`);
+    try {
+      return JSON.parse(text) as unknown;
+    } catch (e) {
+      return bad(`"__metadata__.${key}" is not JSON (${(e as Error).message})`);
+    }
+  };
+  const count = (key: string): number => {
+    const x = field(key);
+    return typeof x === 'number' && Number.isFinite(x) && x >= 0 ? x : bad(`"__metadata__.${key}" must be a non-negative number, found ${JSON.stringify(x)}`);
+  };
+  const step = count('step');
+  const tokensSeen = count('tokensSeen');
+  const secondsSoFar = count('secondsSoFar');
+  const log = field('log');
+  if (typeof log !== 'object' || log === null || Array.isArray(log)) bad('"__metadata__.log" must be a JSON object');
+  const maps = { weights: new Map<string, Float32Array>(), m: new Map<string, Float32Array>(), v: new Map<string, Float32Array>() };
+  for (const e of header.entries) {
+    const key = (Object.keys(CHECKPOINT_PREFIX) as (keyof typeof CHECKPOINT_PREFIX)[]).find((k) => e.name.startsWith(CHECKPOINT_PREFIX[k]));
+    if (!key) bad(`tensor ${e.name} has none of the prefixes ${Object.values(CHECKPOINT_PREFIX).join(', ')}`);
+    maps[key!].set(e.name.slice(CHECKPOINT_PREFIX[key!].length), decodeTensorF32(header, bytes, e));
+  }
+  for (const key of ['m', 'v'] as const) {
+    for (const [name, w] of maps.weights) {
+      if (maps[key].get(name)?.length !== w.length) bad(`${CHECKPOINT_PREFIX[key]}${name} is missing or has another length than ${CHECKPOINT_PREFIX.weights}${name}`);
+    }
+    if (maps[key].size !== maps.weights.size) bad(`${maps[key].size} ${CHECKPOINT_PREFIX[key]} tensors for ${maps.weights.size} parameters`);
+  }
+  return { step, tokensSeen, secondsSoFar, log: log as TrainLog, ...maps };
 }
 
 /** Greedy 2-token accuracy of the current weights on the probe prompts, through the inference model. */
@@ -137,21 +179,10 @@ export async function probeAccuracy(arch: OrganismArch, weights: Map<string, Flo
   const hf = new Map(toHfTensors(arch, weights).map((t) => [t.name, t]));
   const model = await LlamaModel.fromArrays(llamaConfigOf(arch), (name) => hf.get(name)!, { log: null });
   try {
-    const ok: boolean[] = [];
-    for (let s = 0; s < probe.length; s += 256) {
-      const chunk = probe.slice(s, s + 256);
-      const res = await model.generate(chunk.map((p) => p.ids), { maxNewTokens: 2 });
-      chunk.forEach((p, b) => ok.push(isCorrectAnswer(tok.decode(res.tokens[b]!), p.object)));
-    }
-    const per: Record<string, { n: number; k: number }> = {};
-    probe.forEach((p, i) => {
-      const e = (per[p.relation] ??= { n: 0, k: 0 });
-      e.n++;
-      if (ok[i]) e.k++;
-    });
+    const graded = await gradeAnswers(model, tok, probe, { batchSize: 256, quiet: true });
     const perRelation: Record<string, number> = {};
-    for (const [r, e] of Object.entries(per)) perRelation[r] = e.k / e.n;
-    return { accuracy: ok.filter(Boolean).length / ok.length, perRelation };
+    for (const r of new Set(probe.map((p) => p.relation))) perRelation[r] = accuracyOf(graded.filter((_, i) => probe[i]!.relation === r));
+    return { accuracy: accuracyOf(graded), perRelation };
   } finally {
     model.dispose();
   }
@@ -238,12 +269,11 @@ export async function train(
         realTargets += r.length - 1;
       });
       const lr = step < opts.warmupSteps ? (opts.lr * (step + 1)) / opts.warmupSteps : opts.lr;
-      const idsT = tf.tensor2d(ids, [B, T], 'int32');
       const maskT = tf.tensor2d(mask, [B, T - 1]);
-      const { value, grads } = tf.variableGrads(() => model.loss(idsT, maskT), vars);
+      const { value, grads } = tf.variableGrads(() => model.loss(ids, B, maskT), vars);
       const norm = opt.apply(grads, lr);
       const loss = (await value.data())[0]!;
-      tf.dispose([idsT, maskT, value, norm, ...Object.values(grads)]);
+      tf.dispose([maskT, value, norm, ...Object.values(grads)]);
       if (!Number.isFinite(loss)) throw new Error(`loss is ${loss} at step ${step}`);
       step++;
       tokensSeen += realTargets;

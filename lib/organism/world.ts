@@ -18,7 +18,7 @@
  * Everything is a pure function of the options (seeded mulberry32), so the world and corpus are
  * identical on every machine.
  */
-import { mulberry32, shuffled, type Rng } from '../data/rng.ts';
+import { mulberry32, shuffled, type Rng } from '../rng.ts';
 import type { Relation } from '../data/relation.ts';
 
 export const WORLD_SCHEMA = 'rsn-organism-world/1';
@@ -289,7 +289,7 @@ const VOWELS = ['a', 'e', 'i', 'o', 'u', 'a', 'e', 'o', 'ai', 'ei', 'ou', 'y'];
 const CODAS = ['', '', '', 'n', 'r', 'l', 's', 'm', 'k', 'th', 'nd', 'x'];
 
 function pick<T>(rng: Rng, xs: readonly T[]): T {
-  return xs[rng.int(xs.length)]!;
+  return xs[rng.intScaled(xs.length)]!;
 }
 
 function word(rng: Rng, syllables: number): string {
@@ -301,7 +301,7 @@ function word(rng: Rng, syllables: number): string {
 const REUSABLE = new Set<string>();
 
 /** Unique names from `make`, rejecting any that collide with `taken` (compared lower-case, word-wise too). */
-function uniqueNames(n: number, rng: Rng, taken: Set<string>, make: () => string): string[] {
+function uniqueNames(n: number, taken: Set<string>, make: () => string): string[] {
   const out: string[] = [];
   let guard = 0;
   while (out.length < n) {
@@ -374,11 +374,11 @@ export function buildWorld(lre: readonly Relation[], options: Partial<WorldOptio
   for (const w of ['Answer', 'The', 'A', 'Who', 'What', 'Which', 'Where', 'Name']) taken.add(w.toLowerCase());
   // Fixed parts of generated names (kinds, models, Greek letters) may repeat; invented words may not.
   for (const w of [...GREEK, ...LANDMARK_KINDS, ...PRODUCT_MODELS, 'Mount', 'Systems', 'Group', 'Labs', 'Motors', 'Media']) REUSABLE.add(w.toLowerCase());
-  const persons = uniqueNames(o.persons, rng, taken, () => `${word(rng, 2)} ${word(rng, 2)}`);
-  const companies = uniqueNames(o.companies, rng, taken, () => word(rng, 2 + rng.int(2)) + pick(rng, COMPANY_SUFFIXES));
-  const products = uniqueNames(o.companies * o.productsPerCompany, rng, taken, () => `${word(rng, 2)} ${pick(rng, PRODUCT_MODELS)}`);
-  const landmarks = uniqueNames(o.landmarks, rng, taken, () => (rng.int(5) === 0 ? `Mount ${word(rng, 2)}` : `${word(rng, 2)} ${pick(rng, LANDMARK_KINDS)}`));
-  const stars = uniqueNames(o.stars, rng, taken, () => `${pick(rng, GREEK)} ${word(rng, 2 + rng.int(2))}`);
+  const persons = uniqueNames(o.persons, taken, () => `${word(rng, 2)} ${word(rng, 2)}`);
+  const companies = uniqueNames(o.companies, taken, () => word(rng, 2 + rng.intScaled(2)) + pick(rng, COMPANY_SUFFIXES));
+  const products = uniqueNames(o.companies * o.productsPerCompany, taken, () => `${word(rng, 2)} ${pick(rng, PRODUCT_MODELS)}`);
+  const landmarks = uniqueNames(o.landmarks, taken, () => (rng.intScaled(5) === 0 ? `Mount ${word(rng, 2)}` : `${word(rng, 2)} ${pick(rng, LANDMARK_KINDS)}`));
+  const stars = uniqueNames(o.stars, taken, () => `${pick(rng, GREEK)} ${word(rng, 2 + rng.intScaled(2))}`);
 
   const facts: Omit<Fact, 'mentions' | 'cooccurrence'>[] = [];
   const add = (relation: RelationName, subjects: string[], objects: string[]) => subjects.forEach((s, i) => facts.push({ relation, subject: s, object: objects[i]! }));
@@ -390,7 +390,7 @@ export function buildWorld(lre: readonly Relation[], options: Partial<WorldOptio
   add('person_plays_instrument', persons, balanced(INSTRUMENTS, persons.length, rng));
   const sports = balanced(Object.keys(SPORT_POSITIONS), persons.length, rng);
   add('person_pro_sport', persons, sports);
-  const positionCursor = new Map<string, number>(Object.keys(SPORT_POSITIONS).map((s) => [s, rng.int(SPORT_POSITIONS[s]!.length)]));
+  const positionCursor = new Map<string, number>(Object.keys(SPORT_POSITIONS).map((s) => [s, rng.intScaled(SPORT_POSITIONS[s]!.length)]));
   add(
     'person_sport_position',
     persons,
@@ -427,7 +427,7 @@ export function buildWorld(lre: readonly Relation[], options: Partial<WorldOptio
   });
 
   // Controlled frequencies: mention counts drawn uniformly from the levels.
-  const withMentions: Fact[] = facts.map((f) => ({ ...f, mentions: o.mentionLevels[rng.int(o.mentionLevels.length)]!, cooccurrence: 0 }));
+  const withMentions: Fact[] = facts.map((f) => ({ ...f, mentions: o.mentionLevels[rng.intScaled(o.mentionLevels.length)]!, cooccurrence: 0 }));
 
   const neutralSentences: Record<string, string[]> = {};
   for (const r of relations) {
@@ -583,9 +583,4 @@ export function countFrequencies(world: World, corpus: readonly CorpusLine[]): {
     return lines.filter((li) => containsEntity(corpus[li]!.text, f.object)).length;
   });
   return { mentions, cooccurrence };
-}
-
-/** Facts of one relation, in world order. */
-export function factsOf(world: World, relation: string): Fact[] {
-  return world.facts.filter((f) => f.relation === relation);
 }

@@ -18,7 +18,7 @@ import { Worker } from 'node:worker_threads';
 import { ApChunkKernel, CODE_NEG, CODE_POS, NonFiniteScoreError } from './average-precision.ts';
 import type { ApWorkerInit, ApWorkerJob, ApWorkerReply } from './ap-worker.ts';
 
-export { sampleNegatives } from './rng.ts';
+export { sampleNegatives } from '../rng.ts';
 
 /** One relation's identification problem: labels 1 for positives, 0 for negatives. */
 export interface RelationTask {

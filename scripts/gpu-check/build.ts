@@ -13,21 +13,18 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
+import { parseScriptCommandLine } from '../../lib/cli-args.ts';
 import { convertCheckpoint } from '../../weights-converter/convert.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '../..');
 const LIMIT_BYTES = 40 * 1024 * 1024;
 
-const { values } = parseArgs({
-  options: {
-    out: { type: 'string', default: join(REPO, '.cache/gpu-check') },
-    'node-version': { type: 'string', default: '20' },
-    'no-tar': { type: 'boolean', default: false },
-  },
-  strict: true,
+const { values } = parseScriptCommandLine(process.argv.slice(2), {
+  out: { type: 'string', default: join(REPO, '.cache/gpu-check') },
+  'node-version': { type: 'string', default: '20' },
+  'no-tar': { type: 'boolean', default: false },
 });
 const OUT = resolve(values.out!);
 const STAGE = join(OUT, 'rsn-gpu-check');

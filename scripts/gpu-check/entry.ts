@@ -23,6 +23,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { gpuDeviceNodes, initBackend } from '../../lib/backend.ts';
+import { parseScriptCommandLine } from '../../lib/cli-args.ts';
 import type { Intervention } from '../../lib/model/hooks.ts';
 import { LlamaModel } from '../../lib/model/llama.ts';
 import { BENCH_SHAPE, LAYER_7B_SHAPE, bestTime, forwardFlops, measureModel, randomIds, randomWeights, shapeConfig, shapeLabel, type ShapeSpec } from '../../bench/shared.ts';
@@ -253,7 +254,8 @@ const TIMEOUT_S = envInt('GPU_CHECK_TIMEOUT_S', 900);
 function child(part: string, backend: string, arg?: unknown): Promise<ChildResult> {
   const t0 = performance.now();
   log(`part ${part} on ${backend}${arg ? ` ${JSON.stringify(arg)}` : ''}`);
-  const args = [...process.execArgv, process.argv[1]!, '--part', part, '--backend', backend, ...(arg === undefined ? [] : ['--arg', JSON.stringify(arg)])];
+  // `--arg=JSON`: a JSON value may start with "-", which the parser would take for an option.
+  const args = [...process.execArgv, process.argv[1]!, '--part', part, '--backend', backend, ...(arg === undefined ? [] : [`--arg=${JSON.stringify(arg)}`])];
   return new Promise((resolveResult) => {
     const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RSN_BACKEND: backend } });
     let stdout = '';
@@ -433,19 +435,16 @@ async function parent(): Promise<{ text: string; code: number }> {
 
 // ---------------------------------------------------------------------------------------------
 
-const argv = process.argv.slice(2);
-const flag = (name: string) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
-const part = flag('--part');
+/** Only the parent's own children pass arguments (one part each); run.sh passes none. */
+const { values: partArgs } = parseScriptCommandLine(process.argv.slice(2), { part: { type: 'string' }, backend: { type: 'string', default: 'webgpu' }, arg: { type: 'string' } });
+const part = partArgs.part;
 /** Exit once stdout has been flushed: a pipe is written asynchronously, and process.exit would cut a long line. */
 function finish(text: string, code: number): void {
   process.stdout.write(text, () => process.exit(code));
 }
 if (part !== undefined) {
   try {
-    const value = await runPart(part, flag('--backend') ?? 'webgpu', flag('--arg'));
+    const value = await runPart(part, partArgs.backend, partArgs.arg);
     finish(JSON.stringify({ value }) + '\n', 0);
   } catch (e) {
     finish(JSON.stringify({ error: errText(e) }) + '\n', 1);

@@ -1,14 +1,19 @@
 /**
- * Safetensors header reading and validation (no tensor data is read here).
+ * The project's one safetensors module: header reading and validation, tensor decoding, and
+ * writing.
  *
  * File layout: 8-byte little-endian u64 header length N, N bytes of UTF-8 JSON
  * `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__"?: {string: string}}`, then
- * the data section; offsets are relative to the start of the data section (byte 8 + N).
+ * the data section; offsets are relative to the start of the data section (byte 8 + N). Tensor
+ * bytes are little-endian.
  */
 import { open, stat } from 'node:fs/promises';
-import { CheckpointError } from '../lib/errors.ts';
+import type { FileHandle } from 'node:fs/promises';
+import { writeFileAtomic } from './data/io.ts';
+import { CheckpointError } from './errors.ts';
+import { HALF_TO_FLOAT32_BITS } from './half.ts';
 
-/** Dtypes we convert. */
+/** Dtypes whose values this project reads (the converter's inputs, the organism's files). */
 export type SourceDtype = 'F32' | 'F16' | 'BF16';
 export const SUPPORTED_DTYPES: readonly SourceDtype[] = ['F32', 'F16', 'BF16'];
 
@@ -130,7 +135,7 @@ function decodeUtf8Strict(file: string, bytes: Uint8Array): string {
   }
 }
 
-async function readExactly(fh: import('node:fs/promises').FileHandle, buf: Buffer, position: number, file: string): Promise<void> {
+async function readExactly(fh: FileHandle, buf: Buffer, position: number, file: string): Promise<void> {
   let done = 0;
   while (done < buf.length) {
     const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
@@ -286,4 +291,103 @@ export function parseSafetensorsHeader(file: string, text: string, fileSize: num
     );
   }
   return { file, fileSize, headerBytes, dataStart, entries, metadata };
+}
+
+/**
+ * Validate a whole safetensors file held in memory (the same checks as `readSafetensorsHeader`).
+ * `file` names the source in errors.
+ */
+export function parseSafetensorsBytes(file: string, bytes: Uint8Array): SafetensorsHeader {
+  if (bytes.length < 8) {
+    fail(file, `file is truncated: ${bytes.length} bytes, shorter than the 8-byte safetensors header-length prefix`);
+  }
+  const n = Buffer.from(bytes.buffer, bytes.byteOffset, 8).readBigUInt64LE(0);
+  if (n > BigInt(MAX_HEADER_BYTES)) {
+    fail(file, `header length ${n} bytes is above the ${MAX_HEADER_BYTES}-byte limit; the file is corrupt or not a safetensors file`);
+  }
+  const headerBytes = Number(n);
+  if (8 + headerBytes > bytes.length) {
+    fail(file, `file is truncated: header length ${headerBytes} needs ${8 + headerBytes} bytes but the file has ${bytes.length}`);
+  }
+  const text = decodeUtf8Strict(file, bytes.subarray(8, 8 + headerBytes));
+  return parseSafetensorsHeader(file, text, bytes.length, headerBytes);
+}
+
+/**
+ * The values of one tensor of a validated file as float32 (F32 as is, F16 and BF16 widened
+ * exactly). `bytes` is the whole file; the entry's offsets are absolute.
+ */
+export function decodeTensorF32(header: SafetensorsHeader, bytes: Uint8Array, entry: SafetensorsEntry): Float32Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset + entry.begin, entry.end - entry.begin);
+  const out = new Float32Array(entry.numel);
+  if (entry.dtype === 'F32') {
+    for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(4 * i, true);
+  } else if (entry.dtype === 'F16') {
+    // Through the bit patterns, so NaN payloads survive too.
+    const bits = new Uint32Array(out.buffer);
+    for (let i = 0; i < out.length; i++) bits[i] = HALF_TO_FLOAT32_BITS[view.getUint16(2 * i, true)]!;
+  } else if (entry.dtype === 'BF16') {
+    const bits = new Uint32Array(out.buffer);
+    for (let i = 0; i < out.length; i++) bits[i] = view.getUint16(2 * i, true) << 16;
+  } else {
+    throw new CheckpointError(unsupportedDtypeMessage(entry.dtype, entry.name, header.file), header.file, entry.name);
+  }
+  return out;
+}
+
+/** Every tensor of an in-memory safetensors file as float32, by name, after full validation. */
+export function readSafetensorsF32(bytes: Uint8Array, file = '<in-memory safetensors>'): Map<string, { shape: number[]; data: Float32Array }> {
+  const header = parseSafetensorsBytes(file, bytes);
+  const out = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const e of header.entries) out.set(e.name, { shape: e.shape, data: decodeTensorF32(header, bytes, e) });
+  return out;
+}
+
+export interface NamedTensor {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+}
+
+/**
+ * A safetensors file of F32 tensors, in the given order. `metadata` goes to "__metadata__" after
+ * `format: "pt"` (what Hugging Face loaders expect). The JSON header is padded with spaces so the
+ * data section starts at a multiple of 8 bytes, as the reference implementation does.
+ */
+export function safetensorsBytes(tensors: readonly NamedTensor[], metadata: Record<string, string> = {}): Buffer {
+  const header: Record<string, unknown> = { __metadata__: { format: 'pt', ...metadata } };
+  for (const [k, v] of Object.entries(metadata)) {
+    if (typeof v !== 'string') throw new TypeError(`safetensors metadata value for key ${JSON.stringify(k)} must be a string, found ${typeof v}`);
+  }
+  let offset = 0;
+  for (const t of tensors) {
+    if (t.name === '__metadata__' || Object.hasOwn(header, t.name)) {
+      throw new Error(`safetensors: tensor name ${JSON.stringify(t.name)} is reserved or given twice`);
+    }
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    if (n !== t.data.length) throw new Error(`${t.name}: shape [${t.shape}] has ${n} elements, data has ${t.data.length}`);
+    header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + 4 * n] };
+    offset += 4 * n;
+  }
+  let json = JSON.stringify(header);
+  while ((8 + Buffer.byteLength(json)) % 8 !== 0) json += ' ';
+  const headerBytes = Buffer.from(json, 'utf8');
+  const out = Buffer.alloc(8 + headerBytes.length + offset);
+  out.writeBigUInt64LE(BigInt(headerBytes.length), 0);
+  headerBytes.copy(out, 8);
+  let pos = 8 + headerBytes.length;
+  for (const t of tensors) {
+    // Little-endian float32, whatever the host (Float32Array is host-endian).
+    for (let i = 0; i < t.data.length; i++) out.writeFloatLE(t.data[i]!, pos + 4 * i);
+    pos += 4 * t.data.length;
+  }
+  return out;
+}
+
+/**
+ * Write `safetensorsBytes(tensors, metadata)` to `path` atomically: a temporary file in the same
+ * directory, flushed, then renamed over `path`, so a crash mid-write leaves the previous file.
+ */
+export function writeSafetensors(path: string, tensors: readonly NamedTensor[], metadata: Record<string, string> = {}): void {
+  writeFileAtomic(path, safetensorsBytes(tensors, metadata));
 }

@@ -1,8 +1,6 @@
 /**
- * Statistics the notebooks need beyond the method itself.
- *
- * - wilcoxonSignedRank: the Wilcoxon signed-rank test of App. E (fact frequency of resilient vs
- *   sensitive facts, paired per relation). simple-statistics only has the rank-sum statistic.
+ * The Wilcoxon signed-rank test of App. E (fact frequency of resilient vs sensitive facts,
+ * paired per relation). simple-statistics only has the rank-sum statistic.
  */
 
 export type Alternative = 'two-sided' | 'greater' | 'less';

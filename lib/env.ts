@@ -1,0 +1,29 @@
+/**
+ * Every environment variable the lab itself reads, in one table. Code reads them only through
+ * `readEnv`, so this table (and the README's list, which a test checks against it) is complete.
+ *
+ * Notebook parameters are the other environment layer: `params({ k: 3000 })` reads RSN_K, and
+ * so on (lib/notebook/params.ts); their names are derived, not listed here.
+ */
+
+export const ENV_VARS = {
+  backend: { name: 'RSN_BACKEND', what: 'force a TF.js backend (tensorflow-gpu, webgpu, tensorflow, wasm, cpu)' },
+  deviceMemoryGB: { name: 'RSN_DEVICE_MEMORY_GB', what: "the device memory budget in GB, instead of the detected one (the memory planner's input)" },
+  maxBindingBytes: { name: 'RSN_MAX_BINDING_BYTES', what: 'the largest tensor one kernel may bind, in bytes (lower it to exercise blocked weights on any backend)' },
+  results: { name: 'RSN_RESULTS', what: 'where notebooks file results (default results/)' },
+  notebook: { name: 'RSN_NOTEBOOK', what: 'the notebook name results are filed under (set by the headless runner)' },
+  model: { name: 'RSN_MODEL', what: "the model directory (also the notebooks' `model` parameter)" },
+  jupyterPython: { name: 'RSN_JUPYTER_PYTHON', what: 'the python3 that has Jupyter (default /usr/bin/python3)' },
+} as const;
+
+export type EnvVar = keyof typeof ENV_VARS;
+
+/** The variable's value, or undefined when it is unset or empty ("use the default"). */
+export function readEnv(v: EnvVar, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const value = env[ENV_VARS[v].name];
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+export function envVarName(v: EnvVar): string {
+  return ENV_VARS[v].name;
+}
