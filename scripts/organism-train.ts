@@ -22,8 +22,8 @@ import { initBackend } from '../lib/backend.ts';
 import { parseScriptCommandLine } from '../lib/cli-args.ts';
 import { loadRelations } from '../lib/data/relation.ts';
 import { LlamaTokenizer } from '../lib/tokenizer.ts';
-import { buildCorpus, buildTokenizer, encodeCorpus, organismArch, probePrompts, writeHfModel, writeRelations, type ArchChoice } from '../lib/organism/build.ts';
-import { countParams } from '../lib/organism/model.ts';
+import { buildCorpus, buildTokenizer, encodeCorpus, organismConfig, probePrompts, writeHfModel, writeRelations, type ArchChoice } from '../lib/organism/build.ts';
+import { parameterCount } from '../lib/model/config.ts';
 import { DEFAULT_TRAIN_OPTIONS, train, type TrainOptions } from '../lib/organism/train.ts';
 import { buildWorld, type WorldOptions } from '../lib/organism/world.ts';
 import { writeCard } from './organism-card.ts';
@@ -102,8 +102,8 @@ const { splits } = writeRelations(world, relDir);
 let tok: LlamaTokenizer;
 if (args['measure-only']) tok = LlamaTokenizer.fromFile(out);
 else tok = buildTokenizer(corpus, design.vocabSize, out);
-const arch = organismArch(design.arch, tok);
-print(`[model] ${design.description}: ${countParams(arch)} parameters, vocab ${arch.vocabSize}`);
+const config = organismConfig(design.arch, tok);
+print(`[model] ${design.description}: ${parameterCount(config)} parameters, vocab ${config.vocabSize}`);
 
 if (!args['measure-only']) {
   const sequences = encodeCorpus(corpus, tok);
@@ -111,13 +111,13 @@ if (!args['measure-only']) {
   print(`[data] ${sequences.length} sequences, ${tokens} tokens per epoch; backend ${backend.name}`);
   const probe = probePrompts(world, splits, tok, 40, trainOpts.seed);
   const logPath = join(runDir, 'train-log.json');
-  const result = await train(arch, sequences, tok, probe, trainOpts, {
+  const result = await train(config, sequences, tok, probe, trainOpts, {
     checkpointPath: join(runDir, 'checkpoint.bin'),
     print,
     onLog: (log) => writeFileSync(logPath, JSON.stringify(log, null, 1)),
   });
   writeFileSync(logPath, JSON.stringify(result.log, null, 1));
-  writeHfModel(out, arch, result.weights, world, corpus, { design: designName, backend: backend.name, steps: String(result.log.steps) });
+  writeHfModel(out, config, result.weights, world, corpus, { design: designName, backend: backend.name, steps: String(result.log.steps) });
   writeFileSync(join(out, 'train-log.json'), JSON.stringify({ design: designName, description: design.description, backend: backend.name, ...result.log }, null, 1) + '\n');
   print(`[save] ${out}: config.json, model.safetensors, tokenizer.json, tokenizer_config.json, world.json, corpus.txt, relations/`);
 }

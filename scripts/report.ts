@@ -17,7 +17,7 @@ import { writeFileAtomic } from '../lib/data/io.ts';
 import { escapeHtml } from '../lib/notebook/display.ts';
 import type { NotebookRun } from '../lib/notebook/jupyter.ts';
 import { projectRoot } from '../lib/notebook/paths.ts';
-import type { VerdictFile, VerdictRecord, VerdictStatus } from '../lib/notebook/verdict.ts';
+import { VERDICT_COLORS, type VerdictFile, type VerdictRecord, type VerdictStatus } from '../lib/notebook/verdict.ts';
 
 export const STATUSES: readonly VerdictStatus[] = ['reproduced', 'differs', 'not applicable'];
 
@@ -203,7 +203,6 @@ export function reportMarkdown(r: Report): string {
   return L.join('\n');
 }
 
-const COLORS: Record<VerdictStatus, string> = { reproduced: '#1a7f37', differs: '#b35900', 'not applicable': '#666' };
 
 export function reportHtml(r: Report): string {
   const all = r.notebooks.flatMap((n) => n.verdicts);
@@ -218,7 +217,7 @@ export function reportHtml(r: Report): string {
   if (r.modelInfo) H.push(`<li>Model: ${e(r.modelInfo.replace(/`/g, ''))}</li>`);
   H.push(`<li>Generated: ${e(r.generated)}${r.totalSeconds !== undefined ? ` · run time ${minutes(r.totalSeconds)}` : ''}</li>`);
   if (r.overrides.length) H.push(`<li>Parameter overrides: <code>${e(r.overrides.join(' '))}</code></li>`);
-  H.push(`<li>Verdicts: <b>${all.length}</b> — <span style="color:${COLORS.reproduced}">${c.reproduced} reproduced</span>, <span style="color:${COLORS.differs}">${c.differs} differ</span>, <span style="color:${COLORS['not applicable']}">${c['not applicable']} not applicable</span></li></ul>`);
+  H.push(`<li>Verdicts: <b>${all.length}</b> — <span style="color:${VERDICT_COLORS.reproduced}">${c.reproduced} reproduced</span>, <span style="color:${VERDICT_COLORS.differs}">${c.differs} differ</span>, <span style="color:${VERDICT_COLORS['not applicable']}">${c['not applicable']} not applicable</span></li></ul>`);
   H.push('<table><tr><th>notebook</th><th>run</th><th>time</th><th>reproduced</th><th>differs</th><th>not applicable</th><th>figures</th></tr>');
   for (const n of r.notebooks) {
     const k = counts(n.verdicts);
@@ -233,7 +232,7 @@ export function reportHtml(r: Report): string {
     if (n.state === 'earlier') H.push('<p class="note">Not re-run this time: the results below are from an earlier run.</p>');
     if (n.verdicts.length) {
       H.push('<table><tr><th>claim</th><th>paper</th><th>ours</th><th>status</th><th>detail</th></tr>');
-      for (const v of n.verdicts) H.push(`<tr><td>${e(v.claim)}</td><td>${e(show(v.paper))}</td><td>${e(show(v.ours))}</td><td class="st" style="color:${COLORS[v.status]}">${e(v.status)}</td><td>${e(v.detail)}</td></tr>`);
+      for (const v of n.verdicts) H.push(`<tr><td>${e(v.claim)}</td><td>${e(show(v.paper))}</td><td>${e(show(v.ours))}</td><td class="st" style="color:${VERDICT_COLORS[v.status]}">${e(v.status)}</td><td>${e(v.detail)}</td></tr>`);
       H.push('</table>');
     }
     for (const f of n.figures) H.push(`<p><a href="${e(f.html)}">${e(f.title)}</a></p><iframe loading="lazy" src="${e(f.html)}" title="${e(f.title)}"></iframe>`);

@@ -19,7 +19,8 @@ import { sha256Hex } from '../lib/data/io.ts';
 import { buildPrompts } from '../lib/data/prompts.ts';
 import { loadRelation, loadRelations } from '../lib/data/relation.ts';
 import { loadSplit, type Split } from '../lib/data/split.ts';
-import { expectedTensors, readLlamaConfig } from '../lib/model/config.ts';
+import { expectedTensors, hfConfigJson, parseLlamaConfig, readLlamaConfig } from '../lib/model/config.ts';
+import { organismConfig, type ArchChoice } from '../lib/organism/build.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
 import { LlamaTokenizer } from '../lib/tokenizer.ts';
 import { collectActivations } from '../lib/method/activation-store.ts';
@@ -30,7 +31,7 @@ import { findKnownFacts, type KnownFacts } from '../lib/method/known.ts';
 import { NeuronSpace } from '../lib/method/neurons.ts';
 import { buildIdentificationSet, rankNeurons, type Ranking } from '../lib/method/ranking.ts';
 import type { OrganismMeasurement } from '../lib/organism/evaluate.ts';
-import { AdamW, TrainableLlama, toHfTensors, llamaConfigOf, type OrganismArch } from '../lib/organism/model.ts';
+import { AdamW, TrainableLlama, toHfTensors } from '../lib/organism/model.ts';
 import { readSafetensorsF32, safetensorsBytes } from '../lib/safetensors.ts';
 import { buildCorpus, buildWorld, countFrequencies, RELATION_NAMES, type World } from '../lib/organism/world.ts';
 import { execFileSync } from 'node:child_process';
@@ -98,6 +99,13 @@ describe('model organism (data/organism)', { skip: shipped ? false : 'data/organ
     assert.equal(cfg.bosTokenId, tok.bosId);
     assert.equal(cfg.eosTokenId, tok.eosId);
     assert.equal(model.config.numLayers, cfg.numLayers);
+  });
+
+  test('the training design of train-log.json, through organismConfig and hfConfigJson, writes config.json byte for byte', () => {
+    const design = (JSON.parse(readFileSync(join(DIR, 'train-log.json'), 'utf8')) as { arch: ArchChoice }).arch;
+    const tok = LlamaTokenizer.fromFile(DIR);
+    const shape = { hiddenSize: design.hiddenSize, intermediateSize: design.intermediateSize, numLayers: design.numLayers, numHeads: design.numHeads, tieWordEmbeddings: design.tieWordEmbeddings };
+    assert.equal(JSON.stringify(hfConfigJson(organismConfig(shape, tok)), null, 2) + '\n', readFileSync(join(DIR, 'config.json'), 'utf8'));
   });
 
   test('the shipped files stay under 30 MB', () => {
@@ -305,7 +313,7 @@ describe('model organism (data/organism)', { skip: shipped ? false : 'data/organ
 });
 
 describe('organism training code', () => {
-  const arch: OrganismArch = { hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 2, vocabSize: 40, tieWordEmbeddings: true, maxPositionEmbeddings: 32, bosTokenId: 1, eosTokenId: 2, padTokenId: 0 };
+  const arch = parseLlamaConfig({ hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 2, vocab_size: 40, tie_word_embeddings: true, max_position_embeddings: 32, rms_norm_eps: 1e-5, bos_token_id: 1, eos_token_id: 2, pad_token_id: 0 });
   const ids = Int32Array.from({ length: 4 * 9 }, (_, i) => ((i * 7) % 37) + 3);
   const mask = tf.ones([4, 8]) as tf.Tensor2D;
   after(() => tf.dispose([mask]));
@@ -344,7 +352,7 @@ describe('organism training code', () => {
     lossT.dispose();
     m.dispose();
     const hf = new Map(toHfTensors(arch, init).map((t) => [t.name, t]));
-    const inf = await LlamaModel.fromArrays(llamaConfigOf(arch), (name) => hf.get(name)!, { log: null });
+    const inf = await LlamaModel.fromArrays(arch, (name) => hf.get(name)!, { log: null });
     const rows = Array.from({ length: 4 }, (_, b) => Array.from(ids.subarray(b * 9, (b + 1) * 9)));
     const res = await inf.forward(rows.map((r) => r.slice(0, 8)), { logits: 'all' });
     inf.dispose();

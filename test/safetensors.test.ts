@@ -9,7 +9,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CheckpointError } from '../lib/errors.ts';
-import { TrainableLlama, type OrganismArch } from '../lib/organism/model.ts';
+import { TrainableLlama } from '../lib/organism/model.ts';
+import { parseLlamaConfig } from '../lib/model/config.ts';
 import { DEFAULT_TRAIN_OPTIONS, loadCheckpoint, saveCheckpoint, type Checkpoint } from '../lib/organism/train.ts';
 import { readSafetensorsF32, readSafetensorsHeader, writeSafetensors } from '../lib/safetensors.ts';
 
@@ -95,7 +96,7 @@ describe('safetensors writer and reader', () => {
 });
 
 describe('training checkpoint', () => {
-  const arch: OrganismArch = { hiddenSize: 16, intermediateSize: 24, numLayers: 2, numHeads: 2, vocabSize: 40, tieWordEmbeddings: true, maxPositionEmbeddings: 32, bosTokenId: 1, eosTokenId: 2, padTokenId: 0 };
+  const arch = parseLlamaConfig({ hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 2, vocab_size: 40, tie_word_embeddings: true, max_position_embeddings: 32, rms_norm_eps: 1e-5, bos_token_id: 1, eos_token_id: 2, pad_token_id: 0 });
   const weights = TrainableLlama.initialValues(arch, 5);
   const scaled = (k: number) => new Map([...weights].map(([n, w]) => [n, w.map((x, i) => x * k + i * 1e-7)]));
   const checkpoint: Checkpoint = {
@@ -104,7 +105,7 @@ describe('training checkpoint', () => {
     secondsSoFar: 61.25,
     log: {
       options: DEFAULT_TRAIN_OPTIONS,
-      arch,
+      config: arch,
       losses: [{ step: 50, loss: 3.5, tokens: 1000, seconds: 1.5 }],
       probes: [{ step: 300, accuracy: 0.25, perRelation: { person_father: 0.5, 'company "ceo"': 0 }, seconds: 9 }],
       stoppedBecause: '',

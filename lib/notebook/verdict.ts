@@ -59,7 +59,8 @@ export function resetVerdicts(notebook = notebookName()): void {
   if (existsSync(f)) rmSync(f);
 }
 
-const COLORS: Record<VerdictStatus, string> = { reproduced: '#1a7f37', differs: '#b35900', 'not applicable': '#666' };
+/** The colour of each verdict status, in notebooks and in the report. */
+export const VERDICT_COLORS: Record<VerdictStatus, string> = { reproduced: '#1a7f37', differs: '#b35900', 'not applicable': '#666' };
 
 function show(v: VerdictValue): string {
   if (typeof v === 'number') return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(4)));
@@ -83,7 +84,7 @@ export function verdict(input: VerdictInput): void {
     verdicts: records,
   };
   writeFileAtomic(verdictFile(), JSON.stringify(file, null, 1) + '\n');
-  const c = COLORS[rec.status];
+  const c = VERDICT_COLORS[rec.status];
   display({
     'text/html': `<div class="rsn-verdict" style="border-left:4px solid ${c};padding:4px 10px;margin:4px 0">
 <div><b>${escapeHtml(rec.claim)}</b></div>

@@ -13,7 +13,8 @@ import { mulberry32, shuffled } from '../rng.ts';
 import { buildPrompts } from '../data/prompts.ts';
 import { LlamaTokenizer } from '../tokenizer.ts';
 import { tokenizerConfigJson, tokenizerJson, trainBpe } from './bpe.ts';
-import { countParams, hfConfigJson, toHfTensors, type OrganismArch } from './model.ts';
+import { toHfTensors } from './model.ts';
+import { hfConfigJson, parameterCount, parseLlamaConfig, type LlamaConfig } from '../model/config.ts';
 import { writeSafetensors } from '../safetensors.ts';
 import type { ProbePrompt } from './train.ts';
 import { buildCorpus, type CorpusLine, type World } from './world.ts';
@@ -72,8 +73,27 @@ export function buildTokenizer(corpus: readonly CorpusLine[], vocabSize: number,
   return LlamaTokenizer.fromFile(dir);
 }
 
-export function organismArch(a: ArchChoice, tok: LlamaTokenizer): OrganismArch {
-  return { ...a, vocabSize: tok.vocabSize, maxPositionEmbeddings: MAX_POSITIONS, bosTokenId: tok.bosId!, eosTokenId: tok.eosId!, padTokenId: 0 };
+/** The organism's Llama config: the chosen shape, the tokenizer's vocabulary and ids, Llama-2's norm epsilon and RoPE base. */
+export function organismConfig(a: ArchChoice, tok: LlamaTokenizer): LlamaConfig {
+  return parseLlamaConfig(
+    {
+      model_type: 'llama',
+      hidden_size: a.hiddenSize,
+      intermediate_size: a.intermediateSize,
+      num_hidden_layers: a.numLayers,
+      num_attention_heads: a.numHeads,
+      num_key_value_heads: a.numHeads,
+      tie_word_embeddings: a.tieWordEmbeddings,
+      vocab_size: tok.vocabSize,
+      max_position_embeddings: MAX_POSITIONS,
+      rms_norm_eps: 1e-5,
+      rope_theta: 10000,
+      bos_token_id: tok.bosId,
+      eos_token_id: tok.eosId,
+      pad_token_id: 0,
+    },
+    'organism design',
+  );
 }
 
 /** BOS + line + EOS for every corpus line. */
@@ -93,10 +113,10 @@ export function probePrompts(world: World, splits: Map<string, Split>, tok: Llam
 }
 
 /** Write the Hugging Face directory (the tokenizer files must already be there). */
-export function writeHfModel(dir: string, arch: OrganismArch, weights: Map<string, Float32Array>, world: World, corpus: readonly CorpusLine[], extra: Record<string, string>): void {
+export function writeHfModel(dir: string, config: LlamaConfig, weights: Map<string, Float32Array>, world: World, corpus: readonly CorpusLine[], extra: Record<string, string>): void {
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(hfConfigJson(arch), null, 2) + '\n');
-  writeSafetensors(join(dir, 'model.safetensors'), toHfTensors(arch, weights), { ...extra, parameters: String(countParams(arch)) });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(hfConfigJson(config), null, 2) + '\n');
+  writeSafetensors(join(dir, 'model.safetensors'), toHfTensors(config, weights), { ...extra, parameters: String(parameterCount(config)) });
   const corpusText = corpus.map((l) => l.text).join('\n') + '\n';
   writeFileSync(join(dir, 'corpus.txt'), corpusText);
   writeFileSync(join(dir, 'world.json'), formatJson({ ...world, corpus: { file: 'corpus.txt', lines: corpus.length, sha256: sha256Hex(corpusText) } }));

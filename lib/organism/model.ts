@@ -13,60 +13,8 @@ import * as tf from '@tensorflow/tfjs-core';
 // (in tfjs-core's process-global gradient registry), so training needs this side-effect import.
 import '@tensorflow/tfjs';
 import { attentionContext, type DecoderMath, type DecoderPass, decoderLayer, embed, head } from '../model/decoder.ts';
-import { expectedTensors, parseLlamaConfig, type LlamaConfig } from '../model/config.ts';
+import { expectedTensors, type LlamaConfig } from '../model/config.ts';
 import { mulberry32, type Rng } from '../rng.ts';
-
-export interface OrganismArch {
-  hiddenSize: number;
-  intermediateSize: number;
-  numLayers: number;
-  numHeads: number;
-  vocabSize: number;
-  tieWordEmbeddings: boolean;
-  maxPositionEmbeddings: number;
-  bosTokenId: number;
-  eosTokenId: number;
-  padTokenId: number;
-}
-
-/** HF config.json for a LlamaForCausalLM with this architecture. */
-export function hfConfigJson(a: OrganismArch): Record<string, unknown> {
-  return {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
-    hidden_size: a.hiddenSize,
-    intermediate_size: a.intermediateSize,
-    num_hidden_layers: a.numLayers,
-    num_attention_heads: a.numHeads,
-    num_key_value_heads: a.numHeads,
-    head_dim: a.hiddenSize / a.numHeads,
-    hidden_act: 'silu',
-    max_position_embeddings: a.maxPositionEmbeddings,
-    initializer_range: 0.02,
-    rms_norm_eps: 1e-5,
-    rope_theta: 10000.0,
-    rope_scaling: null,
-    attention_bias: false,
-    mlp_bias: false,
-    pretraining_tp: 1,
-    tie_word_embeddings: a.tieWordEmbeddings,
-    vocab_size: a.vocabSize,
-    bos_token_id: a.bosTokenId,
-    eos_token_id: a.eosTokenId,
-    pad_token_id: a.padTokenId,
-    torch_dtype: 'float32',
-    use_cache: true,
-  };
-}
-
-export function llamaConfigOf(a: OrganismArch): LlamaConfig {
-  return parseLlamaConfig(hfConfigJson(a), 'organism config');
-}
-
-/** Number of parameters (embedding counted once when tied). */
-export function countParams(a: OrganismArch): number {
-  return expectedTensors(llamaConfigOf(a)).reduce((s, t) => s + t.shape.reduce((x, y) => x * y, 1), 0);
-}
 
 /** Standard normal from a uniform stream (Box–Muller, both values used). */
 export function normalSampler(rng: Rng): () => number {
@@ -96,8 +44,7 @@ export interface ParamSpec {
   decay: boolean;
 }
 
-export function paramSpecs(a: OrganismArch): ParamSpec[] {
-  const c = llamaConfigOf(a);
+export function paramSpecs(c: LlamaConfig): ParamSpec[] {
   return expectedTensors(c).map((t) => {
     const isLinear = t.name.endsWith('_proj.weight') || t.name === 'lm_head.weight';
     return {
@@ -147,13 +94,11 @@ const TRAINING_MATH: DecoderMath<tf.Tensor, tf.Tensor> = {
 };
 
 export class TrainableLlama {
-  readonly config: LlamaConfig;
   readonly specs: ParamSpec[];
   readonly vars = new Map<string, tf.Variable>();
 
-  constructor(readonly arch: OrganismArch, init: Map<string, Float32Array>) {
-    this.config = llamaConfigOf(arch);
-    this.specs = paramSpecs(arch);
+  constructor(readonly config: LlamaConfig, init: Map<string, Float32Array>) {
+    this.specs = paramSpecs(config);
     for (const s of this.specs) {
       const data = init.get(s.name);
       if (!data) throw new Error(`missing initial value for ${s.name}`);
@@ -162,10 +107,10 @@ export class TrainableLlama {
   }
 
   /** Llama initialisation: N(0, 0.02) for matrices, 1 for RMSNorm weights. Training layout. */
-  static initialValues(a: OrganismArch, seed: number): Map<string, Float32Array> {
+  static initialValues(c: LlamaConfig, seed: number): Map<string, Float32Array> {
     const normal = normalSampler(mulberry32(seed));
     const out = new Map<string, Float32Array>();
-    for (const s of paramSpecs(a)) {
+    for (const s of paramSpecs(c)) {
       const n = s.shape.reduce((x, y) => x * y, 1);
       const v = new Float32Array(n);
       if (s.shape.length === 1) v.fill(1);
@@ -241,8 +186,8 @@ export class TrainableLlama {
 }
 
 /** Training-layout weights → HF names and layouts ([out, in] for linear weights). */
-export function toHfTensors(arch: OrganismArch, weights: Map<string, Float32Array>): { name: string; shape: number[]; data: Float32Array }[] {
-  return paramSpecs(arch).map((s) => {
+export function toHfTensors(config: LlamaConfig, weights: Map<string, Float32Array>): { name: string; shape: number[]; data: Float32Array }[] {
+  return paramSpecs(config).map((s) => {
     const d = weights.get(s.name)!;
     if (!s.transposed) return { name: s.name, shape: s.shape, data: d };
     const [inD, outD] = s.shape as [number, number];

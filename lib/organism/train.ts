@@ -14,7 +14,8 @@ import { LlamaModel } from '../model/llama.ts';
 import { decodeTensorF32, parseSafetensorsBytes, writeSafetensors, type NamedTensor } from '../safetensors.ts';
 import { accuracyOf, gradeAnswers } from '../method/accuracy.ts';
 import type { LlamaTokenizer } from '../tokenizer.ts';
-import { AdamW, TrainableLlama, llamaConfigOf, toHfTensors, type OrganismArch } from './model.ts';
+import type { LlamaConfig } from '../model/config.ts';
+import { AdamW, TrainableLlama, toHfTensors } from './model.ts';
 
 export interface TrainOptions {
   seed: number;
@@ -65,7 +66,7 @@ export interface ProbePrompt {
 
 export interface TrainLog {
   options: TrainOptions;
-  arch: OrganismArch;
+  config: LlamaConfig;
   losses: { step: number; loss: number; tokens: number; seconds: number }[];
   probes: { step: number; accuracy: number; perRelation: Record<string, number>; seconds: number }[];
   stoppedBecause: string;
@@ -175,9 +176,9 @@ export function loadCheckpoint(path: string): Checkpoint {
 }
 
 /** Greedy 2-token accuracy of the current weights on the probe prompts, through the inference model. */
-export async function probeAccuracy(arch: OrganismArch, weights: Map<string, Float32Array>, tok: LlamaTokenizer, probe: readonly ProbePrompt[]): Promise<{ accuracy: number; perRelation: Record<string, number> }> {
-  const hf = new Map(toHfTensors(arch, weights).map((t) => [t.name, t]));
-  const model = await LlamaModel.fromArrays(llamaConfigOf(arch), (name) => hf.get(name)!, { log: null });
+export async function probeAccuracy(config: LlamaConfig, weights: Map<string, Float32Array>, tok: LlamaTokenizer, probe: readonly ProbePrompt[]): Promise<{ accuracy: number; perRelation: Record<string, number> }> {
+  const hf = new Map(toHfTensors(config, weights).map((t) => [t.name, t]));
+  const model = await LlamaModel.fromArrays(config, (name) => hf.get(name)!, { log: null });
   try {
     const graded = await gradeAnswers(model, tok, probe, { batchSize: 256, quiet: true });
     const perRelation: Record<string, number> = {};
@@ -198,7 +199,7 @@ export interface TrainResult {
  * exists. `print` gets progress lines; `onLog` the JSON log after every probe.
  */
 export async function train(
-  arch: OrganismArch,
+  config: LlamaConfig,
   sequences: readonly number[][],
   tok: LlamaTokenizer,
   probe: readonly ProbePrompt[],
@@ -209,8 +210,8 @@ export async function train(
   let step = 0;
   let tokensSeen = 0;
   let secondsBefore = 0;
-  let log: TrainLog = { options: opts, arch, losses: [], probes: [], stoppedBecause: '', steps: 0, seconds: 0, tokensSeen: 0 };
-  let init = TrainableLlama.initialValues(arch, opts.seed);
+  let log: TrainLog = { options: opts, config, losses: [], probes: [], stoppedBecause: '', steps: 0, seconds: 0, tokensSeen: 0 };
+  let init = TrainableLlama.initialValues(config, opts.seed);
   let resumeState: Checkpoint | null = null;
   if (io.checkpointPath && existsSync(io.checkpointPath)) {
     resumeState = loadCheckpoint(io.checkpointPath);
@@ -221,7 +222,7 @@ export async function train(
     log = { ...resumeState.log, options: opts };
     print(`[train] resumed from ${io.checkpointPath} at step ${step}`);
   }
-  const model = new TrainableLlama(arch, init);
+  const model = new TrainableLlama(config, init);
   const opt = new AdamW(model, { beta1: opts.beta1, beta2: opts.beta2, eps: 1e-8, weightDecay: opts.weightDecay, clipNorm: opts.clipNorm });
   if (resumeState) opt.load({ step: resumeState.step, m: resumeState.m, v: resumeState.v });
   const vars = [...model.vars.values()];
@@ -296,7 +297,7 @@ export async function train(
         windowStart = Date.now();
       }
       if (opts.evalEvery > 0 && step % opts.evalEvery === 0) {
-        const p = await probeAccuracy(arch, await model.snapshot(), tok, probe);
+        const p = await probeAccuracy(config, await model.snapshot(), tok, probe);
         log.probes.push({ step, accuracy: p.accuracy, perRelation: p.perRelation, seconds: elapsed() });
         print(`[probe] step ${step} accuracy ${(100 * p.accuracy).toFixed(1)} % ` + Object.entries(p.perRelation).map(([r, a]) => `${r} ${(100 * a).toFixed(0)}`).join(' '));
         const ps = log.probes;
