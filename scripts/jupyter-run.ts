@@ -1,7 +1,7 @@
 /**
- * Executes notebooks headless through real Jupyter (nbclient) and the tslab kernel, one
- * progress line per notebook. Executed copies go to results/<model>/notebooks/ (with the
- * kernel's stderr as <name>.log); a failing notebook is reported with its cell and error and the
+ * Executes notebooks headless through real Jupyter (nbclient) and the tslab kernel, showing each
+ * cell and the kernel's progress lines live. Executed copies go to the setting's run folder,
+ * results/<model>/runs/<id>/notebooks/ (with the kernel's stderr as <name>.log); a failing notebook is reported with its cell and error and the
  * others still run; the exit code is 1 if any failed.
  *
  *   npx tsx scripts/jupyter-run.ts [NOTEBOOK…] [--model DIR] [--k N] [--relations a,b] [--quick]
@@ -15,9 +15,11 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseCommandLine } from '../lib/cli-args.ts';
-import { runNotebook, type NotebookRun } from '../lib/notebook/jupyter.ts';
+import { envVarName } from '../lib/env.ts';
+import { runNotebook, type NotebookEvent, type NotebookRun } from '../lib/notebook/jupyter.ts';
+import { plannedRun, type PlannedRun } from '../lib/notebook/run.ts';
 import { envName } from '../lib/notebook/params.ts';
-import { DEFAULT_MODEL_DIR, RESULTS_ENV, projectRoot, resultsDir } from '../lib/notebook/paths.ts';
+import { RESULTS_ENV, projectRoot } from '../lib/notebook/paths.ts';
 import { setup } from './jupyter-setup.ts';
 
 export const notebooksDir = join(projectRoot, 'notebooks');
@@ -55,22 +57,45 @@ function shortPath(p: string): string {
 
 export interface RunAllOptions {
   notebooks: string[];
-  model?: string;
   env: Record<string, string>;
   cellTimeout?: number;
   log?: (line: string) => void;
+  /** Print each cell start and the kernel's progress lines as they happen (default true). */
+  live?: boolean;
+  /** The run folder, when the caller computed it already (plannedRun of the same environment). */
+  run?: PlannedRun;
 }
 
-export async function runAll(opts: RunAllOptions): Promise<NotebookRun[]> {
+export interface RunAllResult {
+  runs: NotebookRun[];
+  /** The run folder every notebook filed into. */
+  run: PlannedRun;
+}
+
+/** Kernel stdout lines worth a terminal line: the lib's stage log, the run folder, k, conversion. */
+const LIVE_STDOUT = /^(\[rsn\]|run [0-9a-f]{8}:|k = \d|converting |convert)/;
+
+export async function runAll(opts: RunAllOptions): Promise<RunAllResult> {
   const log = opts.log ?? ((l: string) => console.log(l));
-  const model = opts.env['RSN_MODEL'] ?? process.env['RSN_MODEL'] ?? DEFAULT_MODEL_DIR;
-  const outDir = join(resultsDir(model, { ...process.env, ...opts.env }), 'notebooks');
+  const baseEnv = { ...process.env, ...opts.env };
+  // Where the notebooks will file their results: computed here as rsn.setup() computes it in each notebook, which checks it (RSN_RUN).
+  const run = opts.run ?? plannedRun(baseEnv);
+  const env = { ...opts.env, [envVarName('run')]: run.id };
+  const outDir = join(run.dir, 'notebooks');
+  log(`run ${run.id} (k = ${run.k.k}, ${run.k.how}): ${shortPath(run.dir)}`);
   const runs: NotebookRun[] = [];
   const width = Math.max(...opts.notebooks.map((n) => n.replace(/^.*\//, '').replace(/\.ipynb$/, '').length));
+  const live = opts.live ?? true;
   for (const [i, nb] of opts.notebooks.entries()) {
-    const r = await runNotebook(nb, { outDir, env: opts.env, cellTimeout: opts.cellTimeout });
+    const name = nb.replace(/^.*\//, '').replace(/\.ipynb$/, '');
+    const tag = `[${i + 1}/${opts.notebooks.length}] ${name.padEnd(width)}`;
+    if (live) log(`${tag}  …`);
+    const onEvent = (e: NotebookEvent) => {
+      if (e.kind === 'cell') log(`      cell ${e.n}/${e.of}  ${e.source.slice(0, 70)}`);
+      else if (e.stream === 'stderr' || LIVE_STDOUT.test(e.text)) log(`        ${e.text.slice(0, 160)}`);
+    };
+    const r = await runNotebook(nb, { outDir, env, cellTimeout: opts.cellTimeout, onEvent: live ? onEvent : undefined });
     runs.push(r);
-    const tag = `[${i + 1}/${opts.notebooks.length}] ${r.name.padEnd(width)}`;
     if (r.ok) log(`${tag}  ok      ${r.seconds.toFixed(1).padStart(6)} s`);
     else {
       const where = r.cell === undefined ? 'before any cell' : `cell ${r.cell}${r.source ? ` (${r.source.slice(0, 60)})` : ''}`;
@@ -79,7 +104,7 @@ export async function runAll(opts: RunAllOptions): Promise<NotebookRun[]> {
   }
   const failed = runs.filter((r) => !r.ok);
   log(`${runs.length - failed.length}/${runs.length} notebooks ok${failed.length ? `; failed: ${failed.map((r) => r.name).join(', ')}` : ''} · executed copies in ${shortPath(outDir)}`);
-  return runs;
+  return { runs, run };
 }
 
 export const RUN_USAGE = '[NOTEBOOK…] [--model DIR] [--data DIR] [--k N] [--k-percent P] [--relations a,b] [--seed N] [--batch-size N] [--quick] [--set NAME=VALUE]… [--results DIR] [--cell-timeout S]';
@@ -142,7 +167,7 @@ async function main(): Promise<number> {
   if (!(await setup())) return 1;
   const overrides = Object.entries(env).filter(([k]) => k !== RESULTS_ENV).map(([k, v]) => `${k}=${v}`);
   console.log(`running ${notebooks.length} notebook(s) through Jupyter + tslab${overrides.length ? ` with ${overrides.join(' ')}` : ''}`);
-  const runs = await runAll({ notebooks, env, cellTimeout });
+  const { runs } = await runAll({ notebooks, env, cellTimeout });
   return runs.every((r) => r.ok) ? 0 : 1;
 }
 

@@ -1,13 +1,14 @@
 /**
- * The reproduction report: results/<model>/REPORT.md and REPORT.html, collected from what the
- * notebooks wrote — every notebook's verdicts (verdicts/<notebook>.json, schema rsn-verdicts/1),
+ * The reproduction report: results/<model>/REPORT.md and REPORT.html, collected from one run
+ * folder (results/<model>/runs/<id>/, one per setting: lib/notebook/run.ts) — every notebook's verdicts (verdicts/<notebook>.json, schema rsn-verdicts/1),
  * its figures (figures/<name>.html, grouped by the `notebook` field of figures/<name>.json) and
  * its executed copy (notebooks/<notebook>.ipynb). Nothing in the report is typed in: a notebook
  * that did not run or failed is listed as such.
  *
- *   npx tsx scripts/report.ts [RESULTS_DIR]     (default results/organism)
+ *   npm run report [-- --model DIR] [--run ID|latest] [--out DIR]
  *
- * scripts/reproduce.ts calls writeReport after running the notebooks.
+ * scripts/reproduce.ts calls writeReport after running the notebooks; this command rebuilds the
+ * report from any earlier run without running anything.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
@@ -16,7 +17,8 @@ import { parseScriptCommandLine } from '../lib/cli-args.ts';
 import { writeFileAtomic } from '../lib/data/io.ts';
 import { escapeHtml } from '../lib/notebook/display.ts';
 import type { NotebookRun } from '../lib/notebook/jupyter.ts';
-import { projectRoot } from '../lib/notebook/paths.ts';
+import { DEFAULT_MODEL_DIR, modelTag, projectRoot, resultsDir } from '../lib/notebook/paths.ts';
+import { listRuns } from '../lib/notebook/run.ts';
 import { VERDICT_COLORS, type VerdictFile, type VerdictRecord, type VerdictStatus } from '../lib/notebook/verdict.ts';
 
 export const STATUSES: readonly VerdictStatus[] = ['reproduced', 'differs', 'not applicable'];
@@ -46,7 +48,12 @@ export interface ReportNotebook {
 
 export interface Report {
   model: string;
+  /** The run folder the results come from. */
   dir: string;
+  /** Where REPORT.md / REPORT.html are written; every link is relative to it. */
+  out: string;
+  /** The run folder's setting (its setting.json), when it has one. */
+  run: { id: string; setting: Record<string, unknown>; k?: { value: number; how: string; pool: number } } | null;
   generated: string;
   notebooks: ReportNotebook[];
   totalSeconds?: number;
@@ -55,8 +62,10 @@ export interface Report {
 }
 
 export interface ReportOptions {
-  /** results/<model>/ */
+  /** The run folder: results/<model>/runs/<id>/ (figures, tables, verdicts, notebooks, setting.json). */
   dir: string;
+  /** Where the report files go (default: `dir`); results/<model>/ for the canonical report. */
+  outDir?: string;
   /** The notebook files of the project, in order (default: notebooks/*.ipynb). */
   notebooks?: string[];
   /** This run's results, when the report follows a run. */
@@ -101,6 +110,7 @@ function describeModel(model: string | undefined): string {
 
 export function collectReport(opts: ReportOptions): Report {
   const dir = resolve(opts.dir);
+  const out = resolve(opts.outDir ?? dir);
   const files = opts.notebooks ?? readdirSync(join(projectRoot, 'notebooks')).filter((f) => f.endsWith('.ipynb')).sort().map((f) => join(projectRoot, 'notebooks', f));
   const figDir = join(dir, 'figures');
   const figures = new Map<string, ReportFigure[]>();
@@ -112,7 +122,7 @@ export function collectReport(opts: ReportOptions): Report {
       const t = spec.layout?.title;
       const title = typeof t === 'string' ? t : t?.text ?? basename(html, '.html');
       const list = figures.get(spec.notebook) ?? [];
-      list.push({ name: basename(html, '.html'), title, html: relative(dir, html) });
+      list.push({ name: basename(html, '.html'), title, html: relative(out, html) });
       figures.set(spec.notebook, list);
     }
   }
@@ -132,7 +142,7 @@ export function collectReport(opts: ReportOptions): Report {
       state,
       seconds: run?.seconds,
       failure,
-      executed: existsSync(executed) ? relative(dir, executed) : undefined,
+      executed: existsSync(executed) ? relative(out, executed) : undefined,
       // A failed run's verdicts were cleared when it started; whatever it recorded before failing is shown.
       verdicts: v?.verdicts ?? [],
       params: v?.params ?? {},
@@ -143,7 +153,8 @@ export function collectReport(opts: ReportOptions): Report {
   });
   // The model directory: as given, else as recorded in any verdict file.
   const model = opts.model ?? files.map((f) => readJson<VerdictFile>(join(dir, 'verdicts', `${basename(f, '.ipynb')}.json`))?.model).find(Boolean);
-  return { model: model ?? basename(dir), dir, generated: new Date().toISOString(), notebooks, totalSeconds: opts.totalSeconds, overrides: opts.overrides ?? [], modelInfo: describeModel(model) };
+  const setting = readJson<{ id: string; setting: Record<string, unknown>; k?: { value: number; how: string; pool: number } }>(join(dir, 'setting.json'));
+  return { model: model ?? basename(dir), dir, out, run: setting ? { id: setting.id, setting: setting.setting, k: setting.k } : null, generated: new Date().toISOString(), notebooks, totalSeconds: opts.totalSeconds, overrides: opts.overrides ?? [], modelInfo: describeModel(model) };
 }
 
 const show = (v: unknown): string => {
@@ -162,14 +173,29 @@ function counts(vs: readonly VerdictRecord[]): Record<VerdictStatus, number> {
 
 const STATE_TEXT: Record<ReportNotebook['state'], string> = { ok: 'ran', failed: 'FAILED', earlier: 'earlier run', missing: 'not run' };
 
+function reportTitle(r: Report): string {
+  return r.model ? modelTag(r.model) : basename(r.out);
+}
+
+/** The run's setting in one line: k as used, then every other parameter. */
+function settingText(r: Report): string {
+  if (!r.run) return '';
+  const k = r.run.k ? `k = ${r.run.k.value} (${r.run.k.how}; ${((100 * r.run.k.value) / r.run.k.pool).toFixed(2)} % of ${r.run.k.pool} FFN neurons)` : `k = ${show(r.run.setting['k'])}`;
+  const rest = Object.entries(r.run.setting)
+    .filter(([name]) => name !== 'k')
+    .map(([name, v]) => `${name} = ${Array.isArray(v) ? (v.length ? v.join(',') : '(all)') : JSON.stringify(v)}`);
+  return [k, ...rest].join(' · ');
+}
+
 export function reportMarkdown(r: Report): string {
   const all = r.notebooks.flatMap((n) => n.verdicts);
   const c = counts(all);
   const failed = r.notebooks.filter((n) => n.state === 'failed');
   const L: string[] = [];
-  L.push(`# Reproduction report: ${basename(r.dir)}`, '');
+  L.push(`# Reproduction report: ${reportTitle(r)}`, '');
   L.push(`Liu et al. (2025), *On Relation-Specific Neurons in Large Language Models*, rebuilt notebook by notebook. Every value below was computed by a notebook and recorded with its verdict; nothing is typed in.`, '');
   if (r.modelInfo) L.push(`- Model: ${r.modelInfo}`);
+  if (r.run) L.push(`- Run: \`${r.run.id}\` (${relative(r.out, r.dir) || '.'}): ${mdCell(settingText(r))}`);
   L.push(`- Generated: ${r.generated}${r.totalSeconds !== undefined ? ` · run time ${minutes(r.totalSeconds)}` : ''}`);
   if (r.overrides.length) L.push(`- Parameter overrides: ${r.overrides.map((o) => `\`${o}\``).join(' ')}`);
   L.push(`- Verdicts: **${all.length}** — ${c.reproduced} reproduced, ${c.differs} differ, ${c['not applicable']} not applicable`);
@@ -209,12 +235,13 @@ export function reportHtml(r: Report): string {
   const c = counts(all);
   const e = escapeHtml;
   const H: string[] = [];
-  H.push('<!DOCTYPE html>', '<html><head><meta charset="utf-8">', `<title>Reproduction report: ${e(basename(r.dir))}</title>`);
+  H.push('<!DOCTYPE html>', '<html><head><meta charset="utf-8">', `<title>Reproduction report: ${e(reportTitle(r))}</title>`);
   H.push('<style>body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse;margin:0.5em 0;font-size:0.9em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}th{background:#f4f4f4}.st{font-weight:bold}iframe{width:100%;height:470px;border:1px solid #ddd;margin:4px 0}.fail{color:#b00;font-weight:bold}.note{color:#666}</style>');
   H.push('</head><body>');
-  H.push(`<h1>Reproduction report: ${e(basename(r.dir))}</h1>`);
+  H.push(`<h1>Reproduction report: ${e(reportTitle(r))}</h1>`);
   H.push('<p>Liu et al. (2025), <i>On Relation-Specific Neurons in Large Language Models</i>, rebuilt notebook by notebook. Every value was computed by a notebook and recorded with its verdict.</p><ul>');
   if (r.modelInfo) H.push(`<li>Model: ${e(r.modelInfo.replace(/`/g, ''))}</li>`);
+  if (r.run) H.push(`<li>Run: <code>${e(r.run.id)}</code> (${e(relative(r.out, r.dir) || '.')}): ${e(settingText(r))}</li>`);
   H.push(`<li>Generated: ${e(r.generated)}${r.totalSeconds !== undefined ? ` · run time ${minutes(r.totalSeconds)}` : ''}</li>`);
   if (r.overrides.length) H.push(`<li>Parameter overrides: <code>${e(r.overrides.join(' '))}</code></li>`);
   H.push(`<li>Verdicts: <b>${all.length}</b> — <span style="color:${VERDICT_COLORS.reproduced}">${c.reproduced} reproduced</span>, <span style="color:${VERDICT_COLORS.differs}">${c.differs} differ</span>, <span style="color:${VERDICT_COLORS['not applicable']}">${c['not applicable']} not applicable</span></li></ul>`);
@@ -244,8 +271,8 @@ export function reportHtml(r: Report): string {
 /** Write REPORT.md and REPORT.html into the results directory; returns their paths. */
 export function writeReport(opts: ReportOptions): { md: string; html: string; report: Report } {
   const report = collectReport(opts);
-  const md = join(report.dir, 'REPORT.md');
-  const html = join(report.dir, 'REPORT.html');
+  const md = join(report.out, 'REPORT.md');
+  const html = join(report.out, 'REPORT.html');
   writeFileAtomic(md, reportMarkdown(report) + '\n');
   writeFileAtomic(html, reportHtml(report));
   return { md, html, report };
@@ -261,23 +288,26 @@ export function figuresOf(dir: string, notebook: string): string[] {
     .flatMap((f) => [join(figDir, f), join(figDir, f.replace(/\.json$/, '.html'))]);
 }
 
-const REPORT_USAGE = 'usage: npx tsx scripts/report.ts [RESULTS-DIR]   (default results/organism)';
+const REPORT_USAGE = 'usage: npm run report [-- --model DIR] [--run ID|latest] [--out DIR]   (default: the organism, its latest run, results/<model>/)';
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const args = parseScriptCommandLine(process.argv.slice(2), { help: { type: 'boolean', short: 'h' } }, true, REPORT_USAGE);
-  if (args.positionals.length > 1) {
-    console.error(`error: expected at most one results folder, found ${args.positionals.length} arguments\n${REPORT_USAGE}`);
-    process.exit(2);
-  }
+  const args = parseScriptCommandLine(process.argv.slice(2), { model: { type: 'string' }, run: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, false, REPORT_USAGE);
   if (args.values.help) {
     console.log(REPORT_USAGE);
     process.exit(0);
   }
-  const dir = resolve(args.positionals[0] ?? join(projectRoot, 'results', 'organism'));
-  if (!existsSync(dir)) {
-    console.error(`${dir} does not exist: run the notebooks first (npm run reproduce)`);
+  const model = args.values.model ?? DEFAULT_MODEL_DIR;
+  const runs = listRuns(model);
+  const wanted = args.values.run ?? 'latest';
+  const run = wanted === 'latest' ? runs[0] : runs.find((r) => r.id === wanted);
+  if (!run) {
+    console.error(
+      runs.length
+        ? `no run "${wanted}" for ${model}; its runs (newest first): ${runs.map((r) => `${r.id} (${r.updated.toISOString().slice(0, 16)}, k = ${String(r.setting['k'])})`).join(', ')}`
+        : `no runs for ${model} in ${join(resultsDir(model), 'runs')}: run the notebooks first (npm run reproduce)`,
+    );
     process.exit(1);
   }
-  const { md, html } = writeReport({ dir });
-  console.log(`report: ${md}\n        ${html}`);
+  const { md, html } = writeReport({ dir: run.dir, outDir: args.values.out ? resolve(args.values.out) : resultsDir(model), model });
+  console.log(`report of run ${run.id}: ${md}\n        ${html}`);
 }

@@ -1,7 +1,9 @@
 /**
  * The main job: rebuild every paper result by executing all notebooks (notebooks/NN-*.ipynb)
  * headless through real Jupyter and the tslab kernel, on the bundled organism by default, then
- * collect their verdicts and figures into results/<model>/REPORT.md and REPORT.html.
+ * collect their verdicts and figures into results/<model>/REPORT.md and REPORT.html. The
+ * notebooks file everything into the setting's run folder, results/<model>/runs/<id>/
+ * (lib/notebook/run.ts); the report is built from that folder (`npm run report` rebuilds it).
  *
  *   npm run reproduce [-- [NOTEBOOK…] --model DIR --data DIR --k N --k-percent P --relations a,b
  *                        --quick --seed N --batch-size N --set NAME=VALUE… --results DIR --cell-timeout S]
@@ -15,6 +17,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_MODEL_DIR, RESULTS_ENV, projectRoot, resultsDir } from '../lib/notebook/paths.ts';
+import { plannedRun } from '../lib/notebook/run.ts';
 import { setup } from './jupyter-setup.ts';
 import { parseRunArgs, RUN_USAGE, runAll, selectNotebooks } from './jupyter-run.ts';
 import { figuresOf, writeReport } from './report.ts';
@@ -34,15 +37,16 @@ async function main(): Promise<number> {
   }
   const notebooks = selectNotebooks(positionals);
   if (!(await setup())) return 1;
-  const dir = resultsDir(model, { ...process.env, ...env });
-  // Figures of the notebooks about to run are rewritten by them; drop the old ones so the report never shows stale figures.
-  for (const nb of notebooks) for (const f of figuresOf(dir, nb.replace(/^.*\//, '').replace(/\.ipynb$/, ''))) rmSync(f, { force: true });
+  const fullEnv = { ...process.env, ...env };
+  const run = plannedRun(fullEnv);
+  // Figures of the notebooks about to run are rewritten by them; drop this setting's old ones so the report never shows stale figures.
+  for (const nb of notebooks) for (const f of figuresOf(run.dir, nb.replace(/^.*\//, '').replace(/\.ipynb$/, ''))) rmSync(f, { force: true });
   const overrides = Object.entries(env).filter(([k]) => k !== RESULTS_ENV).map(([k, v]) => `${k}=${v}`);
   log(`reproducing on ${model}: ${notebooks.length} notebook(s) through Jupyter + tslab${overrides.length ? ` with ${overrides.join(' ')}` : ''}`);
   const t0 = performance.now();
-  const runs = await runAll({ notebooks, env, cellTimeout, log });
+  const { runs } = await runAll({ notebooks, env, cellTimeout, log, run });
   const seconds = (performance.now() - t0) / 1000;
-  const { md, html, report } = writeReport({ dir, runs, model, totalSeconds: seconds, overrides });
+  const { md, html, report } = writeReport({ dir: run.dir, outDir: resultsDir(model, fullEnv), runs, model, totalSeconds: seconds, overrides });
   const all = report.notebooks.flatMap((n) => n.verdicts);
   const count = (s: string) => all.filter((v) => v.status === s).length;
   log(`verdicts: ${count('reproduced')} reproduced, ${count('differs')} differ, ${count('not applicable')} not applicable · ${(seconds / 60).toFixed(1)} min`);

@@ -41,8 +41,8 @@ function ablated(ctx: Context, neurons: Int32Array): Ablation {
 }
 
 /** Provenance of an experiment result: the run's identity, its settings and the ablation. */
-function resultProvenance(ctx: Context, settings: Record<string, unknown>): Provenance {
-  return provenance(ctx.model, ctx.dataset.hash, ctx.dataset.seed, { ...settings, ablation: describeAblation(ctx.ablate) });
+function resultProvenance(ctx: Context, settings: Record<string, unknown>, how: AblationOp = ctx.ablate): Provenance {
+  return provenance(ctx.model, ctx.dataset.hash, ctx.dataset.seed, { ...settings, ablation: describeAblation(how) });
 }
 
 function ids(ctx: Context, text: string): number[] {
@@ -117,6 +117,8 @@ export interface IntraOptions {
   sets?: ('eva' | 'det' | 'eva2')[];
   /** At most this many P^det prompts per relation (the random baseline multiplies the work). */
   detLimit?: number;
+  /** How the selected neurons are ablated (default: the context's, i.e. zeroed as in the paper). */
+  ablate?: AblationOp;
 }
 
 export interface IntraSetResult {
@@ -138,45 +140,74 @@ export interface IntraResult {
   relations: { name: string; sets: Record<string, IntraSetResult> }[];
 }
 
-export async function intraRelation(ctx: Context, opts: IntraOptions = {}): Promise<IntraResult> {
+/** The intra-relation experiment as data: the selected neurons, the interventions and the jobs that run them. */
+export interface IntraPlan {
+  k: number;
+  pool: PoolName;
+  randomSeeds: number;
+  sets: ('eva' | 'det' | 'eva2')[];
+  detLimit: number | undefined;
+  ablate: AblationOp;
+  /** Per relation: its top-k neurons, ablated. */
+  own: Record<string, Ablation>;
+  /** The random-k draws (seeds 1000, 1001, …), shared by every relation. */
+  random: Ablation[];
+  /** Per relation and prompt set: original, relation-k and each random-k over the same prompts. */
+  jobs: Job[];
+}
+
+/** Fig. 3's experiment: for each relation, its prompt sets with nothing, its own top-k, and k random neurons ablated. */
+export function intraJobs(ctx: Context, opts: IntraOptions = {}): IntraPlan {
   const pool = opts.pool ?? 'ffn';
   const k = capK(ctx, opts.k ?? 3000, pool);
   const seeds = opts.randomSeeds ?? 10;
   const sets = opts.sets ?? ['eva', 'det'];
+  const how = opts.ablate ?? ctx.ablate;
   const poolIdx = ctx.space.poolIndices(pool);
-  const randomSets = Array.from({ length: seeds }, (_, s) => ablated(ctx, randomNeurons(poolIdx, k, 1000 + s)));
+  const random = Array.from({ length: seeds }, (_, s) => ablation(randomNeurons(poolIdx, k, 1000 + s), how));
+  const own: Record<string, Ablation> = {};
   const jobs: Job[] = [];
   for (const name of relationNames(ctx)) {
-    const own = ablated(ctx, topNeurons(ctx.ranking, name, k, pool));
+    own[name] = ablation(topNeurons(ctx.ranking, name, k, pool), how);
     for (const set of sets) {
       const prompts = promptSet(ctx, name, set, opts.detLimit);
       jobs.push({ key: { relation: name, set, condition: 'original' }, prompts, ablation: null });
-      jobs.push({ key: { relation: name, set, condition: 'relation' }, prompts, ablation: own });
-      randomSets.forEach((m, s) => jobs.push({ key: { relation: name, set, condition: `random${s}` }, prompts, ablation: m }));
+      jobs.push({ key: { relation: name, set, condition: 'relation' }, prompts, ablation: own[name]! });
+      random.forEach((m, s) => jobs.push({ key: { relation: name, set, condition: `random${s}` }, prompts, ablation: m }));
     }
   }
-  const results = await runJobs(ctx, jobs, 'intra-relation');
+  return { k, pool, randomSeeds: seeds, sets, detLimit: opts.detLimit, ablate: how, own, random, jobs };
+}
+
+/** The job results of an IntraPlan → accuracies per relation and set, random mean ± sd, and the flipped prompts. */
+export function summariseIntra(ctx: Context, plan: IntraPlan, results: readonly JobResult[]): IntraResult {
+  if (results.length !== plan.jobs.length) throw new Error(`summariseIntra: ${results.length} results for ${plan.jobs.length} jobs; pass the results of this plan's jobs`);
   const get = (relation: string, set: string, condition: string) => results.find((r) => r.key['relation'] === relation && r.key['set'] === set && r.key['condition'] === condition)!;
   return {
     schema: 'rsn-intra/1',
-    provenance: resultProvenance(ctx, { k, pool, randomSeeds: seeds }),
-    k,
-    pool,
-    randomSeeds: seeds,
+    provenance: resultProvenance(ctx, { k: plan.k, pool: plan.pool, randomSeeds: plan.randomSeeds }, plan.ablate),
+    k: plan.k,
+    pool: plan.pool,
+    randomSeeds: plan.randomSeeds,
     relations: relationNames(ctx).map((name) => ({
       name,
       sets: Object.fromEntries(
-        sets.map((set) => {
+        plan.sets.map((set) => {
           const orig = get(name, set, 'original');
           const rel = get(name, set, 'relation');
-          const random = randomSets.map((_, s) => get(name, set, `random${s}`).accuracy);
-          const prompts = promptSet(ctx, name, set, opts.detLimit);
+          const random = plan.random.map((_, s) => get(name, set, `random${s}`).accuracy);
+          const prompts = plan.jobs.find((j) => j.key['relation'] === name && j.key['set'] === set)!.prompts;
           const flips = prompts.flatMap((p, i) => (orig.correct[i] && !rel.correct[i] ? [{ prompt: p.text, object: p.object, before: orig.outputs[i]!, after: rel.outputs[i]! }] : []));
           return [set, { original: orig.accuracy, randomMean: mean(random), randomSd: sd(random), random, relation: rel.accuracy, flips }];
         }),
       ),
     })),
   };
+}
+
+export async function intraRelation(ctx: Context, opts: IntraOptions = {}): Promise<IntraResult> {
+  const plan = intraJobs(ctx, opts);
+  return summariseIntra(ctx, plan, await runJobs(ctx, plan.jobs, 'intra-relation'));
 }
 
 // ---------------------------------------------------------------- E4 inter-relation (Fig. 4)
@@ -195,24 +226,66 @@ export interface InterResult {
   dropPercent: number[][];
 }
 
-export async function interRelation(ctx: Context, opts: { k?: number; pool?: PoolName; set?: 'eva' | 'eva2' } = {}): Promise<InterResult> {
+export interface InterOptions {
+  k?: number;
+  pool?: PoolName;
+  set?: 'eva' | 'eva2';
+  /** How the selected neurons are ablated (default: the context's, i.e. zeroed as in the paper). */
+  ablate?: AblationOp;
+}
+
+/** Fig. 4's experiment as data: every relation's top-k, and each relation's prompts under each of them. */
+export interface InterPlan {
+  k: number;
+  pool: PoolName;
+  set: 'eva' | 'eva2';
+  ablate: AblationOp;
+  relations: string[];
+  /** Per relation: its top-k neurons, ablated. */
+  own: Record<string, Ablation>;
+  jobs: Job[];
+}
+
+export function interJobs(ctx: Context, opts: InterOptions = {}): InterPlan {
   const pool = opts.pool ?? 'ffn';
   const k = capK(ctx, opts.k ?? 3000, pool);
   const set = opts.set ?? 'eva';
+  const how = opts.ablate ?? ctx.ablate;
   const names = relationNames(ctx);
-  const own = names.map((n) => ablated(ctx, topNeurons(ctx.ranking, n, k, pool)));
+  const own: Record<string, Ablation> = Object.fromEntries(names.map((n) => [n, ablation(topNeurons(ctx.ranking, n, k, pool), how)]));
   const jobs: Job[] = [];
-  names.forEach((evaluated) => {
+  for (const evaluated of names) {
     const prompts = promptSet(ctx, evaluated, set);
     jobs.push({ key: { evaluated, zeroed: '' }, prompts, ablation: null });
-    names.forEach((zeroed, j) => jobs.push({ key: { evaluated, zeroed }, prompts, ablation: own[j]! }));
-  });
-  const res = await runJobs(ctx, jobs, `inter-relation (${pool})`);
-  const acc = (e: string, z: string) => res.find((r) => r.key['evaluated'] === e && r.key['zeroed'] === z)!.accuracy;
+    for (const zeroed of names) jobs.push({ key: { evaluated, zeroed }, prompts, ablation: own[zeroed]! });
+  }
+  return { k, pool, set, ablate: how, relations: names, own, jobs };
+}
+
+/** The job results of an InterPlan → the accuracy and acc_drop matrices. */
+export function summariseInter(ctx: Context, plan: InterPlan, results: readonly JobResult[]): InterResult {
+  if (results.length !== plan.jobs.length) throw new Error(`summariseInter: ${results.length} results for ${plan.jobs.length} jobs; pass the results of this plan's jobs`);
+  const names = plan.relations;
+  const acc = (e: string, z: string) => results.find((r) => r.key['evaluated'] === e && r.key['zeroed'] === z)!.accuracy;
   const original = names.map((n) => acc(n, ''));
   const accuracy = names.map((e) => names.map((z) => acc(e, z)));
   const dropPercent = accuracy.map((row, i) => row.map((a) => (original[i]! > 0 ? ((original[i]! - a) / original[i]!) * 100 : NaN)));
-  return { schema: 'rsn-inter/1', provenance: resultProvenance(ctx, { k, pool, set }), k, pool, set, relations: names, original, accuracy, dropPercent };
+  return {
+    schema: 'rsn-inter/1',
+    provenance: resultProvenance(ctx, { k: plan.k, pool: plan.pool, set: plan.set }, plan.ablate),
+    k: plan.k,
+    pool: plan.pool,
+    set: plan.set,
+    relations: names,
+    original,
+    accuracy,
+    dropPercent,
+  };
+}
+
+export async function interRelation(ctx: Context, opts: InterOptions = {}): Promise<InterResult> {
+  const plan = interJobs(ctx, opts);
+  return summariseInter(ctx, plan, await runJobs(ctx, plan.jobs, `inter-relation (${plan.pool})`));
 }
 
 // ---------------------------------------------------------------- E5 k-sweep (Fig. 5, 22)

@@ -6,7 +6,9 @@
  * every stage it reads (known facts → ranking → experiments). The ranking's activation store is
  * kept next to it (`activations()`, `removeActivations()`).
  */
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { sha256Hex } from '../data/io.ts';
 import { join } from 'node:path';
 import { CheckpointError } from '../errors.ts';
 import { LlamaModel } from '../model/llama.ts';
@@ -14,16 +16,22 @@ import { ActivationStore, collectActivations } from './activation-store.ts';
 import { loadDataset, type Dataset } from './dataset.ts';
 import {
   cumulativity,
-  intraRelation,
-  interRelation,
+  interJobs,
+  intraJobs,
   kSweep,
   makeContext,
   perplexity,
+  runJobs,
+  summariseInter,
+  summariseIntra,
   type Context,
   type CumulativityResult,
+  type InterOptions,
   type InterResult,
   type IntraOptions,
   type IntraResult,
+  type Job,
+  type JobResult,
   type PerplexityResult,
   type SweepResult,
 } from './experiments.ts';
@@ -33,6 +41,27 @@ import { POOLS, type NeuronSite, type PoolName } from './neurons.ts';
 import { buildIdentificationSet, loadRanking, rankNeurons, saveRanking, type Ranking } from './ranking.ts';
 import type { RunOptions } from './generation.ts';
 import { canonicalJson, codeFingerprint, StageCache } from './stage-cache.ts';
+
+/**
+ * A job list's content as a short hash: prompts and answers, each job's ablation (op, its
+ * parameters, the neurons), and the caller's labels, which name the results.
+ */
+export function jobsDigest(jobs: readonly Job[]): string {
+  const h = createHash('sha256');
+  for (const j of jobs) {
+    h.update(canonicalJson(j.key));
+    for (const p of j.prompts) h.update(`\u0000${p.text}\u0001${p.object}`);
+    const a = j.ablation;
+    if (!a) h.update('\u0002none');
+    else {
+      const { neurons, ...op } = a;
+      h.update(`\u0002${canonicalJson(op.op === 'mean' ? { op: 'mean', means: sha256Hex(new Uint8Array(op.means.buffer, op.means.byteOffset, op.means.byteLength)) } : op)}`);
+      h.update(new Uint8Array(Int32Array.from(neurons).buffer));
+    }
+    h.update('\u0003');
+  }
+  return h.digest('hex');
+}
 
 /** Negatives per positive in the identification set (paper §3). */
 const NEGATIVE_RATIO = 4;
@@ -215,14 +244,28 @@ export class Pipeline {
     return makeContext(this.model, this.dataset, await this.known(), await this.ranking(), this.opts.run);
   }
 
-  async intra(opts: IntraOptions = {}): Promise<IntraResult> {
+  /**
+   * Run jobs (prompts under ablations), cached by their content: the prompts, answers and
+   * ablations themselves, so a notebook that builds the same jobs another way, or re-runs a
+   * cell, reads the stored results, and any change to a job computes anew.
+   */
+  async evaluate(jobs: readonly Job[], label = 'evaluate'): Promise<JobResult[]> {
     const ctx = await this.context();
-    return this.stage('intra', opts, () => intraRelation(ctx, opts));
+    return this.stage('evaluate', { jobs: jobsDigest(jobs) }, () => runJobs(ctx, jobs, label));
   }
 
-  async inter(opts: { k?: number; pool?: PoolName; set?: 'eva' | 'eva2' } = {}): Promise<InterResult> {
+  /** Fig. 3 in one call: intraJobs → evaluate → summariseIntra (notebook 04 shows the steps). */
+  async intra(opts: IntraOptions = {}): Promise<IntraResult> {
     const ctx = await this.context();
-    return this.stage('inter', opts, () => interRelation(ctx, opts));
+    const plan = intraJobs(ctx, opts);
+    return summariseIntra(ctx, plan, await this.evaluate(plan.jobs, 'intra-relation'));
+  }
+
+  /** Fig. 4 in one call: interJobs → evaluate → summariseInter (notebook 05 shows the steps). */
+  async inter(opts: InterOptions = {}): Promise<InterResult> {
+    const ctx = await this.context();
+    const plan = interJobs(ctx, opts);
+    return summariseInter(ctx, plan, await this.evaluate(plan.jobs, `inter-relation (${plan.pool})`));
   }
 
   async sweep(opts: { ks?: number[]; pool?: PoolName } = {}): Promise<SweepResult> {

@@ -18,7 +18,9 @@ export * from './table.ts';
 export * from './figure.ts';
 export * from './verdict.ts';
 export * from './model.ts';
-export { notebookName, outputModel, notebookOutputDir } from './state.ts';
+export * from './setup.ts';
+export { runSetting, runId, runDir, listRuns, ffnPoolSize } from './run.ts';
+export { notebookName, outputModel, notebookOutputDir, currentRunDir } from './state.ts';
 export { projectRoot, fromRoot, modelTag, resultsDir, resultsRoot, DEFAULT_MODEL_DIR } from './paths.ts';
 
 // The lib, flat: every name a notebook may need is one import away.
@@ -50,7 +52,7 @@ export function notebookInit(notebook: string): void {
   if (file && file !== notebook) console.log(`(this is ${file}.ipynb; loadRsn("${notebook}") names another notebook: results are filed under ${file})`);
   const name = file || notebook;
   setNotebook(name);
-  resetVerdicts(name);
+  resetVerdicts();
   resetFigures();
   if (inNotebook()) plotlyLoader();
 }

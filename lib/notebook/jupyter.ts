@@ -139,7 +139,12 @@ export function jupyterEnv(extra: Record<string, string | undefined> = {}, base:
 
 // ------------------------------------------------------------------------------ execution
 
-/** nbclient driver: executes SRC in its own folder, writes DST even on failure, prints JSON. */
+/**
+ * nbclient driver: executes SRC in its own folder, writes DST even on failure, prints JSON. While
+ * it runs, it reports each cell's start and every stream output of the kernel on stderr as
+ * "RSN-EVENT <json>" lines, so the caller can show progress live (the kernel's own stderr goes
+ * into the executed notebook, not to any terminal).
+ */
 const EXEC_PY = String.raw`
 import json, os, sys, time, traceback
 import nbformat
@@ -148,9 +153,20 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 src, dst, timeout, kernel, startup = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 nb = nbformat.read(src, as_version=4)
 state = {"cell": None}
+code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+def event(e):
+    sys.stderr.write("RSN-EVENT " + json.dumps(e) + "\n")
+    sys.stderr.flush()
 def on_start(cell, cell_index):
     state["cell"] = cell_index
-client = NotebookClient(nb, timeout=timeout, startup_timeout=startup, kernel_name=kernel, allow_errors=False,
+    if cell_index in code_cells:
+        event({"kind": "cell", "cell": cell_index, "n": code_cells.index(cell_index) + 1, "of": len(code_cells), "source": cell.source.splitlines()[:1]})
+class LiveClient(NotebookClient):
+    def output(self, outs, msg, display_id, cell_index):
+        if msg.get("msg_type") == "stream":
+            event({"kind": "stream", "cell": cell_index, "name": msg["content"].get("name"), "text": msg["content"].get("text", "")})
+        return super().output(outs, msg, display_id, cell_index)
+client = LiveClient(nb, timeout=timeout, startup_timeout=startup, kernel_name=kernel, allow_errors=False,
                         resources={"metadata": {"path": os.path.dirname(os.path.abspath(src))}}, on_cell_start=on_start)
 out = {"ok": True, "cells": len(nb.cells)}
 t0 = time.time()
@@ -191,14 +207,37 @@ export interface NotebookRun {
   error?: string;
 }
 
+/** What the kernel is doing, as it happens. */
+export type NotebookEvent =
+  | { kind: 'cell'; cell: number; /** 1-based among code cells */ n: number; of: number; source: string }
+  | { kind: 'line'; cell: number; stream: 'stdout' | 'stderr'; text: string };
+
 export interface RunNotebookOptions {
-  /** Folder for the executed copy (and the kernel's stderr log). */
+  /** Called live with each cell start and each line a cell prints. */
+  onEvent?: (e: NotebookEvent) => void;
+  /** Folder for the executed copy and its log (what the cells printed, then the driver's messages). */
   outDir: string;
   /** Extra environment for the kernel (RSN_K, RSN_RELATIONS, …). */
   env?: Record<string, string | undefined>;
   /** Seconds per cell (default 3600). */
   cellTimeout?: number;
   python?: string;
+}
+
+const EVENT_PREFIX = 'RSN-EVENT ';
+
+/** One driver event → NotebookEvents (a stream chunk may hold several lines, or \r-redrawn ones). */
+function forwardEvent(json: string, onEvent: (e: NotebookEvent) => void): void {
+  let e: { kind?: string; cell?: number; n?: number; of?: number; source?: string[]; name?: string; text?: string };
+  try {
+    e = JSON.parse(json) as typeof e;
+  } catch {
+    return;
+  }
+  if (e.kind === 'cell') onEvent({ kind: 'cell', cell: e.cell ?? -1, n: e.n ?? 0, of: e.of ?? 0, source: e.source?.[0] ?? '' });
+  else if (e.kind === 'stream') {
+    for (const line of (e.text ?? '').split(/\r?\n|\r/)) if (line.trim()) onEvent({ kind: 'line', cell: e.cell ?? -1, stream: e.name === 'stderr' ? 'stderr' : 'stdout', text: line });
+  }
 }
 
 /** Execute one notebook through Jupyter + tslab; never throws for notebook errors. */
@@ -210,16 +249,31 @@ export async function runNotebook(notebook: string, opts: RunNotebookOptions): P
   const t0 = performance.now();
   const env = jupyterEnv({ RSN_NOTEBOOK: name, ...(opts.env ?? {}) });
   const args = ['-c', EXEC_PY, notebook, output, String(opts.cellTimeout ?? 3600), KERNEL_NAME, '120'];
+  // The log keeps what the cells printed, in order and tagged by cell, then the driver's own messages.
+  const printed: string[] = [];
+  const onEvent = (e: NotebookEvent) => {
+    printed.push(e.kind === 'cell' ? `--- cell ${e.cell} (${e.n}/${e.of}): ${e.source}` : e.stream === 'stderr' ? `[stderr] ${e.text}` : e.text);
+    opts.onEvent?.(e);
+  };
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
     const child = spawn(opts.python ?? jupyterPython(), args, { env, cwd: dirname(notebook), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
+    let pending = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      pending += d;
+      const lines = pending.split('\n');
+      pending = lines.pop()!;
+      for (const l of lines) {
+        if (l.startsWith(EVENT_PREFIX)) forwardEvent(l.slice(EVENT_PREFIX.length), onEvent);
+        else err += l + '\n';
+      }
+    });
     child.on('error', reject);
-    child.on('close', (c) => resolve({ code: c, stdout: out, stderr: err }));
+    child.on('close', (c) => resolve({ code: c, stdout: out, stderr: err + pending }));
   });
-  writeFileSync(log, stderr);
+  writeFileSync(log, printed.join('\n') + (printed.length ? '\n' : '') + stderr);
   const seconds = (performance.now() - t0) / 1000;
   const line = stdout.split('\n').find((l) => l.startsWith('RSN-RESULT '));
   if (!line) {

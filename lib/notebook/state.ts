@@ -1,8 +1,9 @@
 /**
  * Which notebook is running and where its outputs go. `loadRsn(name)` (the first cell) sets the
- * name; the model whose results these are is the `model` parameter of params() (or RSN_MODEL,
- * or the default organism), so figures, tables and verdicts of a Llama-2 run never mix with the
- * organism's: results/<model>/{figures,tables,verdicts}/.
+ * name; rsn.setup() sets the run folder of the current setting (lib/notebook/run.ts), and every
+ * figure, table and verdict goes there: results/<model>/runs/<id>/{figures,tables,verdicts}/.
+ * Outputs made before setup(), or after params() changed the setting and before setup() ran
+ * again, go to results/<model>/scratch/, never into a run folder they do not belong to.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,6 +12,16 @@ import { readEnv } from '../env.ts';
 import { DEFAULT_MODEL_DIR, resultsDir } from './paths.ts';
 
 let name: string | null = null;
+let run: string | null = null;
+
+/** The run folder outputs go to from now on (null: the model's scratch folder). */
+export function setRunDir(dir: string | null): void {
+  run = dir;
+}
+
+export function currentRunDir(): string | null {
+  return run;
+}
 
 export function setNotebook(notebook: string): void {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(notebook)) throw new Error(`notebook name ${JSON.stringify(notebook)}: use letters, digits, ".", "_" and "-" (the .ipynb file name without extension)`);
@@ -29,9 +40,9 @@ export function outputModel(): string {
   return readEnv('model') ?? DEFAULT_MODEL_DIR;
 }
 
-/** results/<model>/<kind>/, created. */
+/** <run folder>/<kind>/ (or results/<model>/scratch/<kind>/ outside a run), created. */
 export function notebookOutputDir(kind: 'figures' | 'tables' | 'verdicts'): string {
-  const dir = join(resultsDir(outputModel()), kind);
+  const dir = join(run ?? join(resultsDir(outputModel()), 'scratch'), kind);
   mkdirSync(dir, { recursive: true });
   return dir;
 }

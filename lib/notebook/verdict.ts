@@ -2,10 +2,10 @@
  * The closing cell of every notebook: the paper's number or claim, ours, and whether it is
  * reproduced — computed from the results, never typed in. Each verdict is shown in the notebook
  * and recorded in results/<model>/verdicts/<notebook>.json (schema rsn-verdicts/1), which the
- * report collects. loadRsn() clears the notebook's file when the notebook starts, so a failed run
- * leaves no stale verdict behind.
+ * report collects. A notebook's first verdict in a run folder rewrites that folder's file, so a
+ * re-run replaces the earlier verdicts of the same setting and never touches another setting's;
+ * the report marks a notebook that failed as failed whatever its file holds.
  */
-import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../data/io.ts';
 import { display, escapeHtml } from './display.ts';
@@ -47,16 +47,17 @@ export interface VerdictFile {
 }
 
 let records: VerdictRecord[] = [];
+/** The file `records` belong to: verdicts of one run folder never leak into another's file. */
+let recordsFile: string | null = null;
 
 export function verdictFile(notebook = notebookName()): string {
   return join(notebookOutputDir('verdicts'), `${notebook}.json`);
 }
 
-/** Called when a notebook starts: forget earlier verdicts of this notebook. */
-export function resetVerdicts(notebook = notebookName()): void {
+/** Called when a notebook starts: its next verdict starts a new file (nothing on disk is deleted). */
+export function resetVerdicts(): void {
   records = [];
-  const f = verdictFile(notebook);
-  if (existsSync(f)) rmSync(f);
+  recordsFile = null;
 }
 
 /** The colour of each verdict status, in notebooks and in the report. */
@@ -71,9 +72,14 @@ function show(v: VerdictValue): string {
 export function verdict(input: VerdictInput): void {
   if (!['reproduced', 'differs', 'not applicable'].includes(input.status)) throw new Error(`verdict status ${JSON.stringify(input.status)}: expected "reproduced", "differs" or "not applicable"`);
   const rec: VerdictRecord = { claim: input.claim, paper: input.paper, ours: input.ours, status: input.status, detail: input.detail ?? '' };
+  const file = verdictFile();
+  if (file !== recordsFile) {
+    records = [];
+    recordsFile = file;
+  }
   records = [...records.filter((r) => r.claim !== rec.claim), rec];
   const model = outputModel();
-  const file: VerdictFile = {
+  const content: VerdictFile = {
     schema: VERDICTS_SCHEMA,
     notebook: notebookName(),
     model,
@@ -83,7 +89,7 @@ export function verdict(input: VerdictInput): void {
     effective: currentEffective(),
     verdicts: records,
   };
-  writeFileAtomic(verdictFile(), JSON.stringify(file, null, 1) + '\n');
+  writeFileAtomic(file, JSON.stringify(content, null, 1) + '\n');
   const c = VERDICT_COLORS[rec.status];
   display({
     'text/html': `<div class="rsn-verdict" style="border-left:4px solid ${c};padding:4px 10px;margin:4px 0">
