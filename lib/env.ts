@@ -11,6 +11,7 @@ export const ENV_VARS = {
   deviceMemoryGB: { name: 'RSN_DEVICE_MEMORY_GB', what: "the device memory budget in GB, instead of the detected one (the memory planner's input)" },
   maxBindingBytes: { name: 'RSN_MAX_BINDING_BYTES', what: 'the largest tensor one kernel may bind, in bytes (lower it to exercise blocked weights on any backend)' },
   results: { name: 'RSN_RESULTS', what: 'where notebooks file results (default results/)' },
+  cache: { name: 'RSN_CACHE', what: "where the notebooks' stage cache lives (default .cache/pipeline)" },
   notebook: { name: 'RSN_NOTEBOOK', what: 'the notebook name results are filed under (set by the headless runner)' },
   run: { name: 'RSN_RUN', what: "the run folder id the notebooks must file into (set by the headless runner; a notebook whose setting gives another id stops with an error)" },
   model: { name: 'RSN_MODEL', what: "the model directory (also the notebooks' `model` parameter)" },

@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { parseScriptCommandLine } from '../lib/cli-args.ts';
 import { Pipeline } from '../lib/method/pipeline.ts';
 import { resolveK } from '../lib/notebook/k.ts';
+import { params } from '../lib/notebook/params.ts';
 import { modelCard } from '../lib/organism/card.ts';
 import { measureOrganism, type KChoice, type OrganismMeasurement } from '../lib/organism/evaluate.ts';
 import type { TrainLog } from '../lib/organism/train.ts';
@@ -20,10 +21,10 @@ import { LlamaTokenizer } from '../lib/tokenizer.ts';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
 
 /**
- * Notebook 04's default parameters (notebooks/04-intra-relation.ipynb): the card's numbers are
- * what that notebook computes for this model, so they must be the same values.
+ * The notebooks' default parameters (the registry in lib/notebook/params.ts, not the
+ * environment): the card's numbers are what notebook 04 computes for this model by default.
  */
-export const NOTEBOOK_04 = { k: 3000, kMaxPercent: 3, kPercent: 0, randomSeeds: 10, detLimit: 400, seed: 0, batchSize: 64 } as const;
+const NOTEBOOK_DEFAULTS = params({}, { env: {}, quiet: true });
 
 /** Ablation columns besides the notebook's default k: its kPercent parameter at the paper's 0.36 %, and 1 % and 10 %. */
 const EXTRA_K_PERCENTS = [0.36, 1, 10];
@@ -56,17 +57,17 @@ export async function writeCard(dir: string, opts: CardOptions = {}): Promise<Or
       modelDir: join(tmp, 'converted'),
       dataDir: join(dir, 'relations'),
       cacheDir: join(tmp, 'pipeline'),
-      seed: NOTEBOOK_04.seed,
-      run: { batchSize: NOTEBOOK_04.batchSize, quiet: true },
+      seed: NOTEBOOK_DEFAULTS.seed,
+      run: { batchSize: NOTEBOOK_DEFAULTS.batchSize, quiet: true },
       log,
     });
     try {
       // k as notebook 04 resolves it: against the ranking's FFN pool.
       const pool = (await pipeline.ranking()).space.poolIndices('ffn').length;
-      const base = resolveK(NOTEBOOK_04, pool, { quiet: true, poolName: 'the FFN pool' });
-      const extra = EXTRA_K_PERCENTS.map((kPercent) => resolveK({ ...NOTEBOOK_04, kPercent }, pool, { quiet: true, poolName: 'the FFN pool' }));
+      const base = resolveK(NOTEBOOK_DEFAULTS, pool, { quiet: true, poolName: 'the FFN pool' });
+      const extra = EXTRA_K_PERCENTS.map((kPercent) => resolveK({ ...NOTEBOOK_DEFAULTS, kPercent }, pool, { quiet: true, poolName: 'the FFN pool' }));
       const ks: KChoice[] = [...extra, base].map((r) => ({ k: r.k, how: r.how })).sort((a, b) => a.k - b.k);
-      measurement = await measureOrganism(pipeline, world, { ks, primaryK: base.k, randomSeeds: opts.randomSeeds ?? NOTEBOOK_04.randomSeeds, detLimit: NOTEBOOK_04.detLimit, log });
+      measurement = await measureOrganism(pipeline, world, { ks, primaryK: base.k, randomSeeds: opts.randomSeeds ?? NOTEBOOK_DEFAULTS.randomSeeds, detLimit: NOTEBOOK_DEFAULTS.detLimit, log });
     } finally {
       pipeline.dispose();
     }

@@ -15,8 +15,9 @@
  * the others still run, and the exit code is 1.
  */
 import { existsSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { DEFAULT_MODEL_DIR, RESULTS_ENV, projectRoot, resultsDir } from '../lib/notebook/paths.ts';
+import { join, relative } from 'node:path';
+import { prepareModel } from '../lib/notebook/model.ts';
+import { DEFAULT_MODEL_DIR, fromRoot, RESULTS_ENV, projectRoot, resultsDir } from '../lib/notebook/paths.ts';
 import { plannedRun } from '../lib/notebook/run.ts';
 import { setup } from './jupyter-setup.ts';
 import { parseRunArgs, RUN_USAGE, runAll, selectNotebooks } from './jupyter-run.ts';
@@ -38,6 +39,9 @@ async function main(): Promise<number> {
   const notebooks = selectNotebooks(positionals);
   if (!(await setup())) return 1;
   const fullEnv = { ...process.env, ...env };
+  // The conversion as a step of its own, with its progress on this terminal (the notebooks then reuse it).
+  const prepared = await prepareModel(model, { log: (l) => log(`  ${l}`) });
+  log(`model: ${model}${prepared.dir !== fromRoot(model) ? ` (converted: ${relative(projectRoot, prepared.dir)})` : ''}`);
   const run = plannedRun(fullEnv);
   // Figures of the notebooks about to run are rewritten by them; drop this setting's old ones so the report never shows stale figures.
   for (const nb of notebooks) for (const f of figuresOf(run.dir, nb.replace(/^.*\//, '').replace(/\.ipynb$/, ''))) rmSync(f, { force: true });

@@ -18,7 +18,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { envName, params, parseParam } from '../lib/notebook/params.ts';
+import { resolveK } from '../lib/notebook/k.ts';
+import { envName, PARAMETERS, params, parseParam } from '../lib/notebook/params.ts';
+import { plannedRun, runId, runSetting } from '../lib/notebook/run.ts';
 import { projectRoot } from '../lib/notebook/paths.ts';
 import { tableToCsv, tableToText, toRows } from '../lib/notebook/table.ts';
 import { compare, verdict, verdictFile, type VerdictFile } from '../lib/notebook/verdict.ts';
@@ -27,6 +29,7 @@ import { setNotebook } from '../lib/notebook/state.ts';
 import { stripTsExtensions } from '../lib/notebook/types.ts';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
 import { setup } from '../scripts/jupyter-setup.ts';
+import { KernelSession } from './helpers/kernel.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'rsn-notebooks-test-'));
 
@@ -46,13 +49,48 @@ describe('notebook helpers (plain Node)', () => {
     assert.equal(envName('k'), 'RSN_K');
     const env = { RSN_K: '50', RSN_RELATIONS: 'company_ceo, company_hq', RSN_QUICK: 'yes', RSN_KS: '10,50', RSN_MODEL: '', RSN_OTHER: 'x' };
     const lines: string[] = [];
-    const P = params({ model: 'data/organism', k: 3000, relations: [] as string[], quick: false, ks: [0, 10] }, { env, log: (l) => lines.push(l) });
-    assert.deepEqual(P, { model: 'data/organism', k: 50, relations: ['company_ceo', 'company_hq'], quick: true, ks: [10, 50] });
+    const P = params({ ks: [0, 10] }, { env, log: (l) => lines.push(l) });
+    assert.deepEqual({ model: P.model, k: P.k, relations: P.relations, quick: P.quick, ks: P.ks }, { model: 'data/organism', k: 50, relations: ['company_ceo', 'company_hq'], quick: true, ks: [10, 50] });
     assert.ok(lines.some((l) => l.startsWith('k') && l.includes('← RSN_K')));
     assert.ok(lines.some((l) => l.includes('not parameters of this notebook: RSN_OTHER')));
     assert.throws(() => parseParam('many', 3, 'RSN_K'), /RSN_K = "many": expected a decimal number/);
     assert.throws(() => parseParam('maybe', false, 'RSN_QUICK'), /expected a boolean/);
     assert.throws(() => parseParam('1,x', [1], 'RSN_KS'), /RSN_KS = "x": expected a decimal number/);
+  });
+
+  test('params: every registered parameter is present with its default; a cell sets some, the environment wins', () => {
+    const lines: string[] = [];
+    const P = params({ k: 36, neuron: 'L1.mlp.up[3]' }, { env: { RSN_SEED: '7' }, log: (l) => lines.push(l) });
+    for (const [name, spec] of Object.entries(PARAMETERS)) if (!['k', 'seed'].includes(name)) assert.deepEqual(P[name as keyof typeof P], spec.default, name);
+    assert.equal(P.k, 36);
+    assert.equal(P.seed, 7);
+    assert.equal(P.neuron, 'L1.mlp.up[3]');
+    // Each line says what the parameter means, and who set it.
+    assert.match(lines.find((l) => l.startsWith('k '))!, /\/\/ neurons zeroed per relation.*← this cell$/);
+    assert.match(lines.find((l) => l.startsWith('seed '))!, /← RSN_SEED$/);
+    assert.match(lines.find((l) => l.startsWith('neuron '))!, /this notebook's own parameter/);
+    assert.doesNotMatch(lines.find((l) => l.startsWith('detLimit '))!, /←/);
+    // A registered parameter given with the wrong type is refused, naming it and the expected type.
+    assert.throws(() => params({ k: '36' }, { env: {}, quiet: true }), /parameter k = "36": expected a number/);
+    assert.throws(() => params({ relations: 'a,b' }, { env: {}, quiet: true }), /parameter relations = "a,b": expected a list of strings/);
+  });
+
+  test('run folders: the id depends on k as used, not as asked, and not on batch size or backend', () => {
+    const base = params({}, { env: {}, quiet: true });
+    const k72 = resolveK(base, 2432, { quiet: true });
+    const id = runId(runSetting(base, k72));
+    assert.match(id, /^[0-9a-f]{8}$/);
+    // 3000 capped at 3 % and an explicit 72 are the same setting.
+    assert.equal(runId(runSetting({ ...base, k: 72 }, resolveK({ ...base, k: 72 }, 2432, { quiet: true }))), id);
+    assert.equal(runId(runSetting({ ...base, batchSize: 8, backend: 'cpu' }, k72)), id);
+    assert.notEqual(runId(runSetting(base, resolveK({ ...base, k: 36 }, 2432, { quiet: true }))), id);
+    assert.notEqual(runId(runSetting({ ...base, quick: true }, k72)), id);
+    assert.notEqual(runId(runSetting({ ...base, relations: ['company_ceo'] }, k72)), id);
+    // The model path names the model whether relative to the project or absolute.
+    assert.equal(runId(runSetting({ ...base, model: join(projectRoot, 'data', 'organism') }, k72)), id);
+    // The runner's plan (from the environment) is what a notebook with default parameters computes.
+    assert.equal(plannedRun({}).id, id);
+    assert.equal(plannedRun({ RSN_K: '36' }).id, runId(runSetting(base, resolveK({ ...base, k: 36 }, 2432, { quiet: true }))));
   });
 
   test('tables: rows or a danfojs-shaped frame; text aligned, CSV quoted', () => {
@@ -131,8 +169,10 @@ describe('notebooks through Jupyter + tslab', () => {
     });
     return { code: r.status, out: `${r.stdout}${r.stderr}` };
   };
-  const verdicts = () => JSON.parse(readFileSync(join(results, 'tiny', 'verdicts', '00-data-and-filtering.json'), 'utf8')) as VerdictFile;
-  const executed = () => readFileSync(join(results, 'tiny', 'notebooks', '00-data-and-filtering.ipynb'), 'utf8');
+  // The run folder of the setting these runs use (the tiny model, defaults, plus `env`).
+  const runFolder = (env: Record<string, string> = {}) => plannedRun({ RSN_MODEL: model, RSN_RESULTS: results, ...env }).dir;
+  const verdicts = (env: Record<string, string> = {}) => JSON.parse(readFileSync(join(runFolder(env), 'verdicts', '00-data-and-filtering.json'), 'utf8')) as VerdictFile;
+  const executed = (env: Record<string, string> = {}) => readFileSync(join(runFolder(env), 'notebooks', '00-data-and-filtering.ipynb'), 'utf8');
 
   before(async () => {
     ready = await setup({ log: () => {} });
@@ -158,7 +198,7 @@ describe('notebooks through Jupyter + tslab', () => {
     assert.match(r.out, /\[1\/2\] zz-failing\s+FAILED .* at cell 2 \(throw new Error/, r.out);
     assert.match(r.out, /Error: boom 1/, r.out);
     assert.match(r.out, /\[2\/2\] 00-data-and-filtering\s+ok/, r.out);
-    assert.ok(existsSync(join(results, 'tiny', 'notebooks', 'zz-failing.ipynb')), 'the failed notebook is written too');
+    assert.ok(existsSync(join(runFolder(), 'notebooks', 'zz-failing.ipynb')), 'the failed notebook is written too');
 
     const nb = executed();
     assert.ok(!nb.includes('"output_type": "error"'), 'no error output in notebook 00');
@@ -178,8 +218,8 @@ describe('notebooks through Jupyter + tslab', () => {
     assert.deepEqual([rel.paper, rel.ours, rel.status], [12, 12, 'reproduced']);
     assert.equal(v.verdicts.find((x) => x.claim.startsWith('Table 1: LLaMA-2-7B'))!.ours, 835584);
     // The model parameter reached the notebook: its own row in the neuron table (3 × (172 + 172 + 64)).
-    assert.match(readFileSync(join(results, 'tiny', 'tables', '00-neurons.csv'), 'utf8'), /tiny \(this run\),3,64,172,1224,/);
-    assert.ok(existsSync(join(results, 'tiny', 'figures', '00-prompt-sets.html')));
+    assert.match(readFileSync(join(runFolder(), 'tables', '00-neurons.csv'), 'utf8'), /tiny \(this run\),3,64,172,1224,/);
+    assert.ok(existsSync(join(runFolder(), 'figures', '00-prompt-sets.html')));
   });
 
   test('an environment override reaches the notebook (RSN_RELATIONS)', (t) => {
@@ -187,8 +227,10 @@ describe('notebooks through Jupyter + tslab', () => {
     const r = run(['00'], { RSN_RELATIONS: 'company_ceo,company_hq' });
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /with RSN_RELATIONS=company_ceo,company_hq/);
-    assert.match(executed(), /2 relations from /);
-    const v = verdicts();
+    const env = { RSN_RELATIONS: 'company_ceo,company_hq' };
+    assert.notEqual(runFolder(env), runFolder(), 'another setting, another run folder');
+    assert.match(executed(env), /2 relations from /);
+    const v = verdicts(env);
     assert.deepEqual(v.params['relations'], ['company_ceo', 'company_hq']);
     const rel = v.verdicts.find((x) => x.claim.startsWith('The study uses the 12 LRE relations'))!;
     assert.deepEqual([rel.ours, rel.status], [2, 'not applicable']);
@@ -200,7 +242,6 @@ describe('paper notebooks 01–13 through Jupyter + tslab (quick, on the organis
   const organism = process.env['RSN_TEST_ORGANISM'] || join(projectRoot, 'data', 'organism');
   const relations = 'company_ceo,company_hq,person_father,person_mother';
   const results = join(work, 'paper-results');
-  const tag = organism.replace(/\/+$/, '').replace(/^.*\//, '');
   let skipReason = '';
 
   before(async () => {
@@ -221,13 +262,17 @@ describe('paper notebooks 01–13 through Jupyter + tslab (quick, on the organis
     });
     const out = `${r.stdout}${r.stderr}`;
     assert.equal(r.status, 0, out);
+    // Every notebook filed into the one run folder of this setting, and no other folder was made.
+    const run = plannedRun({ RSN_MODEL: organism, RSN_QUICK: '1', RSN_RELATIONS: relations, RSN_RESULTS: results }).dir;
+    assert.deepEqual(readdirSync(join(run, '..')), [run.replace(/^.*\//, '')]);
+    assert.deepEqual(readdirSync(join(run, 'notebooks')).filter((f) => f.endsWith('.ipynb')).sort(), names);
     for (const n of names) {
       const name = n.replace(/\.ipynb$/, '');
       assert.match(out, new RegExp(`${name}\\s+ok`), out);
-      const executed = readFileSync(join(results, tag, 'notebooks', n), 'utf8');
+      const executed = readFileSync(join(run, 'notebooks', n), 'utf8');
       assert.ok(!executed.includes('"output_type": "error"'), `${name}: an error output`);
       assert.ok(executed.includes('VERDICT ['), `${name}: the verdict cell shows verdicts`);
-      const v = JSON.parse(readFileSync(join(results, tag, 'verdicts', `${name}.json`), 'utf8')) as VerdictFile;
+      const v = JSON.parse(readFileSync(join(run, 'verdicts', `${name}.json`), 'utf8')) as VerdictFile;
       assert.equal(v.notebook, name);
       assert.ok(v.verdicts.length >= 1, `${name}: no verdict`);
       for (const x of v.verdicts) {
@@ -246,5 +291,69 @@ describe('paper notebooks 01–13 through Jupyter + tslab (quick, on the organis
       }
     }
     assert.equal(anyRun, 3, 'the three fixed claims of notebooks 06, 07 and 10 were checked');
+  });
+});
+
+describe('re-running cells in a real kernel: notebook 04 after changing k (quick, on the organism)', () => {
+  const organism = process.env['RSN_TEST_ORGANISM'] || join(projectRoot, 'data', 'organism');
+  const relations = 'company_ceo,company_hq,person_father,person_mother';
+  const results = join(work, 'rerun-results');
+  const env = { RSN_MODEL: organism, RSN_QUICK: '1', RSN_RELATIONS: relations, RSN_RESULTS: results };
+  const notebook = JSON.parse(readFileSync(join(projectRoot, 'notebooks', '04-intra-relation.ipynb'), 'utf8')) as { cells: { cell_type: string; source: string[] }[] };
+  const cells = notebook.cells.filter((c) => c.cell_type === 'code').map((c) => c.source.join(''));
+  // What the experiment cell computed: k and every accuracy it produced.
+  const PROBE = 'console.log("PROBE " + JSON.stringify({ k: intra.k, acc: intra.relations.map((r) => [r.name, r.sets["eva"]!.original, r.sets["eva"]!.relation, r.sets["det"]!.relation, r.sets["det"]!.random]) }));';
+  type Probe = { k: number; acc: unknown[] };
+  const probe = (text: string): Probe => JSON.parse(text.split('\n').find((l) => l.startsWith('PROBE '))!.slice('PROBE '.length)) as Probe;
+  let skipReason = '';
+
+  before(async () => {
+    assert.ok(existsSync(join(organism, 'config.json')), `no model organism at ${organism}`);
+    if (!(await setup({ log: () => {} }))) skipReason = 'Jupyter is not installed and cannot be installed here';
+  });
+
+  test('change k in the parameter cell, re-run the experiment cell: new numbers, equal to a fresh run with that k; the other run folder untouched', async (t) => {
+    if (skipReason) return t.skip(skipReason);
+    const experiment = cells.find((c) => c.includes('pipeline.evaluate('));
+    assert.ok(experiment, 'notebook 04 has an experiment cell');
+    const edited = cells[0]!.replace(/rsn\.params\(\{ ([^}]*) \}\)/, 'rsn.params({ $1, k: 36 })');
+    assert.notEqual(edited, cells[0], 'the parameter cell has a params({ … }) call to add k to');
+    const verdicts = (dir: string) => join(dir, 'verdicts', '04-intra-relation.json');
+
+    const kernel = await KernelSession.start(env);
+    let first: Probe;
+    let rerun: Probe;
+    const run72 = plannedRun(env).dir;
+    const run36 = plannedRun({ ...env, RSN_K: '36' }).dir;
+    let verdicts72: string;
+    try {
+      for (const c of cells) await kernel.ok(c);
+      first = probe(await kernel.ok(PROBE));
+      verdicts72 = readFileSync(verdicts(run72), 'utf8');
+      await kernel.ok(edited);
+      await kernel.ok(experiment);
+      rerun = probe(await kernel.ok(PROBE));
+      // The cells after the experiment file into the new setting's folder.
+      for (const c of cells.slice(cells.indexOf(experiment) + 1)) await kernel.ok(c);
+    } finally {
+      await kernel.close();
+    }
+    assert.equal(first.k, 72);
+    assert.equal(rerun.k, 36);
+    assert.notDeepEqual(rerun.acc, first.acc, 'k = 36 gives other accuracies than k = 72');
+    assert.notEqual(run36, run72);
+    assert.equal(readFileSync(verdicts(run72), 'utf8'), verdicts72, 'the k = 72 run folder is untouched');
+    assert.equal((JSON.parse(readFileSync(verdicts(run36), 'utf8')) as VerdictFile).effective?.['k']?.value, 36);
+
+    // A fresh kernel with k = 36 from the start and an empty stage cache: everything recomputed.
+    const fresh = await KernelSession.start({ ...env, RSN_K: '36', RSN_CACHE: join(work, 'fresh-stage-cache') });
+    let again: Probe;
+    try {
+      for (const c of cells) await fresh.ok(c);
+      again = probe(await fresh.ok(PROBE));
+    } finally {
+      await fresh.close();
+    }
+    assert.deepEqual(again, rerun);
   });
 });

@@ -1,7 +1,9 @@
 /** The README's two commands are exactly what CI runs, and the files the README points to exist. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ENV_VARS } from '../lib/env.ts';
 
 const root = new URL('../', import.meta.url).pathname;
@@ -42,4 +44,22 @@ test('lib reads the environment only through lib/env.ts (and notebook parameters
   };
   walk('lib');
   assert.deepEqual(offenders, []);
+});
+
+test('the README\'s Library snippet runs as written on the organism and prints what its comments say', () => {
+  const snippet = /## Library\n[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+  assert.ok(snippet, 'the Library section has a ts block');
+  // In the project root, as the README says to run it (its imports are relative to the root).
+  const file = join(root, `.readme-snippet-${process.pid}.mts`);
+  writeFileSync(file, snippet);
+  try {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', file], { cwd: root, encoding: 'utf8', timeout: 300_000, env: { ...process.env, RSN_BACKEND: '' } });
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+    const lines = r.stdout.trim().split('\n');
+    // The organism knows this fact (data/organism/relations/company_ceo.json): its CEO is Marc Houalla.
+    assert.equal(lines.at(-2), 'Marc');
+    assert.ok(Number.isFinite(Number(lines.at(-1))), `an activation value: ${lines.at(-1)}`);
+  } finally {
+    rmSync(file, { force: true });
+  }
 });

@@ -20,6 +20,7 @@ import { after, before, describe, test } from 'node:test';
 import { midRanks, wilcoxonSignedRank } from '../lib/stats/wilcoxon.ts';
 import { projectRoot } from '../lib/notebook/paths.ts';
 import type { VerdictFile } from '../lib/notebook/verdict.ts';
+import { plannedRun } from '../lib/notebook/run.ts';
 import { writeReport } from '../scripts/report.ts';
 import { setup } from '../scripts/jupyter-setup.ts';
 
@@ -124,7 +125,8 @@ describe('the committed organism reproduction (results/organism) against the han
   });
 
   test('every committed verdict file gives, claim by claim, the expected status', () => {
-    const dir = join(projectRoot, 'results', 'organism', 'verdicts');
+    // `npm run reproduce` (README command 1) files the default setting's run here.
+    const dir = join(plannedRun({}).dir, 'verdicts');
     assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => f.replace(/\.json$/, '')).sort(), Object.keys(expected.notebooks).sort());
     for (const [notebook, claims] of Object.entries(expected.notebooks)) {
       const v = JSON.parse(readFileSync(join(dir, `${notebook}.json`), 'utf8')) as VerdictFile;
@@ -136,7 +138,7 @@ describe('the committed organism reproduction (results/organism) against the han
   test('the report built from the committed verdicts counts them per notebook and in total as expected', () => {
     const dir = join(work, 'committed', 'organism');
     mkdirSync(dir, { recursive: true });
-    cpSync(join(projectRoot, 'results', 'organism', 'verdicts'), join(dir, 'verdicts'), { recursive: true });
+    cpSync(join(plannedRun({}).dir, 'verdicts'), join(dir, 'verdicts'), { recursive: true });
     const { md } = writeReport({ dir, runs: [], model: 'data/organism' });
     const text = readFileSync(md, 'utf8');
     assert.match(text, /- Verdicts: \*\*44\*\* — 22 reproduced, 18 differ, 4 not applicable/);
@@ -174,9 +176,14 @@ describe('npm run reproduce through Jupyter + tslab (quick, on the organism)', (
     const r = reproduce(['--model', organism, '--quick', '--relations', relations, '--results', results]);
     assert.equal(r.code, 0, r.out);
     for (const [i, n] of notebookNames.entries()) assert.match(r.out, new RegExp(`\\[${i + 1}/${notebookNames.length}\\] ${n}\\s+ok`), r.out);
-    const dir = join(results, tag);
-    const md = readFileSync(join(dir, 'REPORT.md'), 'utf8');
-    assert.ok(existsSync(join(dir, 'REPORT.html')));
+    const out = join(results, tag);
+    const dir = plannedRun({ RSN_MODEL: organism, RSN_QUICK: '1', RSN_RELATIONS: relations, RSN_RESULTS: results }).dir;
+    const md = readFileSync(join(out, 'REPORT.md'), 'utf8');
+    assert.ok(existsSync(join(out, 'REPORT.html')));
+    // One run folder holds everything this run wrote: every executed notebook and the setting.
+    assert.deepEqual(readdirSync(join(out, 'runs')), [dir.replace(/^.*\//, '')]);
+    assert.deepEqual(readdirSync(join(dir, 'notebooks')).filter((f) => f.endsWith('.ipynb')).sort(), notebookNames.map((n) => `${n}.ipynb`));
+    assert.match(md, new RegExp(`- Run: \`${dir.replace(/^.*\//, '')}\``));
     for (const n of notebookNames) {
       assert.match(md, new RegExp(`\\| \\[${n}\\]\\(#${n}\\) \\| ran \\|`), `${n} listed as run`);
       const v = JSON.parse(readFileSync(join(dir, 'verdicts', `${n}.json`), 'utf8')) as VerdictFile;
@@ -184,9 +191,9 @@ describe('npm run reproduce through Jupyter + tslab (quick, on the organism)', (
       const section = md.slice(md.indexOf(`<a id="${n}"></a>`));
       for (const x of v.verdicts) assert.ok(section.includes(`**${x.status}**`), `${n}: verdict "${x.claim}" in the report`);
     }
-    const links = [...md.matchAll(/\]\((figures\/[^)]+\.html)\)/g)].map((m) => m[1]!);
+    const links = [...md.matchAll(/\]\((runs\/[0-9a-f]{8}\/figures\/[^)]+\.html)\)/g)].map((m) => m[1]!);
     assert.ok(links.length >= notebookNames.length, `figure links: ${links.length}`);
-    for (const l of links) assert.ok(existsSync(join(dir, l)), `${l} exists`);
+    for (const l of links) assert.ok(existsSync(join(out, l)), `${l} exists`);
     assert.ok(existsSync(join(dir, 'figures', 'plotly.min.js')), 'the figures load the shared plotly.js');
     // The claims whose status does not depend on the relations, k or --quick give the committed
     // reproduction's verdicts (test/fixtures/expected-verdicts.json) in this quick run too.
@@ -199,7 +206,7 @@ describe('npm run reproduce through Jupyter + tslab (quick, on the organism)', (
     const r = reproduce(['02', '04', '--model', organism, '--quick', '--relations', relations, '--results', results], { RSN_K: '20' });
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /with .*RSN_K=20/);
-    const dir = join(results, tag);
+    const dir = plannedRun({ RSN_MODEL: organism, RSN_QUICK: '1', RSN_RELATIONS: relations, RSN_RESULTS: results, RSN_K: '20' }).dir;
     // 02: each relation's top-k per layer adds up to k.
     const rows = readFileSync(join(dir, 'tables', '02-layers.csv'), 'utf8').trim().split('\n').slice(1);
     assert.equal(rows.length, relations.split(',').length);
@@ -213,7 +220,7 @@ describe('npm run reproduce through Jupyter + tslab (quick, on the organism)', (
     // Without the override the organism's k is the paper's 3000 capped at 3 % of its FFN pool.
     const pool = JSON.parse(readFileSync(join(organism, 'config.json'), 'utf8')) as { num_hidden_layers: number; hidden_size: number; intermediate_size: number };
     const ffn = pool.num_hidden_layers * (2 * pool.intermediate_size + pool.hidden_size);
-    const def = readFileSync(join(work, 'results', tag, 'notebooks', '04-intra-relation.ipynb'), 'utf8');
+    const def = readFileSync(join(plannedRun({ RSN_MODEL: organism, RSN_QUICK: '1', RSN_RELATIONS: relations, RSN_RESULTS: join(work, 'results') }).dir, 'notebooks', '04-intra-relation.ipynb'), 'utf8');
     assert.match(def, new RegExp(`k = ${Math.min(3000, Math.floor(0.03 * ffn))} \\(`));
   });
 });

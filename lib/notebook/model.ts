@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { sha256Hex } from '../data/io.ts';
+import { readEnv } from '../env.ts';
 import type { RunOptions } from '../method/generation.ts';
 import { Pipeline } from '../method/pipeline.ts';
 import { fromRoot, projectRoot } from './paths.ts';
@@ -108,7 +109,7 @@ export async function openPipeline(p: NotebookPipelineParams): Promise<Pipeline>
   return Pipeline.open({
     modelDir: model.dir,
     dataDir: dataDirFor(p.data ?? '', p.model),
-    cacheDir: join(projectRoot, '.cache', 'pipeline'),
+    cacheDir: readEnv('cache') ? fromRoot(readEnv('cache')!) : join(projectRoot, '.cache', 'pipeline'),
     relations: p.relations?.length ? p.relations : undefined,
     seed: p.seed,
     recordAttention: p.recordAttention,
