@@ -14,6 +14,7 @@ import { provenance, type Provenance } from './identity.ts';
 import { knownPrompts, requireTokenizer, type KnownFacts } from './known.ts';
 import { type Ablation, ablation, type AblationOp, describeAblation, NeuronSpace, randomNeurons, type PoolName, ZERO } from './neurons.ts';
 import { rankRange, topNeurons, type Ranking } from './ranking.ts';
+import { mean, sampleSd } from '../stats/summary.ts';
 
 /** Everything an experiment needs; build it once with makeContext. */
 export interface Context {
@@ -96,16 +97,6 @@ function promptSet(ctx: Context, relation: string, set: 'eva' | 'eva2' | 'det', 
 /** k capped at the pool size, so that a sweep's large k on a small model means "every neuron of the pool". */
 export function capK(ctx: Context, k: number, pool: PoolName = 'ffn'): number {
   return Math.min(k, ctx.space.poolIndices(pool).length);
-}
-
-function mean(xs: readonly number[]): number {
-  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
-}
-
-function sd(xs: readonly number[]): number {
-  if (xs.length < 2) return 0;
-  const m = mean(xs);
-  return Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1));
 }
 
 // ---------------------------------------------------------------- E3 intra-relation (Fig. 3)
@@ -198,7 +189,7 @@ export function summariseIntra(ctx: Context, plan: IntraPlan, results: readonly 
           const random = plan.random.map((_, s) => get(name, set, `random${s}`).accuracy);
           const prompts = plan.jobs.find((j) => j.key['relation'] === name && j.key['set'] === set)!.prompts;
           const flips = prompts.flatMap((p, i) => (orig.correct[i] && !rel.correct[i] ? [{ prompt: p.text, object: p.object, before: orig.outputs[i]!, after: rel.outputs[i]! }] : []));
-          return [set, { original: orig.accuracy, randomMean: mean(random), randomSd: sd(random), random, relation: rel.accuracy, flips }];
+          return [set, { original: orig.accuracy, randomMean: mean(random), randomSd: sampleSd(random), random, relation: rel.accuracy, flips }];
         }),
       ),
     })),

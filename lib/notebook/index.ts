@@ -33,6 +33,9 @@ export * from '../method/experiments.ts';
 export * from '../method/generation.ts';
 export * from '../method/identity.ts';
 export * from '../stats/wilcoxon.ts';
+export * from '../stats/summary.ts';
+/** simple-statistics, whole, for statistics in cells: `rsn.ss.quantile(xs, 0.9)`. */
+export * as ss from 'simple-statistics';
 export * from '../data/relation.ts';
 export * from '../data/prompts.ts';
 export * from '../data/split.ts';
@@ -40,6 +43,8 @@ export * from '../model/llama.ts';
 export * from '../model/config.ts';
 export * from '../backend.ts';
 export * from '../errors.ts';
+export * from '../method/explorer.ts';
+export * from '../data/own-relation.ts';
 export { LlamaTokenizer } from '../tokenizer.ts';
 
 /**
@@ -59,8 +64,15 @@ export function notebookInit(notebook: string): void {
 
 /**
  * danfojs (the library's platform-neutral build; danfojs-node's tfjs-node dependency collides
- * with the optional native backends, see README) for table work in cells: `const dfd = await rsn.danfo();`.
+ * with the optional native backends, see README), loaded on first use (it takes seconds):
+ * `const dfd = await rsn.danfo();`.
  */
 export async function danfo(): Promise<typeof import('danfojs')> {
   return import('danfojs');
+}
+
+/** Rows → a danfojs DataFrame, a cell's tabular result; `rsn.showTable(frame)` shows it, `frame.column(name).mean()` etc. work on it. */
+export async function frame(rows: readonly Record<string, string | number | boolean | null>[]): Promise<InstanceType<Awaited<ReturnType<typeof danfo>>['DataFrame']>> {
+  const dfd = await danfo();
+  return new dfd.DataFrame(rows.map((r) => ({ ...r })));
 }

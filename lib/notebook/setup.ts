@@ -40,6 +40,11 @@ export interface SetupParams {
 export interface SetupOptions {
   /** Record attention sites too (the App. G pools all / attn). */
   recordAttention?: boolean;
+  /**
+   * A relation data folder derived from the parameters (notebook 15 builds one from the base data
+   * and the user's relation file), used instead of `data`; the run folder still names the parameters.
+   */
+  dataDir?: string;
   quiet?: boolean;
 }
 
@@ -61,7 +66,7 @@ let kept: { key: string; pipeline: Pipeline } | null = null;
 function pipelineKey(P: SetupParams, opts: SetupOptions): string {
   return canonicalJson({
     model: fromRoot(P.model),
-    data: dataDirFor(P.data, P.model),
+    data: opts.dataDir ?? dataDirFor(P.data, P.model),
     relations: [...P.relations],
     seed: P.seed,
     batchSize: P.batchSize,
@@ -77,7 +82,7 @@ async function keptPipeline(P: SetupParams, opts: SetupOptions): Promise<Pipelin
     kept.pipeline.dispose();
     kept = null;
   }
-  const pipeline = await openPipeline({ ...P, recordAttention: opts.recordAttention, quiet: opts.quiet });
+  const pipeline = await openPipeline({ ...P, data: opts.dataDir ?? P.data, recordAttention: opts.recordAttention, quiet: opts.quiet });
   kept = { key, pipeline };
   return pipeline;
 }

@@ -4,6 +4,7 @@
  */
 import { SPECIFIC_DROP, type OrganismMeasurement } from './evaluate.ts';
 import type { World } from './world.ts';
+import { mean } from '../stats/summary.ts';
 
 export interface CardInput {
   design: string;
@@ -21,7 +22,6 @@ export interface CardInput {
 }
 
 const pct = (x: number) => (Number.isFinite(x) ? (100 * x).toFixed(1) : '–');
-const mean = (xs: readonly number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 
 export function modelCard(c: CardInput): string {
   const r = c.report;

@@ -19,6 +19,7 @@ import { knownPrompts, requireTokenizer } from '../method/known.ts';
 import { ablation, NeuronSpace, type NeuronSite } from '../method/neurons.ts';
 import type { Pipeline } from '../method/pipeline.ts';
 import type { World } from './world.ts';
+import { mean } from '../stats/summary.ts';
 
 /** The prompt sets of the intra-relation runs, as notebook 04 asks for them. */
 export const INTRA_SETS = ['eva', 'det', 'eva2'] as const;
@@ -94,7 +95,6 @@ export function majorityShare(world: World, relation: string): number {
   return n ? Math.max(...counts.values()) / n : NaN;
 }
 
-const mean = (xs: readonly number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 
 /** The own-minus-random drop the acceptance target asks for (organism.md): 20 points. */
 export const SPECIFIC_DROP = 0.2;
