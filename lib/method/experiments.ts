@@ -295,29 +295,59 @@ export interface SweepResult {
   ownCorrect: boolean[][][];
 }
 
-export async function kSweep(ctx: Context, opts: { ks?: number[]; pool?: PoolName } = {}): Promise<SweepResult> {
+export interface SweepOptions {
+  ks?: number[];
+  pool?: PoolName;
+  /** How the selected neurons are ablated (default: the context's, i.e. zeroed as in the paper). */
+  ablate?: AblationOp;
+}
+
+/** Fig. 5's experiment as data: for each relation r and k, every relation's P^eva with r's top-k ablated. */
+export interface SweepPlan {
+  /** The ks, capped at the pool size and deduplicated (a large k on a small model = the whole pool). */
+  ks: number[];
+  pool: PoolName;
+  poolSize: number;
+  relations: string[];
+  ablate: AblationOp;
+  jobs: Job[];
+}
+
+export function sweepJobs(ctx: Context, opts: SweepOptions = {}): SweepPlan {
   const pool = opts.pool ?? 'ffn';
   const poolSize = ctx.space.poolIndices(pool).length;
   const ks = [...new Set((opts.ks ?? PAPER_KS).map((k) => Math.min(k, poolSize)))].sort((a, b) => a - b);
+  const how = opts.ablate ?? ctx.ablate;
   const names = relationNames(ctx);
   const jobs: Job[] = [];
-  names.forEach((r) => {
+  for (const r of names) {
     ks.forEach((k, ki) => {
-      const own = k === 0 ? null : ablated(ctx, topNeurons(ctx.ranking, r, k, pool));
-      names.forEach((j) => jobs.push({ key: { r, ki, j }, prompts: promptSet(ctx, j, 'eva'), ablation: own }));
+      const own = k === 0 ? null : ablation(topNeurons(ctx.ranking, r, k, pool), how);
+      for (const j of names) jobs.push({ key: { r, ki, j }, prompts: promptSet(ctx, j, 'eva'), ablation: own });
     });
-  });
-  const res = await runJobs(ctx, jobs, 'k-sweep');
-  const at = (r: string, ki: number, j: string) => res.find((x) => x.key['r'] === r && x.key['ki'] === ki && x.key['j'] === j)!;
+  }
+  return { ks, pool, poolSize, relations: names, ablate: how, jobs };
+}
+
+/** The job results of a SweepPlan → accuracy[r][k][j] and the own relation's per-prompt correctness. */
+export function summariseSweep(ctx: Context, plan: SweepPlan, results: readonly JobResult[]): SweepResult {
+  if (results.length !== plan.jobs.length) throw new Error(`summariseSweep: ${results.length} results for ${plan.jobs.length} jobs; pass the results of this plan's jobs`);
+  const names = plan.relations;
+  const at = (r: string, ki: number, j: string) => results.find((x) => x.key['r'] === r && x.key['ki'] === ki && x.key['j'] === j)!;
   return {
     schema: 'rsn-ksweep/1',
-    provenance: resultProvenance(ctx, { pool }),
-    ks,
-    poolSize,
+    provenance: resultProvenance(ctx, { pool: plan.pool }, plan.ablate),
+    ks: plan.ks,
+    poolSize: plan.poolSize,
     relations: names,
-    accuracy: names.map((r) => ks.map((_, ki) => names.map((j) => at(r, ki, j).accuracy))),
-    ownCorrect: names.map((r) => ks.map((_, ki) => at(r, ki, r).correct)),
+    accuracy: names.map((r) => plan.ks.map((_, ki) => names.map((j) => at(r, ki, j).accuracy))),
+    ownCorrect: names.map((r) => plan.ks.map((_, ki) => at(r, ki, r).correct)),
   };
+}
+
+export async function kSweep(ctx: Context, opts: SweepOptions = {}): Promise<SweepResult> {
+  const plan = sweepJobs(ctx, opts);
+  return summariseSweep(ctx, plan, await runJobs(ctx, plan.jobs, 'k-sweep'));
 }
 
 // ---------------------------------------------------------------- E6 cumulativity (Fig. 6, Table 3)

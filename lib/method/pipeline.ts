@@ -18,12 +18,13 @@ import {
   cumulativity,
   interJobs,
   intraJobs,
-  kSweep,
   makeContext,
   perplexity,
   runJobs,
   summariseInter,
   summariseIntra,
+  summariseSweep,
+  sweepJobs,
   type Context,
   type CumulativityResult,
   type InterOptions,
@@ -33,11 +34,12 @@ import {
   type Job,
   type JobResult,
   type PerplexityResult,
+  type SweepOptions,
   type SweepResult,
 } from './experiments.ts';
 import { modelIdentity, provenance } from './identity.ts';
 import { findKnownFacts, type KnownFacts } from './known.ts';
-import { POOLS, type NeuronSite, type PoolName } from './neurons.ts';
+import { POOLS, type NeuronSite } from './neurons.ts';
 import { buildIdentificationSet, loadRanking, rankNeurons, saveRanking, type Ranking } from './ranking.ts';
 import type { RunOptions } from './generation.ts';
 import { canonicalJson, codeFingerprint, StageCache } from './stage-cache.ts';
@@ -268,9 +270,11 @@ export class Pipeline {
     return summariseInter(ctx, plan, await this.evaluate(plan.jobs, `inter-relation (${plan.pool})`));
   }
 
-  async sweep(opts: { ks?: number[]; pool?: PoolName } = {}): Promise<SweepResult> {
+  /** Fig. 5 in one call: sweepJobs → evaluate → summariseSweep (notebook 06 shows the steps). */
+  async sweep(opts: SweepOptions = {}): Promise<SweepResult> {
     const ctx = await this.context();
-    return this.stage('ksweep', opts, () => kSweep(ctx, opts));
+    const plan = sweepJobs(ctx, opts);
+    return summariseSweep(ctx, plan, await this.evaluate(plan.jobs, 'k-sweep'));
   }
 
   async cumulativity(opts: { ks?: number[] } = {}): Promise<CumulativityResult> {
