@@ -15,6 +15,7 @@ export const ENV_VARS = {
   notebook: { name: 'RSN_NOTEBOOK', what: 'the notebook name results are filed under (set by the headless runner)' },
   run: { name: 'RSN_RUN', what: "the run folder id the notebooks must file into (set by the headless runner; a notebook whose setting gives another id stops with an error)" },
   model: { name: 'RSN_MODEL', what: "the model directory (also the notebooks' `model` parameter)" },
+  chromium: { name: 'RSN_CHROMIUM', what: 'the Chromium/Chrome executable for rendering figures (default: chromium, chromium-browser or google-chrome on PATH)' },
   jupyterPython: { name: 'RSN_JUPYTER_PYTHON', what: 'the python3 that has Jupyter (default /usr/bin/python3)' },
 } as const;
 

@@ -19,12 +19,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
-import { Pipeline } from '../lib/method/pipeline.ts';
+import { jobsDigest, Pipeline } from '../lib/method/pipeline.ts';
 import { buildIdentificationSet, RANKING_SCHEMA, topNeurons, type Ranking } from '../lib/method/ranking.ts';
 import {
   capK,
   errorCategories,
   errorCategory,
+  intraJobs,
+  summariseIntra,
   layerDistribution,
   overlapMatrix,
   type CumulativityResult,
@@ -346,5 +348,33 @@ describe('the method on the organism', () => {
         if (per.length) assert.ok(Math.abs(cum.macro[i]! - per.reduce((a, b) => a + b, 0) / per.length) < 1e-12, `macro ${i}`);
       });
     }
+  });
+  test('the experiment as data: intraJobs → evaluate → summariseIntra equals pipeline.intra; evaluate is cached by content, and a changed intervention is another entry', async () => {
+    const ctx = await p.context();
+    const opts = { k, randomSeeds: 3, detLimit: 60, sets: ['eva', 'det'] as ('eva' | 'det')[] };
+    const plan = intraJobs(ctx, opts);
+    // The plan selects each relation's top-k and k random neurons per seed, and runs every set under nothing, own and each random.
+    for (const r of RELATIONS) assert.deepEqual(Array.from(plan.own[r]!.neurons), Array.from(topNeurons(ctx.ranking, r, k)));
+    assert.equal(plan.random.length, 3);
+    assert.equal(plan.jobs.length, RELATIONS.length * 2 * (2 + 3));
+    const results = await p.evaluate(plan.jobs, 'test');
+    const { provenance: _made, ...summary } = summariseIntra(ctx, plan, results);
+    const { provenance: _before, ...expected } = intra;
+    assert.deepEqual(summary, expected);
+    // Same jobs: read back, not recomputed (the stage file exists and holds equal results).
+    const again = await p.evaluate(intraJobs(ctx, opts).jobs, 'test');
+    assert.deepEqual(again, results);
+    assert.equal(jobsDigest(intraJobs(ctx, opts).jobs), jobsDigest(plan.jobs));
+    // Another intervention (scaling instead of zeroing) is another key, and gives other answers somewhere.
+    const scaled = intraJobs(ctx, { ...opts, ablate: { op: 'scale', factor: 3 } });
+    assert.notEqual(jobsDigest(scaled.jobs), jobsDigest(plan.jobs));
+    const scaledResults = await p.evaluate(scaled.jobs, 'test');
+    assert.notDeepEqual(scaledResults.map((r) => r.outputs), results.map((r) => r.outputs));
+    // One neuron more or less is another key too.
+    const moved = plan.jobs.map((j, i) => (i === 1 && j.ablation ? { ...j, ablation: { ...j.ablation, neurons: Array.from(j.ablation.neurons).slice(1) } } : j));
+    assert.notEqual(jobsDigest(moved), jobsDigest(plan.jobs));
+    // A summary refuses results that are not its plan's.
+    assert.throws(() => summariseIntra(ctx, plan, results.slice(1)), /not those of this plan/);
+    assert.throws(() => summariseIntra(ctx, plan, scaledResults.slice().reverse()), /not those of this plan/);
   });
 });

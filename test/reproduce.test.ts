@@ -13,7 +13,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -188,6 +188,8 @@ describe('npm run reproduce through Jupyter + tslab (quick, on the organism)', (
     // One run folder holds everything this run wrote: every executed notebook and the setting.
     assert.deepEqual(readdirSync(join(out, 'runs')), [dir.replace(/^.*\//, '')]);
     assert.deepEqual(readdirSync(join(dir, 'notebooks')).filter((f) => f.endsWith('.ipynb')).sort(), notebookNames.map((n) => `${n}.ipynb`));
+    // plotly.js is inlined once per notebook, compressed: every executed notebook stays under 1 MB.
+    for (const n of notebookNames) assert.ok(statSync(join(dir, 'notebooks', `${n}.ipynb`)).size < 1_000_000, `${n}.ipynb is ${statSync(join(dir, 'notebooks', `${n}.ipynb`)).size} bytes`);
     assert.match(md, new RegExp(`- Run: \`${dir.replace(/^.*\//, '')}\``));
     for (const n of notebookNames) {
       assert.match(md, new RegExp(`\\| \\[${n}\\]\\(#${n}\\) \\| ran \\|`), `${n} listed as run`);

@@ -15,6 +15,7 @@ import { knownPrompts, requireTokenizer, type KnownFacts } from './known.ts';
 import { type Ablation, ablation, type AblationOp, describeAblation, NeuronSpace, randomNeurons, type PoolName, ZERO } from './neurons.ts';
 import { rankRange, topNeurons, type Ranking } from './ranking.ts';
 import { mean, sampleSd } from '../stats/summary.ts';
+import { canonicalJson } from './stage-cache.ts';
 
 /** Everything an experiment needs; build it once with makeContext. */
 export interface Context {
@@ -170,9 +171,16 @@ export function intraJobs(ctx: Context, opts: IntraOptions = {}): IntraPlan {
   return { k, pool, randomSeeds: seeds, sets, detLimit: opts.detLimit, ablate: how, own, random, jobs };
 }
 
+/** A plan's summary needs the results of exactly its jobs (in their order, as runJobs and evaluate return them). */
+function checkResults(summary: string, jobs: readonly Job[], results: readonly JobResult[]): void {
+  if (results.length !== jobs.length || results.some((r, i) => r.key !== jobs[i]!.key && canonicalJson(r.key) !== canonicalJson(jobs[i]!.key))) {
+    throw new Error(`${summary}: the ${results.length} results are not those of this plan's ${jobs.length} jobs; pass what runJobs / pipeline.evaluate returned for plan.jobs`);
+  }
+}
+
 /** The job results of an IntraPlan → accuracies per relation and set, random mean ± sd, and the flipped prompts. */
 export function summariseIntra(ctx: Context, plan: IntraPlan, results: readonly JobResult[]): IntraResult {
-  if (results.length !== plan.jobs.length) throw new Error(`summariseIntra: ${results.length} results for ${plan.jobs.length} jobs; pass the results of this plan's jobs`);
+  checkResults('summariseIntra', plan.jobs, results);
   const get = (relation: string, set: string, condition: string) => results.find((r) => r.key['relation'] === relation && r.key['set'] === set && r.key['condition'] === condition)!;
   return {
     schema: 'rsn-intra/1',
@@ -255,7 +263,7 @@ export function interJobs(ctx: Context, opts: InterOptions = {}): InterPlan {
 
 /** The job results of an InterPlan → the accuracy and acc_drop matrices. */
 export function summariseInter(ctx: Context, plan: InterPlan, results: readonly JobResult[]): InterResult {
-  if (results.length !== plan.jobs.length) throw new Error(`summariseInter: ${results.length} results for ${plan.jobs.length} jobs; pass the results of this plan's jobs`);
+  checkResults('summariseInter', plan.jobs, results);
   const names = plan.relations;
   const acc = (e: string, z: string) => results.find((r) => r.key['evaluated'] === e && r.key['zeroed'] === z)!.accuracy;
   const original = names.map((n) => acc(n, ''));
@@ -331,7 +339,7 @@ export function sweepJobs(ctx: Context, opts: SweepOptions = {}): SweepPlan {
 
 /** The job results of a SweepPlan → accuracy[r][k][j] and the own relation's per-prompt correctness. */
 export function summariseSweep(ctx: Context, plan: SweepPlan, results: readonly JobResult[]): SweepResult {
-  if (results.length !== plan.jobs.length) throw new Error(`summariseSweep: ${results.length} results for ${plan.jobs.length} jobs; pass the results of this plan's jobs`);
+  checkResults('summariseSweep', plan.jobs, results);
   const names = plan.relations;
   const at = (r: string, ki: number, j: string) => results.find((x) => x.key['r'] === r && x.key['ki'] === ki && x.key['j'] === j)!;
   return {
@@ -366,8 +374,26 @@ export interface CumulativityResult {
   micro: number[];
 }
 
+/**
+ * Fig. 6's experiment as data: for each relation and consecutive ks (k_a, k_b] of the sweep, the
+ * prompts T that are right with the top-k_a zeroed and wrong with the top-k_b zeroed, run with
+ * only the neurons ranked k_a+1 … k_b zeroed.
+ */
+export interface CumulativityPlan {
+  ranges: [number, number][];
+  pool: PoolName;
+  relations: string[];
+  ablate: AblationOp;
+  /** total[r][i] = |T| of relation r and range i. */
+  total: number[][];
+  /** One job per (relation, range) with a non-empty T. */
+  jobs: Job[];
+}
+
 /** Uses consecutive ks of the sweep as the ranges (paper: 10–50, 50–200, …, 20000–50000). */
-export async function cumulativity(ctx: Context, sweep: SweepResult, pool: PoolName = 'ffn'): Promise<CumulativityResult> {
+export function cumulativityJobs(ctx: Context, sweep: SweepResult, opts: { pool?: PoolName; ablate?: AblationOp } = {}): CumulativityPlan {
+  const pool = opts.pool ?? 'ffn';
+  const how = opts.ablate ?? ctx.ablate;
   const ranges: [number, number][] = [];
   const kis: [number, number][] = [];
   for (let i = 0; i + 1 < sweep.ks.length; i++) {
@@ -384,19 +410,30 @@ export async function cumulativity(ctx: Context, sweep: SweepResult, pool: PoolN
   names.forEach((r, ri) =>
     ranges.forEach(([ka, kb], i) => {
       const t = targets[ri]![i]!;
-      if (t.length) jobs.push({ key: { r, i }, prompts: t, ablation: ablated(ctx, rankRange(ctx.ranking, r, ka, kb, pool)) });
+      if (t.length) jobs.push({ key: { r, i }, prompts: t, ablation: ablation(rankRange(ctx.ranking, r, ka, kb, pool), how) });
     }),
   );
-  const res = await runJobs(ctx, jobs, 'cumulativity');
-  const total = names.map((_, ri) => ranges.map((__, i) => targets[ri]![i]!.length));
-  const affected = names.map((r) => ranges.map((_, i) => res.find((x) => x.key['r'] === r && x.key['i'] === i)?.correct.filter((c) => !c).length ?? 0));
+  return { ranges, pool, relations: names, ablate: how, total: targets.map((t) => t.map((x) => x.length)), jobs };
+}
+
+/** The job results of a CumulativityPlan → #affected per relation and range, and the macro / micro shares. */
+export function summariseCumulativity(ctx: Context, plan: CumulativityPlan, results: readonly JobResult[]): CumulativityResult {
+  checkResults('summariseCumulativity', plan.jobs, results);
+  const { ranges, total } = plan;
+  const names = plan.relations;
+  const affected = names.map((r) => ranges.map((_, i) => results.find((x) => x.key['r'] === r && x.key['i'] === i)?.correct.filter((c) => !c).length ?? 0));
   const macro = ranges.map((_, i) => mean(names.flatMap((__, ri) => (total[ri]![i]! > 0 ? [1 - affected[ri]![i]! / total[ri]![i]!] : []))));
   const micro = ranges.map((_, i) => {
     const t = names.reduce((a, __, ri) => a + total[ri]![i]!, 0);
     const f = names.reduce((a, __, ri) => a + affected[ri]![i]!, 0);
     return t > 0 ? 1 - f / t : NaN;
   });
-  return { schema: 'rsn-cumulativity/1', provenance: resultProvenance(ctx, { pool }), ranges, relations: names, total, affected, macro, micro };
+  return { schema: 'rsn-cumulativity/1', provenance: resultProvenance(ctx, { pool: plan.pool }, plan.ablate), ranges, relations: names, total, affected, macro, micro };
+}
+
+export async function cumulativity(ctx: Context, sweep: SweepResult, pool: PoolName = 'ffn'): Promise<CumulativityResult> {
+  const plan = cumulativityJobs(ctx, sweep, { pool });
+  return summariseCumulativity(ctx, plan, await runJobs(ctx, plan.jobs, 'cumulativity'));
 }
 
 // ---------------------------------------------------------------- E1/E2 layers and overlap (Figs. 1, 2)

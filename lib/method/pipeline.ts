@@ -15,13 +15,14 @@ import { LlamaModel } from '../model/llama.ts';
 import { ActivationStore, collectActivations } from './activation-store.ts';
 import { loadDataset, type Dataset } from './dataset.ts';
 import {
-  cumulativity,
+  cumulativityJobs,
   interJobs,
   intraJobs,
   makeContext,
   perplexity,
   runJobs,
   summariseInter,
+  summariseCumulativity,
   summariseIntra,
   summariseSweep,
   sweepJobs,
@@ -277,10 +278,12 @@ export class Pipeline {
     return summariseSweep(ctx, plan, await this.evaluate(plan.jobs, 'k-sweep'));
   }
 
-  async cumulativity(opts: { ks?: number[] } = {}): Promise<CumulativityResult> {
+  /** Fig. 6 in one call: the sweep → cumulativityJobs → evaluate → summariseCumulativity (notebook 07 shows the steps). */
+  async cumulativity(opts: SweepOptions = {}): Promise<CumulativityResult> {
     const ctx = await this.context();
     const sweep = await this.sweep(opts);
-    return this.stage('cumulativity', opts, () => cumulativity(ctx, sweep));
+    const plan = cumulativityJobs(ctx, sweep, { pool: opts.pool, ablate: opts.ablate });
+    return summariseCumulativity(ctx, plan, await this.evaluate(plan.jobs, 'cumulativity'));
   }
 
   async perplexity(sentences: Record<string, readonly string[]>, opts: { k?: number } = {}): Promise<PerplexityResult> {

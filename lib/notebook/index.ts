@@ -16,6 +16,7 @@ export * from './k.ts';
 export * from './display.ts';
 export * from './table.ts';
 export * from './figure.ts';
+export * from './colors.ts';
 export * from './verdict.ts';
 export * from './model.ts';
 export * from './setup.ts';
