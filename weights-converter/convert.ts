@@ -1,11 +1,11 @@
 /**
- * Hugging Face Llama checkpoint (safetensors, single file or sharded; F32/F16/BF16) → the
+ * Hugging Face Llama, Mistral, Qwen2 or Gemma checkpoint (safetensors, single file or sharded; F32/F16/BF16) → the
  * project's converted-model format (TF.js weights manifest + binary shards, one weight group per
  * decoder layer). See README.md in this folder for the format.
  *
  * Two phases:
  *  1. plan: read config.json and every safetensors header, check them against the tensors a
- *     Llama with this config must have (names, shapes, dtypes, byte layout) — no data read;
+ *     checkpoint of this config's family must have (names, shapes, dtypes, byte layout) — no data read;
  *  2. write: stream each tensor in fixed-size chunks (positional reads), convert, check values,
  *     append to the group's shard files in a temp dir, then rename the temp dir into place.
  * Memory use is bounded by the chunk buffers (~32 MiB), independent of tensor and model size.
@@ -18,6 +18,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:pat
 import { CheckpointError } from '../lib/errors.ts';
 import { expectedTensors, isIgnorableTensor, readLlamaConfig } from '../lib/model/config.ts';
 import type { LlamaConfig } from '../lib/model/config.ts';
+import { familyName, MODEL_FAMILIES } from '../lib/model/family.ts';
 import { convertValues, HALF_MAX, newStats } from './numeric.ts';
 import type { ValueStats } from './numeric.ts';
 import { findDuplicateKey, isSupportedDtype, readSafetensorsHeader, unsupportedDtypeMessage } from '../lib/safetensors.ts';
@@ -238,7 +239,7 @@ export async function planConversion(inputDirArg: string): Promise<ConversionPla
   const configPath = join(inputDir, 'config.json');
   if (!(await exists(configPath))) {
     throw new CheckpointError(
-      `${inputDir}: no config.json; expected a Hugging Face Llama checkpoint directory (config.json + ${SINGLE_FILE} or ${INDEX_FILE} with its shards)`,
+      `${inputDir}: no config.json; expected a Hugging Face checkpoint directory of a supported family (${MODEL_FAMILIES.join(', ')}: config.json + ${SINGLE_FILE} or ${INDEX_FILE} with its shards)`,
       configPath,
     );
   }
@@ -318,7 +319,7 @@ export async function planConversion(inputDirArg: string): Promise<ConversionPla
         continue;
       }
       throw new CheckpointError(
-        `${file}: unexpected tensor ${name}; it is not part of a Llama checkpoint with this config.json (${config.numLayers} layers, tie_word_embeddings=${config.tieWordEmbeddings}). Is config.json the one that belongs to these weights?`,
+        `${file}: unexpected tensor ${name}; it is not part of a ${familyName(config.family)} checkpoint with this config.json (${config.numLayers} layers, tie_word_embeddings=${config.tieWordEmbeddings}${config.attentionBias ? ', q/k/v biases' : ''}). Is config.json the one that belongs to these weights?`,
         file,
         name,
       );
@@ -336,7 +337,7 @@ export async function planConversion(inputDirArg: string): Promise<ConversionPla
   const missing = expected.filter((s) => !found.has(s.name)).map((s) => s.name);
   if (missing.length > 0) {
     throw new CheckpointError(
-      `${inputDir}: missing tensor${missing.length > 1 ? 's' : ''} ${listNames(missing)} (searched ${files.join(', ')}); config.json says there should be ${expected.length} tensors`,
+      `${inputDir}: missing tensor${missing.length > 1 ? 's' : ''} ${listNames(missing)} (searched ${files.join(', ')}); config.json (model_type "${config.family}"${config.attentionBias ? ', whose q/k/v projections have biases' : ''}) says there should be ${expected.length} tensors`,
       join(inputDir, files[0]),
       missing[0],
     );
@@ -654,7 +655,7 @@ async function swapIntoPlace(tmpDir: string, outputDir: string, inputDir: string
   await rm(old, { recursive: true, force: true });
 }
 
-/** Convert a Hugging Face Llama checkpoint directory into the project's TF.js weights format. */
+/** Convert a Hugging Face checkpoint directory (llama, mistral, qwen2, gemma) into the project's TF.js weights format. */
 export async function convertCheckpoint(opts: ConvertOptions): Promise<ConvertReport> {
   const t0 = performance.now();
   const storage: StorageDtype = opts.dtype ?? 'float32';

@@ -242,7 +242,9 @@ export async function collectActivations(model: LlamaModel, tokenized: readonly 
  * neuron order (the row layout of the store; also used in memory by the organism's measurements).
  */
 export async function pooledBatch(model: LlamaModel, space: NeuronSpace, batch: readonly (readonly number[])[], includeBos = true): Promise<Float32Array> {
-  const record: RecordSpec[] = space.blocks.map((b) => ({ point: hookPointName(b.layer, b.site), mode: 'mean', skipFirstToken: !includeBos }));
+  // "Without BOS" drops the first token only where the tokenizer put a BOS there (Qwen2's adds none).
+  const skipFirstToken = !includeBos && (model.tokenizer?.addsBos ?? true);
+  const record: RecordSpec[] = space.blocks.map((b) => ({ point: hookPointName(b.layer, b.site), mode: 'mean', skipFirstToken }));
   const r = await model.forward(batch, { logits: 'none', hooks: { record } });
   const B = batch.length;
   const rows = new Float32Array(B * space.size);

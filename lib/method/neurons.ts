@@ -24,7 +24,7 @@ export const POOLS: Record<PoolName, readonly NeuronSite[]> = {
   gate: ['mlp.gate'],
   up: ['mlp.up'],
   down: ['mlp.down'],
-  /** SiLU(gate)·up, the input of down_proj: the neuron of most interpretability work. */
+  /** act(gate)·up (SiLU, or Gemma's tanh-GELU), the input of down_proj: the neuron of most interpretability work. */
   act: ['mlp.act'],
 };
 

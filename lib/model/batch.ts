@@ -51,16 +51,20 @@ export const MASKED = -1e9;
 
 /**
  * Additive attention mask [B, T, S] for T new queries that sit at the end of S keys:
- * query t (absolute column S - T + t) sees key j iff j <= S - T + t and key j is real.
+ * query t (absolute column S - T + t) sees key j iff j <= S - T + t and key j is real, and,
+ * with a sliding window W, j > S - T + t - W (the query and the W - 1 keys before it, as in
+ * transformers' sliding-window mask). Padding is all on the left and a cache appends columns,
+ * so between real tokens the column distance is the position distance.
  */
-export function causalMask(keyValid: Float32Array, batchSize: number, keyLen: number, queryLen: number): Float32Array {
+export function causalMask(keyValid: Float32Array, batchSize: number, keyLen: number, queryLen: number, slidingWindow: number | null = null): Float32Array {
   const m = new Float32Array(batchSize * queryLen * keyLen);
   const offset = keyLen - queryLen;
   for (let b = 0; b < batchSize; b++) {
     for (let t = 0; t < queryLen; t++) {
       const row = (b * queryLen + t) * keyLen;
       for (let j = 0; j < keyLen; j++) {
-        m[row + j] = j <= offset + t && keyValid[b * keyLen + j] === 1 ? 0 : MASKED;
+        const inWindow = slidingWindow === null || j > offset + t - slidingWindow;
+        m[row + j] = j <= offset + t && inWindow && keyValid[b * keyLen + j] === 1 ? 0 : MASKED;
       }
     }
   }

@@ -1,13 +1,19 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../errors.ts';
+import { architectureOf, familyConfigJson, familyDefaults, familyOf, familyTraits, type FamilyTraits } from './family.ts';
 
-/** The subset of a Hugging Face `LlamaForCausalLM` config.json that the forward pass needs. */
-export interface LlamaConfig {
+/**
+ * The subset of a Hugging Face config.json that the forward pass needs, for every supported
+ * family (family.ts: llama, mistral, qwen2, gemma). One type for all: the family-specific
+ * fields say what differs (activation, embedding scale, norm offset, q/k/v biases, window).
+ */
+export interface LlamaConfig extends FamilyTraits {
   hiddenSize: number;
   intermediateSize: number;
   numLayers: number;
   numHeads: number;
   numKvHeads: number;
+  /** Per-head width; independent of hiddenSize / numHeads (Gemma-7B: 16 heads × 256 on a 3072 stream). */
   headDim: number;
   vocabSize: number;
   rmsNormEps: number;
@@ -47,45 +53,61 @@ function optionalId(raw: Json, field: string, file: string): number | null {
   return v;
 }
 
-/** Validate a parsed Hugging Face Llama config. `file` names the source in error messages. */
+/**
+ * RoPE's base, from either form in the wild: transformers 4.x writes `rope_theta` at the top
+ * level, transformers ≥ 5 `rope_parameters: {rope_theta, rope_type}`. Only plain RoPE is
+ * supported; scaled variants (linear, dynamic, yarn, llama3) are refused.
+ */
+function ropeTheta(r: Json, file: string): number {
+  const scaling = r['rope_scaling'];
+  if (scaling !== undefined && scaling !== null) {
+    throw new ConfigError(`${file}: field "rope_scaling" is set (${JSON.stringify(scaling)}); RoPE scaling is not supported`, file, 'rope_scaling');
+  }
+  const params = r['rope_parameters'];
+  if (params === undefined || params === null) return num(r, 'rope_theta', file, 10000);
+  if (typeof params !== 'object' || Array.isArray(params)) {
+    throw new ConfigError(`${file}: field "rope_parameters" must be an object like {"rope_theta": 10000, "rope_type": "default"}, found ${JSON.stringify(params)}`, file, 'rope_parameters');
+  }
+  const p = params as Json;
+  const type = p['rope_type'] ?? 'default';
+  if (type !== 'default') {
+    throw new ConfigError(`${file}: field "rope_parameters.rope_type" is ${JSON.stringify(type)}; only "default" RoPE (no scaling) is supported`, file, 'rope_parameters.rope_type');
+  }
+  const theta = num(p, 'rope_theta', `${file} (rope_parameters)`, 10000);
+  if (r['rope_theta'] !== undefined && r['rope_theta'] !== theta) {
+    throw new ConfigError(`${file}: "rope_theta" ${JSON.stringify(r['rope_theta'])} and "rope_parameters.rope_theta" ${theta} disagree`, file, 'rope_theta');
+  }
+  return theta;
+}
+
+/** Validate a parsed Hugging Face config.json of a supported family. `file` names the source in error messages. */
 export function parseLlamaConfig(raw: unknown, file = 'config.json'): LlamaConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new ConfigError(`${file}: expected a JSON object`, file);
   }
   const r = raw as Json;
-  const modelType = r['model_type'];
-  if (modelType !== undefined && modelType !== 'llama') {
-    throw new ConfigError(`${file}: field "model_type" is ${JSON.stringify(modelType)}; only "llama" is supported`, file, 'model_type');
-  }
-  const act = r['hidden_act'] ?? 'silu';
-  if (act !== 'silu') {
-    throw new ConfigError(`${file}: field "hidden_act" is ${JSON.stringify(act)}; the Llama MLP needs "silu"`, file, 'hidden_act');
-  }
-  const scaling = r['rope_scaling'];
-  if (scaling !== undefined && scaling !== null) {
-    throw new ConfigError(`${file}: field "rope_scaling" is set (${JSON.stringify(scaling)}); RoPE scaling is not supported`, file, 'rope_scaling');
-  }
+  const family = familyOf(r, file);
+  const defaults = familyDefaults(family);
   const hiddenSize = int(r, 'hidden_size', file);
   const numHeads = int(r, 'num_attention_heads', file);
   const numKvHeads = int(r, 'num_key_value_heads', file, numHeads);
-  if (hiddenSize % numHeads !== 0) {
-    throw new ConfigError(`${file}: hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads}`, file, 'num_attention_heads');
-  }
   if (numHeads % numKvHeads !== 0) {
     throw new ConfigError(`${file}: num_attention_heads ${numHeads} is not divisible by num_key_value_heads ${numKvHeads}`, file, 'num_key_value_heads');
   }
-  const headDim = int(r, 'head_dim', file, hiddenSize / numHeads);
-  if (headDim * numHeads !== hiddenSize) {
-    throw new ConfigError(`${file}: head_dim ${headDim} × heads ${numHeads} ≠ hidden_size ${hiddenSize}; not supported`, file, 'head_dim');
+  const hasHeadDim = r['head_dim'] !== undefined && r['head_dim'] !== null;
+  if (!hasHeadDim && defaults.headDim === null && hiddenSize % numHeads !== 0) {
+    throw new ConfigError(`${file}: hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads}, and there is no head_dim`, file, 'num_attention_heads');
   }
+  const headDim = hasHeadDim ? int(r, 'head_dim', file) : (defaults.headDim ?? hiddenSize / numHeads);
   if (headDim % 2 !== 0) {
     throw new ConfigError(`${file}: head dimension ${headDim} must be even for RoPE`, file, 'head_dim');
   }
-  const tie = r['tie_word_embeddings'] ?? false;
+  const tie = r['tie_word_embeddings'] ?? defaults.tieWordEmbeddings;
   if (typeof tie !== 'boolean') {
     throw new ConfigError(`${file}: field "tie_word_embeddings" must be true or false`, file, 'tie_word_embeddings');
   }
   return {
+    ...familyTraits(r, family, hiddenSize, file),
     hiddenSize,
     intermediateSize: int(r, 'intermediate_size', file),
     numLayers: int(r, 'num_hidden_layers', file),
@@ -94,7 +116,7 @@ export function parseLlamaConfig(raw: unknown, file = 'config.json'): LlamaConfi
     headDim,
     vocabSize: int(r, 'vocab_size', file),
     rmsNormEps: num(r, 'rms_norm_eps', file, 1e-6),
-    ropeTheta: num(r, 'rope_theta', file, 10000),
+    ropeTheta: ropeTheta(r, file),
     maxPositionEmbeddings: int(r, 'max_position_embeddings', file, 4096),
     tieWordEmbeddings: tie,
     bosTokenId: optionalId(r, 'bos_token_id', file),
@@ -104,28 +126,26 @@ export function parseLlamaConfig(raw: unknown, file = 'config.json'): LlamaConfi
 }
 
 /**
- * The Hugging Face config.json of a LlamaForCausalLM with this config: the inverse of
+ * The Hugging Face config.json of a checkpoint with this config: the inverse of
  * parseLlamaConfig (the fields it reads, plus the fixed ones transformers expects).
  */
 export function hfConfigJson(c: LlamaConfig): Record<string, unknown> {
   return {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
+    architectures: [architectureOf(c.family)],
+    model_type: c.family,
     hidden_size: c.hiddenSize,
     intermediate_size: c.intermediateSize,
     num_hidden_layers: c.numLayers,
     num_attention_heads: c.numHeads,
     num_key_value_heads: c.numKvHeads,
     head_dim: c.headDim,
-    hidden_act: 'silu',
+    hidden_act: c.hiddenAct === 'silu' ? 'silu' : 'gelu_pytorch_tanh',
     max_position_embeddings: c.maxPositionEmbeddings,
     initializer_range: 0.02,
     rms_norm_eps: c.rmsNormEps,
     rope_theta: c.ropeTheta,
     rope_scaling: null,
-    attention_bias: false,
-    mlp_bias: false,
-    pretraining_tp: 1,
+    ...familyConfigJson(c),
     tie_word_embeddings: c.tieWordEmbeddings,
     vocab_size: c.vocabSize,
     bos_token_id: c.bosTokenId,
@@ -179,7 +199,7 @@ export interface TensorSpec {
   shape: number[];
 }
 
-/** Every tensor a Hugging Face Llama checkpoint with this config must contain, with its shape. */
+/** Every tensor a Hugging Face checkpoint with this config must contain, with its shape (q/k/v biases after their weights). */
 export function expectedTensors(c: LlamaConfig): TensorSpec[] {
   const h = c.hiddenSize;
   const kv = c.numKvHeads * c.headDim;
@@ -191,6 +211,15 @@ export function expectedTensors(c: LlamaConfig): TensorSpec[] {
       { name: `${p}.self_attn.q_proj.weight`, shape: [c.numHeads * c.headDim, h] },
       { name: `${p}.self_attn.k_proj.weight`, shape: [kv, h] },
       { name: `${p}.self_attn.v_proj.weight`, shape: [kv, h] },
+    );
+    if (c.attentionBias) {
+      specs.push(
+        { name: `${p}.self_attn.q_proj.bias`, shape: [c.numHeads * c.headDim] },
+        { name: `${p}.self_attn.k_proj.bias`, shape: [kv] },
+        { name: `${p}.self_attn.v_proj.bias`, shape: [kv] },
+      );
+    }
+    specs.push(
       { name: `${p}.self_attn.o_proj.weight`, shape: [h, c.numHeads * c.headDim] },
       { name: `${p}.post_attention_layernorm.weight`, shape: [h] },
       { name: `${p}.mlp.gate_proj.weight`, shape: [c.intermediateSize, h] },

@@ -1,9 +1,15 @@
 /**
- * The Llama decoder, top to bottom (after llama2.c's model.py and HF's modeling_llama):
+ * The decoder of every supported family (family.ts), top to bottom (after llama2.c's model.py
+ * and HF's modeling_llama / modeling_qwen2 / modeling_gemma / modeling_mistral):
  *
- *   embed → for each layer: RMSNorm → attention (RoPE rotate-half, grouped-query) → residual
- *                           → RMSNorm → SiLU-gated MLP → residual
+ *   embed (× embedScale) → for each layer: RMSNorm → attention (q/k/v [+ bias], RoPE rotate-half,
+ *                           grouped-query, [sliding window]) → residual
+ *                           → RMSNorm → gated MLP (SiLU or tanh-GELU) → residual
  *         → RMSNorm → LM head
+ *
+ * The families differ only in the config fields read here: Gemma scales the embeddings by
+ * √hidden, multiplies its norms by (1 + w) and gates with tanh-GELU; Qwen2 adds q/k/v biases
+ * before RoPE; Mistral's window lives in the attention mask (attentionContext).
  *
  * Every named activation passes through `hook(name, x)` where it is computed, in the
  * TransformerLens vocabulary of hooks.ts (embed, blocks.{l}.resid_pre, attn.q/k/v/o, resid_mid,
@@ -20,6 +26,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { causalMask } from './batch.ts';
 import type { LlamaConfig } from './config.ts';
+import type { HiddenAct } from './family.ts';
 import { hookPointName, type Site } from './hooks.ts';
 
 /** How products are computed. `W`: a linear weight held as [in, out]; `E`: an embedding table. */
@@ -37,6 +44,10 @@ export interface DecoderLayerWeights<W> {
   q: W; // [H, nh·hd]
   k: W; // [H, nkv·hd]
   v: W; // [H, nkv·hd]
+  /** Present exactly when config.attentionBias (Qwen2). */
+  qBias?: tf.Tensor1D; // [nh·hd]
+  kBias?: tf.Tensor1D; // [nkv·hd]
+  vBias?: tf.Tensor1D; // [nkv·hd]
   o: W; // [nh·hd, H]
   postNorm: tf.Tensor1D;
   gate: W; // [H, F]
@@ -73,8 +84,8 @@ export interface AttentionContext {
 
 /**
  * RoPE tables for `positions` ([rows·T], row-major) and the causal mask over S = keyValid.length/rows
- * keys, of which the last T are the new positions. HF rotate-half convention:
- * angle(p, i) = p / theta^(2i/hd), duplicated over both halves.
+ * keys, of which the last T are the new positions (limited to the config's sliding window, if
+ * any). HF rotate-half convention: angle(p, i) = p / theta^(2i/hd), duplicated over both halves.
  */
 export function attentionContext(c: LlamaConfig, positions: Int32Array, keyValid: Float32Array, rows: number, T: number): AttentionContext {
   const S = keyValid.length / rows;
@@ -87,7 +98,7 @@ export function attentionContext(c: LlamaConfig, positions: Int32Array, keyValid
     return {
       cos: tf.expandDims(tf.cos(full), 1),
       sin: tf.expandDims(tf.sin(full), 1),
-      mask: tf.tensor4d(causalMask(keyValid, rows, S, T), [rows, 1, T, S]),
+      mask: tf.tensor4d(causalMask(keyValid, rows, S, T, c.slidingWindow), [rows, 1, T, S]),
       S,
     };
   });
@@ -97,9 +108,13 @@ export function disposeAttentionContext(a: AttentionContext): void {
   tf.dispose([a.cos, a.sin, a.mask]);
 }
 
-/** Token embeddings of `ids` ([B·T]), the `embed` hook point. */
+/**
+ * Token embeddings of `ids` ([B·T]) as they enter the residual stream (Gemma's scaled by
+ * √hidden; the LM head still uses the raw table), the `embed` hook point.
+ */
 export function embed<W, E>(pass: DecoderPass<W, E>, table: E, ids: Int32Array): tf.Tensor {
-  return pass.hook('embed', pass.math.lookup(table, ids));
+  const x = pass.math.lookup(table, ids);
+  return pass.hook('embed', pass.config.embedScale === 1 ? x : tf.mul(x, pass.config.embedScale));
 }
 
 /** One decoder layer: residual stream in (`blocks.{l}.resid_pre`), residual stream out (`resid_post`). */
@@ -109,10 +124,11 @@ export function decoderLayer<W, E>(pass: DecoderPass<W, E>, l: number, w: Decode
   const heads = (x: tf.Tensor, n: number) => tf.transpose(tf.reshape(x, [B, T, n, c.headDim]), [0, 2, 1, 3]);
 
   const x = hook(at('resid_pre'), residPre);
-  const xn = rmsNorm(x, w.inputNorm, c.rmsNormEps);
-  const q = hook(at('attn.q'), math.linear(xn, w.q));
-  const k = hook(at('attn.k'), math.linear(xn, w.k));
-  const v = hook(at('attn.v'), math.linear(xn, w.v));
+  const xn = rmsNorm(x, w.inputNorm, c.rmsNormEps, c.normOffset);
+  // Biases (Qwen2) belong to the projections: added before the hook and before RoPE.
+  const q = hook(at('attn.q'), withBias(math.linear(xn, w.q), w.qBias));
+  const k = hook(at('attn.k'), withBias(math.linear(xn, w.k), w.kBias));
+  const v = hook(at('attn.v'), withBias(math.linear(xn, w.v), w.vBias));
   const qh = rope(heads(q, c.numHeads), ctx.cos, ctx.sin);
   let kh = rope(heads(k, c.numKvHeads), ctx.cos, ctx.sin);
   let vh = heads(v, c.numKvHeads);
@@ -121,23 +137,44 @@ export function decoderLayer<W, E>(pass: DecoderPass<W, E>, l: number, w: Decode
   const o = hook(at('attn.o'), math.linear(z, w.o));
   const mid = hook(at('resid_mid'), tf.add(x, o));
 
-  const mn = rmsNorm(mid, w.postNorm, c.rmsNormEps);
-  const gate = hook(at('mlp.gate'), math.linear(mn, w.gate));
+  const mn = rmsNorm(mid, w.postNorm, c.rmsNormEps, c.normOffset);
+  const gate = hook(at('mlp.gate'), math.linear(mn, w.gate)); // pre-activation
   const up = hook(at('mlp.up'), math.linear(mn, w.up));
-  const act = hook(at('mlp.act'), tf.mul(tf.mul(gate, tf.sigmoid(gate)), up));
+  const act = hook(at('mlp.act'), tf.mul(mlpActivation(c.hiddenAct, gate), up));
   const down = hook(at('mlp.down'), math.linear(act, w.down));
   return hook(at('resid_post'), tf.add(mid, down));
 }
 
 /** Final norm and LM head: x [rows, H] → logits [rows, V], the `logits` hook point. */
 export function head<W, E>(pass: DecoderPass<W, E>, w: DecoderHeadWeights<W>, x: tf.Tensor): tf.Tensor {
-  return pass.hook('logits', pass.math.linear(rmsNorm(x, w.norm, pass.config.rmsNormEps), w.lmHead));
+  const c = pass.config;
+  return pass.hook('logits', pass.math.linear(rmsNorm(x, w.norm, c.rmsNormEps, c.normOffset), w.lmHead));
 }
 
-/** HF LlamaRMSNorm: x · rsqrt(mean(x²) + eps) · weight, in float32. */
-export function rmsNorm(x: tf.Tensor, weight: tf.Tensor1D, eps: number): tf.Tensor {
+/**
+ * HF LlamaRMSNorm: x · rsqrt(mean(x²) + eps) · weight, in float32. Gemma's norm multiplies by
+ * (1 + weight) instead (normOffset 1): its checkpoints store the weights as offsets around 0.
+ */
+export function rmsNorm(x: tf.Tensor, weight: tf.Tensor1D, eps: number, normOffset = 0): tf.Tensor {
   const variance = tf.mean(tf.square(x), -1, true);
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), weight);
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), normOffset === 0 ? weight : tf.add(weight, normOffset));
+}
+
+function withBias(x: tf.Tensor, bias: tf.Tensor1D | undefined): tf.Tensor {
+  return bias ? tf.add(x, bias) : x;
+}
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+/**
+ * The MLP's activation of its gate. SiLU: x·σ(x). Tanh-GELU (PyTorch's gelu(approximate="tanh"),
+ * Gemma's): 0.5·x·(1 + tanh(z)) with z = √(2/π)·(x + 0.044715·x³), computed as x·σ(2z), which
+ * is the same function and cannot overflow where tanh is built from exp.
+ */
+export function mlpActivation(kind: HiddenAct, x: tf.Tensor): tf.Tensor {
+  if (kind === 'silu') return tf.mul(x, tf.sigmoid(x));
+  const z = tf.mul(tf.add(x, tf.mul(tf.mul(tf.square(x), x), 0.044715)), 2 * SQRT_2_OVER_PI);
+  return tf.mul(x, tf.sigmoid(z));
 }
 
 /** x·cos + rotate_half(x)·sin with rotate_half(x) = [-x2, x1]. x: [B, n, T, hd]. */

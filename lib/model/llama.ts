@@ -1,5 +1,5 @@
 /**
- * The model runner: loads a converted Llama checkpoint and runs the decoder (decoder.ts) over
+ * The model runner: loads a converted checkpoint (any family of family.ts) and runs the decoder (decoder.ts) over
  * batches: left padding, micro-batches processed layer-major, resident or streamed weights,
  * the KV cache, one greedy generation loop, hook compilation and recording, and the memory
  * guard. The maths itself lives in decoder.ts.
@@ -15,6 +15,7 @@ import { type EmbeddingTable, gatherRows, linear, type LinearWeight } from './bl
 import { ActivationRecord } from './activation-record.ts';
 import { attentionContext, type DecoderMath, type DecoderPass, decoderLayer, disposeAttentionContext, embed, head } from './decoder.ts';
 import { checkPositionLimit, expectedTensors, type LlamaConfig, readLlamaConfig } from './config.ts';
+import { addsBosByDefault } from './family.ts';
 import { CompiledHooks, type Hooks, hookPoints } from './hooks.ts';
 import { WeightStore } from './weights.ts';
 import { type ExecutionPlan, type LayerWeights, ResidentWeights, storeReader, StreamedWeights, type WeightSource } from './weight-source.ts';
@@ -183,7 +184,7 @@ export class LlamaModel {
       const found = store.shape(spec.name);
       if (found.join() !== spec.shape.join()) throw new ShapeError(`${dir}/model.json: weight ${spec.name} has shape [${found}], config.json implies [${spec.shape}]`);
     }
-    const tokenizer = existsSync(join(dir, 'tokenizer.json')) ? LlamaTokenizer.fromFile(dir) : null;
+    const tokenizer = existsSync(join(dir, 'tokenizer.json')) ? LlamaTokenizer.fromFile(dir, { bosTokenId: config.bosTokenId, addBos: addsBosByDefault(config.family) }) : null;
     let plan: ExecutionPlan = opts.plan === 'streamed' ? 'streamed' : 'resident';
     let budget = opts.memoryBytes ?? null;
     let microBatch: number | null = null;

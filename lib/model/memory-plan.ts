@@ -5,11 +5,11 @@
  *
  * The activation model counts what lib/model/decoder.ts allocates inside one decoder layer's
  * tf.tidy (all intermediates live until the layer ends), as tf.memory().numBytes counts it
- * (a reshape view counts again, although it shares its buffer): 24.5 × B·T·H floats (input,
- * norms, q and its heads and RoPE, attention output, residuals), 11.5 × B·T·kv (k, v, heads,
- * RoPE), 6 × B·nh·T·S (scores and their views, scaled, masked, softmax) and 5 × B·T·F (the gated
- * MLP) plus 3 × B·T·F per intervened hook point, plus the KV cache, the causal mask and RoPE
- * tables, and the head. test/plans.test.ts holds these to 10 % of the decoder's measured allocations.
+ * (a reshape view counts again, although it shares its buffer): 10 × B·T·H floats (input,
+ * norms, residuals) and 14.5 × B·T·nh·hd (q and its heads and RoPE, attention output), 11.5 ×
+ * B·T·kv (k, v, heads, RoPE), 6 × B·nh·T·S (scores and their views, scaled, masked, softmax) and
+ * 5 × B·T·F (the SiLU-gated MLP; 10 with tanh-GELU) plus 3 × B·T·F per intervened hook point,
+ * one more tensor per q/k/v bias, plus the KV cache, the causal mask and RoPE tables, and the head. test/plans.test.ts holds these to 10 % of the decoder's measured allocations.
  */
 import { execFileSync } from 'node:child_process';
 import { freemem } from 'node:os';
@@ -49,7 +49,8 @@ const F32 = 4;
 function layerParams(c: LlamaConfig): number {
   const h = c.hiddenSize;
   const kv = c.numKvHeads * c.headDim;
-  return 2 * h + h * c.numHeads * c.headDim * 2 + 2 * h * kv + 3 * h * c.intermediateSize;
+  const biases = c.attentionBias ? c.numHeads * c.headDim + 2 * kv : 0;
+  return 2 * h + h * c.numHeads * c.headDim * 2 + 2 * h * kv + 3 * h * c.intermediateSize + biases;
 }
 
 function globalParams(c: LlamaConfig): number {
@@ -68,7 +69,13 @@ export function predictMemory(c: LlamaConfig, w: Workload, plan: ExecutionPlan):
   const H = c.hiddenSize;
   const kv = c.numKvHeads * c.headDim;
   const F = c.intermediateSize;
-  const perLayer = F32 * (24.5 * B * T * H + 11.5 * B * T * kv + 6 * B * c.numHeads * T * S + (5 + 3 * (w.hookedFfnSitesPerLayer ?? 0)) * B * T * F);
+  // Of the 24.5 stream-width tensors, 14.5 are as wide as the query heads (q, its heads, RoPE,
+  // the attention output and its views): nh·hd, which is H except where head_dim is set apart
+  // from it (Gemma). Biases add one tensor per projection; tanh-GELU five more FFN-wide ones than SiLU.
+  const Q = c.numHeads * c.headDim;
+  const biasTensors = c.attentionBias ? Q + 2 * kv : 0;
+  const mlpTensors = (c.hiddenAct === 'gelu_tanh' ? 10 : 5) + 3 * (w.hookedFfnSitesPerLayer ?? 0);
+  const perLayer = F32 * (10 * B * T * H + 14.5 * B * T * Q + 11.5 * B * T * kv + B * T * biasTensors + 6 * B * c.numHeads * T * S + mlpTensors * B * T * F);
   const kvCacheBytes = newTokens > 0 ? F32 * 2 * c.numLayers * B * S * kv : 0;
   const logitsRows = w.logits === 'all' ? Btotal * T : w.logits === 'none' ? 0 : Btotal;
   const head = F32 * (logitsRows * c.vocabSize + 4 * (w.logits === 'all' ? B * T : B) * H);

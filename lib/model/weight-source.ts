@@ -29,6 +29,10 @@ export interface LayerWeights {
   q: LinearWeight; // [H, nh*hd]
   k: LinearWeight; // [H, nkv*hd]
   v: LinearWeight; // [H, nkv*hd]
+  /** q/k/v biases, present exactly when config.attentionBias (Qwen2). */
+  qBias?: tf.Tensor1D;
+  kBias?: tf.Tensor1D;
+  vBias?: tf.Tensor1D;
   o: LinearWeight; // [nh*hd, H]
   postNorm: tf.Tensor1D;
   gate: LinearWeight; // [H, F]
@@ -135,21 +139,29 @@ export function buildGlobal(config: LlamaConfig, read: ReadWeight, source: strin
 export function buildLayer(config: LlamaConfig, read: ReadWeight, l: number, source: string): LayerWeights {
   const f = new TensorFactory(config, read, source);
   const p = `model.layers.${l}`;
-  return f.guard(() => ({
-    inputNorm: f.plain(`${p}.input_layernorm.weight`),
-    q: f.transposed(`${p}.self_attn.q_proj.weight`),
-    k: f.transposed(`${p}.self_attn.k_proj.weight`),
-    v: f.transposed(`${p}.self_attn.v_proj.weight`),
-    o: f.transposed(`${p}.self_attn.o_proj.weight`),
-    postNorm: f.plain(`${p}.post_attention_layernorm.weight`),
-    gate: f.transposed(`${p}.mlp.gate_proj.weight`),
-    up: f.transposed(`${p}.mlp.up_proj.weight`),
-    down: f.transposed(`${p}.mlp.down_proj.weight`),
-  }));
+  return f.guard(() => {
+    const lw: LayerWeights = {
+      inputNorm: f.plain(`${p}.input_layernorm.weight`),
+      q: f.transposed(`${p}.self_attn.q_proj.weight`),
+      k: f.transposed(`${p}.self_attn.k_proj.weight`),
+      v: f.transposed(`${p}.self_attn.v_proj.weight`),
+      o: f.transposed(`${p}.self_attn.o_proj.weight`),
+      postNorm: f.plain(`${p}.post_attention_layernorm.weight`),
+      gate: f.transposed(`${p}.mlp.gate_proj.weight`),
+      up: f.transposed(`${p}.mlp.up_proj.weight`),
+      down: f.transposed(`${p}.mlp.down_proj.weight`),
+    };
+    if (config.attentionBias) {
+      lw.qBias = f.plain(`${p}.self_attn.q_proj.bias`);
+      lw.kBias = f.plain(`${p}.self_attn.k_proj.bias`);
+      lw.vBias = f.plain(`${p}.self_attn.v_proj.bias`);
+    }
+    return lw;
+  });
 }
 
 export function disposeLayer(lw: LayerWeights): void {
-  tf.dispose([lw.inputNorm, lw.postNorm]);
+  tf.dispose([lw.inputNorm, lw.postNorm, ...[lw.qBias, lw.kBias, lw.vBias].filter((b): b is tf.Tensor1D => b !== undefined)]);
   for (const w of [lw.q, lw.k, lw.v, lw.o, lw.gate, lw.up, lw.down]) disposeBlocks(w);
 }
 
@@ -159,9 +171,10 @@ export function disposeGlobal(g: GlobalWeights): void {
   g.norm.dispose();
 }
 
-export function layerWeightNames(l: number): string[] {
-  const p = `model.layers.${l}`;
-  return ['input_layernorm', 'self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'post_attention_layernorm', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'].map((n) => `${p}.${n}.weight`);
+/** The tensors of decoder layer l (with q/k/v biases where the family has them). */
+export function layerWeightNames(config: LlamaConfig, l: number): string[] {
+  const prefix = `model.layers.${l}.`;
+  return expectedTensors(config).filter((s) => s.name.startsWith(prefix)).map((s) => s.name);
 }
 
 export interface WeightSource {
@@ -221,7 +234,7 @@ export class StreamedWeights implements WeightSource {
 
   private readLayerHost(l: number): Promise<Map<string, HostWeight>> {
     const keepHalf = deviceWidensHalf();
-    return Promise.all(layerWeightNames(l).map(async (n) => [n, await this.store.readAsync(n, keepHalf)] as const)).then((pairs) => new Map(pairs));
+    return Promise.all(layerWeightNames(this.config, l).map(async (n) => [n, await this.store.readAsync(n, keepHalf)] as const)).then((pairs) => new Map(pairs));
   }
 
   async layer(l: number): Promise<LayerWeights> {
