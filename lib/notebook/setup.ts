@@ -42,7 +42,8 @@ export interface SetupOptions {
   recordAttention?: boolean;
   /**
    * A relation data folder derived from the parameters (notebook 15 builds one from the base data
-   * and the user's relation file), used instead of `data`; the run folder still names the parameters.
+   * and the user's relation file), used instead of `data`, and whole: it already holds just the
+   * relations to use, so `relations` does not filter it again. The run folder still names the parameters.
    */
   dataDir?: string;
   quiet?: boolean;
@@ -67,7 +68,7 @@ function pipelineKey(P: SetupParams, opts: SetupOptions): string {
   return canonicalJson({
     model: fromRoot(P.model),
     data: opts.dataDir ?? dataDirFor(P.data, P.model),
-    relations: [...P.relations],
+    relations: opts.dataDir ? [] : [...P.relations],
     seed: P.seed,
     batchSize: P.batchSize,
     backend: P.backend,
@@ -82,7 +83,7 @@ async function keptPipeline(P: SetupParams, opts: SetupOptions): Promise<Pipelin
     kept.pipeline.dispose();
     kept = null;
   }
-  const pipeline = await openPipeline({ ...P, data: opts.dataDir ?? P.data, recordAttention: opts.recordAttention, quiet: opts.quiet });
+  const pipeline = await openPipeline({ ...P, data: opts.dataDir ?? P.data, relations: opts.dataDir ? [] : P.relations, recordAttention: opts.recordAttention, quiet: opts.quiet });
   kept = { key, pipeline };
   return pipeline;
 }
