@@ -10,10 +10,11 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
-import { choosePlan, predictMemory } from '../lib/model/memory-plan.ts';
+import { checkWeightsFit, choosePlan, predictMemory } from '../lib/model/memory-plan.ts';
 import { OutOfMemoryError } from '../lib/errors.ts';
 import { initBackend } from '../lib/backend.ts';
 import { fixturesDir, loadReference, maxAbsDiff } from './helpers/reference.ts';
+import { parseLlamaConfig } from '../lib/model/config.ts';
 
 const ref = loadReference();
 const work = mkdtempSync(join(tmpdir(), 'rsn-plans-test-'));
@@ -111,6 +112,27 @@ for (const fixture of ['tiny-llama-bf16', 'tiny-llama-f32-sharded']) {
 }
 
 describe('memory budget', () => {
+  test('a plan whose weights alone do not fit is refused at load, before any upload, naming the embedding and LM head', async () => {
+    const dir = join(work, 'tiny-llama-bf16-float32');
+    const tensorsBefore = tf.memory().numTensors;
+    for (const plan of ['resident', 'streamed'] as const) {
+      await assert.rejects(LlamaModel.load(dir, { log: null, plan, memoryBytes: 1e5 }), (e: Error) => {
+        assert.ok(e instanceof OutOfMemoryError, String(e));
+        assert.match(e.message, new RegExp(`the ${plan} plan keeps .* of weights on the device \\(the embedding and the LM head alone .*: two float32 copies of 300 × 64\\), more than the 0\\.00 GB it can hold`));
+        return true;
+      });
+    }
+    assert.equal(tf.memory().numTensors, tensorsBefore);
+    // Full-size shapes against wasm's 4 GiB heap: Gemma-7B's 256,000 × 3072 tied embedding (two float32 copies,
+    // 6.3 GB) cannot be held under any plan; Llama-2-7B's (1.05 GB) can, streamed.
+    const wasmHeap = 4 * 2 ** 30;
+    const gemma7b = parseLlamaConfig({ model_type: 'gemma', hidden_size: 3072, intermediate_size: 24576, num_hidden_layers: 28, num_attention_heads: 16, num_key_value_heads: 16, head_dim: 256, rms_norm_eps: 1e-6, vocab_size: 256000, max_position_embeddings: 8192, hidden_activation: 'gelu_pytorch_tanh' });
+    assert.throws(() => checkWeightsFit(gemma7b, 'streamed', wasmHeap), /6\.3 GB: two float32 copies of 256000 × 3072/);
+    const llama7b = parseLlamaConfig({ model_type: 'llama', hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, rms_norm_eps: 1e-5, vocab_size: 32000, max_position_embeddings: 4096 });
+    checkWeightsFit(llama7b, 'streamed', wasmHeap);
+    assert.throws(() => checkWeightsFit(llama7b, 'resident', wasmHeap), /try the streamed plan/);
+  });
+
   test('a too-small budget gives the planner\'s error, naming what would fit, before any work', async () => {
     const dir = join(work, 'tiny-llama-bf16-float32');
     const m = await LlamaModel.load(dir, { log: null, plan: 'resident', memoryBytes: 1.2e6 });

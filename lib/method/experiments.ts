@@ -37,11 +37,6 @@ export function makeContext(model: LlamaModel, dataset: Dataset, known: KnownFac
   return { model, tok: requireTokenizer(model), dataset, known, ranking, space: ranking.space, run, ablate, cache: new Map() };
 }
 
-/** These neurons, ablated the context's way. */
-function ablated(ctx: Context, neurons: Int32Array): Ablation {
-  return ablation(neurons, ctx.ablate);
-}
-
 /** Provenance of an experiment result: the run's identity, its settings and the ablation. */
 function resultProvenance(ctx: Context, settings: Record<string, unknown>, how: AblationOp = ctx.ablate): Provenance {
   return provenance(ctx.model, ctx.dataset.hash, ctx.dataset.seed, { ...settings, ablation: describeAblation(how) });
@@ -172,9 +167,9 @@ export function intraJobs(ctx: Context, opts: IntraOptions = {}): IntraPlan {
 }
 
 /** A plan's summary needs the results of exactly its jobs (in their order, as runJobs and evaluate return them). */
-function checkResults(summary: string, jobs: readonly Job[], results: readonly JobResult[]): void {
+function checkResults(summary: string, jobs: readonly { key: Job['key'] }[], results: readonly { key: Job['key'] }[]): void {
   if (results.length !== jobs.length || results.some((r, i) => r.key !== jobs[i]!.key && canonicalJson(r.key) !== canonicalJson(jobs[i]!.key))) {
-    throw new Error(`${summary}: the ${results.length} results are not those of this plan's ${jobs.length} jobs; pass what runJobs / pipeline.evaluate returned for plan.jobs`);
+    throw new Error(`${summary}: the ${results.length} results are not those of this plan's ${jobs.length} jobs; pass what pipeline.evaluate (runJobs) or pipeline.score (runScoreJobs) returned for plan.jobs`);
   }
 }
 
@@ -458,30 +453,71 @@ export interface PerplexityResult {
   relations: { name: string; sentences: number; before: number; after: number }[];
 }
 
-/** Mean per-sentence perplexity of each relation's neutral sentences before and after zeroing its top-k. */
-export async function perplexity(ctx: Context, sentences: Record<string, readonly string[]>, opts: { k?: number; pool?: PoolName } = {}): Promise<PerplexityResult> {
+/** Sentences scored under one ablation: their log-likelihood, not a generation. */
+export interface ScoreJob {
+  /** Caller's labels (relation, condition, …). */
+  key: Record<string, string | number>;
+  sentences: readonly string[];
+  ablation: Ablation | null;
+}
+
+export interface ScoreResult {
+  key: Record<string, string | number>;
+  /** exp(−mean log p) of each sentence, every token after the first scored. */
+  perplexity: number[];
+}
+
+/** Scores every job's sentences under its ablation, all jobs batched together. */
+export async function runScoreJobs(ctx: Context, jobs: readonly ScoreJob[], label = 'score'): Promise<ScoreResult[]> {
+  const rows = jobs.flatMap((j) => j.sentences.map((s) => ({ ids: ids(ctx, s), ablation: j.ablation })));
+  const scores = await scoreRows(ctx.model, ctx.space, rows, { label, ...ctx.run });
+  let at = 0;
+  return jobs.map((j) => {
+    const mine = scores.slice(at, at + j.sentences.length);
+    at += j.sentences.length;
+    return { key: j.key, perplexity: mine.map((s) => Math.exp(-s.logProb / s.count)) };
+  });
+}
+
+/** Table 2's experiment as data: each relation's top-k, ablated, and its sentences scored with and without. */
+export interface PerplexityPlan {
+  k: number;
+  pool: PoolName;
+  ablate: AblationOp;
+  /** Relations that have sentences, in the dataset's order. */
+  relations: string[];
+  own: Record<string, Ablation>;
+  jobs: ScoreJob[];
+}
+
+export function perplexityJobs(ctx: Context, sentences: Record<string, readonly string[]>, opts: { k?: number; pool?: PoolName; ablate?: AblationOp } = {}): PerplexityPlan {
   const pool = opts.pool ?? 'ffn';
   const k = capK(ctx, opts.k ?? 3000, pool);
-  const names = relationNames(ctx).filter((n) => sentences[n]?.length);
-  const rows = names.flatMap((n) => {
-    const own = ablated(ctx, topNeurons(ctx.ranking, n, k, pool));
-    return sentences[n]!.flatMap((s) => [{ ids: ids(ctx, s), ablation: null }, { ids: ids(ctx, s), ablation: own }]);
+  const how = opts.ablate ?? ctx.ablate;
+  const relations = relationNames(ctx).filter((n) => sentences[n]?.length);
+  const own: Record<string, Ablation> = Object.fromEntries(relations.map((n) => [n, ablation(topNeurons(ctx.ranking, n, k, pool), how)]));
+  const jobs = relations.flatMap((n): ScoreJob[] => [
+    { key: { relation: n, condition: 'original' }, sentences: sentences[n]!, ablation: null },
+    { key: { relation: n, condition: 'relation' }, sentences: sentences[n]!, ablation: own[n]! },
+  ]);
+  return { k, pool, ablate: how, relations, own, jobs };
+}
+
+/** The score results of a PerplexityPlan → mean per-sentence perplexity of each relation before and after. */
+export function summarisePerplexity(ctx: Context, plan: PerplexityPlan, results: readonly ScoreResult[]): PerplexityResult {
+  checkResults('summarisePerplexity', plan.jobs, results);
+  const get = (relation: string, condition: string) => results.find((r) => r.key['relation'] === relation && r.key['condition'] === condition)!;
+  const relations = plan.relations.map((name) => {
+    const before = get(name, 'original').perplexity;
+    return { name, sentences: before.length, before: mean(before), after: mean(get(name, 'relation').perplexity) };
   });
-  const scores = await scoreRows(ctx.model, ctx.space, rows, { label: 'perplexity', ...ctx.run });
-  let at = 0;
-  const relations = names.map((name) => {
-    const n = sentences[name]!.length;
-    const before: number[] = [];
-    const after: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const b = scores[at++]!;
-      const a = scores[at++]!;
-      before.push(Math.exp(-b.logProb / b.count));
-      after.push(Math.exp(-a.logProb / a.count));
-    }
-    return { name, sentences: n, before: mean(before), after: mean(after) };
-  });
-  return { schema: 'rsn-perplexity/1', provenance: resultProvenance(ctx, { k, pool }), k, relations };
+  return { schema: 'rsn-perplexity/1', provenance: resultProvenance(ctx, { k: plan.k, pool: plan.pool }, plan.ablate), k: plan.k, relations };
+}
+
+/** Mean per-sentence perplexity of each relation's neutral sentences before and after zeroing its top-k. */
+export async function perplexity(ctx: Context, sentences: Record<string, readonly string[]>, opts: { k?: number; pool?: PoolName; ablate?: AblationOp } = {}): Promise<PerplexityResult> {
+  const plan = perplexityJobs(ctx, sentences, opts);
+  return summarisePerplexity(ctx, plan, await runScoreJobs(ctx, plan.jobs, 'perplexity'));
 }
 
 // ---------------------------------------------------------------- E14 error categories (Table 4)

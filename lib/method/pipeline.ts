@@ -19,11 +19,13 @@ import {
   interJobs,
   intraJobs,
   makeContext,
-  perplexity,
+  perplexityJobs,
   runJobs,
+  runScoreJobs,
   summariseInter,
   summariseCumulativity,
   summariseIntra,
+  summarisePerplexity,
   summariseSweep,
   sweepJobs,
   type Context,
@@ -35,6 +37,8 @@ import {
   type Job,
   type JobResult,
   type PerplexityResult,
+  type ScoreJob,
+  type ScoreResult,
   type SweepOptions,
   type SweepResult,
 } from './experiments.ts';
@@ -46,14 +50,15 @@ import type { RunOptions } from './generation.ts';
 import { canonicalJson, codeFingerprint, StageCache } from './stage-cache.ts';
 
 /**
- * A job list's content as a short hash: prompts and answers, each job's ablation (op, its
+ * A job list's content as a short hash: prompts and answers (or scored sentences), each job's ablation (op, its
  * parameters, the neurons), and the caller's labels, which name the results.
  */
-export function jobsDigest(jobs: readonly Job[]): string {
+export function jobsDigest(jobs: readonly (Job | ScoreJob)[]): string {
   const h = createHash('sha256');
   for (const j of jobs) {
     h.update(canonicalJson(j.key));
-    for (const p of j.prompts) h.update(`\u0000${p.text}\u0001${p.object}`);
+    if ('prompts' in j) for (const p of j.prompts) h.update(`\u0000${p.text}\u0001${p.object}`);
+    else for (const s of j.sentences) h.update(`\u0004${s}`);
     const a = j.ablation;
     if (!a) h.update('\u0002none');
     else {
@@ -286,8 +291,16 @@ export class Pipeline {
     return summariseCumulativity(ctx, plan, await this.evaluate(plan.jobs, 'cumulativity'));
   }
 
+  /** Sentences scored under ablations (log-likelihood), cached by the jobs' content like evaluate. */
+  async score(jobs: readonly ScoreJob[], label = 'score'): Promise<ScoreResult[]> {
+    const ctx = await this.context();
+    return this.stage('score', { jobs: jobsDigest(jobs) }, () => runScoreJobs(ctx, jobs, label));
+  }
+
+  /** Table 2 in one call: perplexityJobs → score → summarisePerplexity (notebook 10 shows the steps). */
   async perplexity(sentences: Record<string, readonly string[]>, opts: { k?: number } = {}): Promise<PerplexityResult> {
     const ctx = await this.context();
-    return this.stage('perplexity', { ...opts, sentences }, () => perplexity(ctx, sentences, opts));
+    const plan = perplexityJobs(ctx, sentences, opts);
+    return summarisePerplexity(ctx, plan, await this.score(plan.jobs, 'perplexity'));
   }
 }

@@ -19,7 +19,7 @@ import { addsBosByDefault } from './family.ts';
 import { CompiledHooks, type Hooks, hookPoints } from './hooks.ts';
 import { WeightStore } from './weights.ts';
 import { type ExecutionPlan, type LayerWeights, ResidentWeights, storeReader, StreamedWeights, type WeightSource } from './weight-source.ts';
-import { availableDeviceMemory, choosePlan, formatGB, outOfMemory, predictMemory, type Workload } from './memory-plan.ts';
+import { availableDeviceMemory, checkWeightsFit, choosePlan, formatGB, outOfMemory, predictMemory, type Workload } from './memory-plan.ts';
 
 export type { GlobalWeights, LayerWeights, ModelWeights } from './weight-source.ts';
 
@@ -196,6 +196,7 @@ export class LlamaModel {
       const log = opts.log === undefined ? (l: string) => process.stderr.write(l + '\n') : opts.log;
       log?.(`[rsn] plan: ${choice.reason} (workload ${JSON.stringify(opts.workload ?? DEFAULT_WORKLOAD)}, budget ${formatGB(budget)})`);
     }
+    if (opts.plan !== 'auto') checkWeightsFit(config, plan, budget ?? availableDeviceMemory(backend.name, tf.memory().numBytes), `${dir} on the ${backend.name} backend`);
     const weights =
       plan === 'streamed'
         ? new StreamedWeights(config, store)

@@ -154,6 +154,23 @@ export function choosePlan(c: LlamaConfig, w: Workload, availableBytes: number, 
   throw outOfMemory(c, w, availableBytes, name);
 }
 
+/**
+ * Refuses a plan whose weights alone cannot be held: the embedding and LM head stay on the
+ * device under every plan, so a vocabulary × hidden size too large for the backend (Gemma-7B's
+ * 256,000 × 3072 on wasm's 4 GiB heap) fails here, before any upload, instead of corrupting the
+ * backend's heap half-way through.
+ */
+export function checkWeightsFit(c: LlamaConfig, plan: ExecutionPlan, availableBytes: number, name = 'model'): void {
+  const weights = predictMemory(c, { batchSize: 1, promptLength: 1 }, plan).weightsBytes;
+  if (weights <= availableBytes) return;
+  const globals = F32 * globalParams(c);
+  throw new OutOfMemoryError(
+    `${name}: the ${plan} plan keeps ${formatGB(weights)} of weights on the device (the embedding and the LM head alone ${formatGB(globals)}: ` +
+      `two float32 copies of ${c.vocabSize} × ${c.hiddenSize}), more than the ${formatGB(availableBytes)} it can hold; ` +
+      `${plan === 'resident' ? 'try the streamed plan, or ' : ''}use a backend with more memory (webgpu, tensorflow-gpu; RSN_BACKEND)`,
+  );
+}
+
 export function outOfMemory(c: LlamaConfig, w: Workload, availableBytes: number, name = 'model', cause?: unknown): OutOfMemoryError {
   const resident = predictMemory(c, w, 'resident');
   const streamed = predictMemory(c, w, 'streamed');
