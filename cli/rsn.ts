@@ -3,6 +3,7 @@
  *   rsn convert <hf-dir> <out-dir> [--dtype float16|float32] [--force] [--shard-mb N] [--quiet]
  *   rsn generate --model DIR (--prompt TEXT | --ids 1,5,9) [--max-new-tokens N] [--no-bos] [--backend NAME]
  *   rsn logits --model DIR --ids 1,5,9 [--backend NAME]
+ *   rsn known | collect | merge | rank …   (the method's stages, shardable; see USAGE)
  */
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -12,6 +13,12 @@ import { checkPositionLimit, type LlamaConfig, readLlamaConfig } from '../lib/mo
 import { LlamaModel } from '../lib/model/llama.ts';
 import { type NumberRange, parseDecimalInteger } from '../lib/numbers.ts';
 import { convertCli } from '../weights-converter/cli.ts';
+import { loadDataset } from '../lib/method/dataset.ts';
+import { knownExpectation, readKnownFacts, runKnownStage } from '../lib/method/known-shards.ts';
+import { runCollectStage } from '../lib/method/activation-shards.ts';
+import { mergeShards } from '../lib/method/merge-shards.ts';
+import { rankStoreDir, storeNeuronCount } from '../lib/method/ranking-shards.ts';
+import { parseShard, shardSlice, WHOLE, type ShardSpec } from '../lib/method/shard-spec.ts';
 
 const USAGE = `usage:
   rsn convert <hf-dir> <out-dir> [--dtype float16|float32] [--force] [--shard-mb N] [--quiet]
@@ -21,6 +28,20 @@ const USAGE = `usage:
       Greedy generation; prints the new tokens (id and piece) and the text.
   rsn logits --model DIR --ids 1,5,9 [--backend NAME]
       Prints the last position's logits as JSON: {"logits":[...]}.
+
+The method's stages, each over a shard i/n (0 ≤ i < n; default 0/1, the whole stage), for
+Slurm job arrays and Kubernetes Indexed Jobs (deploy/); merged, they give the bytes of one run:
+  rsn known --model DIR --data DIR --out DIR [--shard i/n] [--relations a,b] [--seed N]
+            [--batch-size N] [--max-new-tokens N] [--backend NAME] [--quiet]
+      Known-facts filter (P^det) over a range of the detection prompts.
+  rsn collect --model DIR --data DIR --known DIR --out DIR [--shard i/n] [--batch-size N]
+            [--dtype float32|float16] [--no-bos] [--attention] [--backend NAME] [--quiet]
+      Pooled activations of the identification set for a prompt range (resumes when re-run).
+  rsn merge DIR... --out DIR
+      Merge known-facts shards, activation shards or ranking parts (checked: same model, data
+      and settings; every shard once, no gaps or overlaps).
+  rsn rank --store DIR --out DIR [--neurons a:b | --shard i/n] [--workers N]
+      AP ranking of a merged store; a neuron range writes a part for \`rsn merge\`.
 
 Backends: tensorflow-gpu, webgpu, tensorflow, wasm, cpu (default: the first that works; env RSN_BACKEND).`;
 
@@ -134,6 +155,96 @@ async function logitsCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+
+function shardArg(values: Record<string, unknown>): ShardSpec {
+  const v = values['shard'];
+  if (v === undefined) return WHOLE;
+  try {
+    return parseShard(String(v));
+  } catch (e) {
+    if (e instanceof ConfigError) throw new UsageError(e.message, false);
+    throw e;
+  }
+}
+
+function optionalInt(values: Record<string, unknown>, name: string, range: NumberRange): number | undefined {
+  const v = values[name];
+  return v === undefined ? undefined : intArg(String(v), `--${name}`, range);
+}
+
+const stderrLog = (line: string) => process.stderr.write(line + '\n');
+
+async function knownCommand(args: string[]): Promise<number> {
+  const { values } = parseCommandLine(args, {
+    model: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, shard: { type: 'string' },
+    relations: { type: 'string' }, seed: { type: 'string' }, 'batch-size': { type: 'string' }, 'max-new-tokens': { type: 'string' },
+    backend: { type: 'string' }, quiet: { type: 'boolean', default: false },
+  });
+  const shard = shardArg(values);
+  const out = opt(values, 'out');
+  const seed = optionalInt(values, 'seed', { min: 0 }) ?? 0;
+  const run = { batchSize: optionalInt(values, 'batch-size', { min: 1 }), maxNewTokens: optionalInt(values, 'max-new-tokens', { min: 1 }), quiet: values.quiet };
+  const dataset = loadDataset(opt(values, 'data'), { seed, relations: values.relations?.split(',') });
+  const model = await LlamaModel.load(opt(values, 'model'), { backend: values.backend });
+  try {
+    await runKnownStage(model, dataset, shard, out, run, stderrLog);
+  } finally {
+    model.dispose();
+  }
+  return 0;
+}
+
+async function collectCommand(args: string[]): Promise<number> {
+  const { values } = parseCommandLine(args, {
+    model: { type: 'string' }, data: { type: 'string' }, known: { type: 'string' }, out: { type: 'string' }, shard: { type: 'string' },
+    'batch-size': { type: 'string' }, dtype: { type: 'string', default: 'float32' }, 'no-bos': { type: 'boolean', default: false },
+    attention: { type: 'boolean', default: false }, backend: { type: 'string' }, quiet: { type: 'boolean', default: false },
+  });
+  const shard = shardArg(values);
+  const out = opt(values, 'out');
+  const dtype = values.dtype;
+  if (dtype !== 'float32' && dtype !== 'float16') throw new UsageError(`--dtype must be float32 or float16, got ${JSON.stringify(dtype)}`, false);
+  const batchSize = optionalInt(values, 'batch-size', { min: 1 });
+  // The relations and seed are the known facts' own: the identification set is built from them.
+  const knownDir = opt(values, 'known');
+  const known = readKnownFacts(knownDir);
+  const dataset = loadDataset(opt(values, 'data'), { seed: known.settings.seed, relations: known.settings.relations });
+  const model = await LlamaModel.load(opt(values, 'model'), { backend: values.backend });
+  try {
+    readKnownFacts(knownDir, knownExpectation(model, dataset));
+    await runCollectStage(model, dataset, known, shard, out, { seed: known.settings.seed, recordAttention: values.attention, includeBos: !values['no-bos'], dtype, batchSize, quiet: values.quiet, log: stderrLog });
+  } finally {
+    model.dispose();
+  }
+  return 0;
+}
+
+async function mergeCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommandLine(args, { out: { type: 'string' } }, true);
+  const out = opt(values, 'out');
+  if (positionals.length === 0) throw new UsageError('give the shard directories to merge: rsn merge DIR... --out DIR');
+  mergeShards(positionals, out, stderrLog);
+  return 0;
+}
+
+function neuronRangeArg(text: string): [number, number] {
+  const m = /^(\d+):(\d+)$/.exec(text);
+  if (!m || Number(m[1]) >= Number(m[2])) throw new UsageError(`--neurons = ${JSON.stringify(text)}: expected a:b with a < b (neuron indices, end exclusive), e.g. 0:1024`, false);
+  return [Number(m[1]), Number(m[2])];
+}
+
+async function rankCommand(args: string[]): Promise<number> {
+  const { values } = parseCommandLine(args, { store: { type: 'string' }, out: { type: 'string' }, neurons: { type: 'string' }, shard: { type: 'string' }, workers: { type: 'string' } });
+  const store = opt(values, 'store');
+  const out = opt(values, 'out');
+  if (values.neurons !== undefined && values.shard !== undefined) throw new UsageError('give at most one of --neurons a:b and --shard i/n');
+  let neurons: [number, number] | undefined;
+  if (values.neurons !== undefined) neurons = neuronRangeArg(values.neurons);
+  else if (values.shard !== undefined) neurons = shardSlice(storeNeuronCount(store), shardArg(values));
+  await rankStoreDir(store, out, { neurons, workers: optionalInt(values, 'workers', { min: 0 }), log: stderrLog });
+  return 0;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -144,6 +255,14 @@ export async function main(argv: string[]): Promise<number> {
         return await generateCommand(rest);
       case 'logits':
         return await logitsCommand(rest);
+      case 'known':
+        return await knownCommand(rest);
+      case 'collect':
+        return await collectCommand(rest);
+      case 'merge':
+        return await mergeCommand(rest);
+      case 'rank':
+        return await rankCommand(rest);
       case undefined:
       case 'help':
       case '--help':
@@ -160,7 +279,7 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     // Our own error classes carry complete messages; a stack trace would only bury them.
-    const ours = ['CheckpointError', 'ConfigError', 'ShapeError', 'HookError', 'BackendError', 'OutOfMemoryError', 'OutputError', 'DeviceError'].includes(err.name);
+    const ours = ['CheckpointError', 'ConfigError', 'DataError', 'ShapeError', 'HookError', 'BackendError', 'OutOfMemoryError', 'OutputError', 'DeviceError'].includes(err.name);
     process.stderr.write(`error: ${ours ? err.message : (err.stack ?? String(e))}\n`);
     return 1;
   }

@@ -16,7 +16,6 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -25,6 +24,7 @@ import { projectRoot } from '../lib/notebook/paths.ts';
 import { plannedRun } from '../lib/notebook/run.ts';
 import type { VerdictFile } from '../lib/notebook/verdict.ts';
 import { setup } from '../scripts/jupyter-setup.ts';
+import { freePort } from './helpers/free-port.ts';
 
 const NOTEBOOK = '04-intra-relation';
 const notebookFile = join(projectRoot, 'notebooks', `${NOTEBOOK}.ipynb`);
@@ -40,16 +40,6 @@ let serverLog = '';
 let browser: ChromiumBrowser | null = null;
 let port = 0;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

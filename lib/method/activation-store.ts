@@ -388,10 +388,11 @@ export class ActivationStore {
 
 /**
  * Concatenate stores that hold consecutive prompt ranges of the same list (e.g. two machines
- * each did half) into `outDir`, written to a temp dir and renamed on success.
+ * each did half) into `outDir`, written to a temp dir and renamed on success. Stores given
+ * open are not verified again (a verification reads the whole store).
  */
-export function mergeStores(dirs: readonly string[], outDir: string): ActivationStore {
-  const stores = dirs.map((d) => ActivationStore.open(d)).sort((a, b) => a.meta.promptStart - b.meta.promptStart);
+export function mergeStores(dirs: readonly (string | ActivationStore)[], outDir: string): ActivationStore {
+  const stores = dirs.map((d) => (typeof d === 'string' ? ActivationStore.open(d) : d)).sort((a, b) => a.meta.promptStart - b.meta.promptStart);
   const first = stores[0];
   if (!first) throw new RangeError('mergeStores needs at least one store');
   let expect = first.meta.promptStart;

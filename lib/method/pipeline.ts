@@ -7,10 +7,10 @@
  * kept next to it (`activations()`, `removeActivations()`).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { sha256Hex } from '../data/io.ts';
 import { join } from 'node:path';
-import { CheckpointError } from '../errors.ts';
+import { CheckpointError, ConfigError } from '../errors.ts';
 import { LlamaModel } from '../model/llama.ts';
 import { ActivationStore, collectActivations } from './activation-store.ts';
 import { loadDataset, type Dataset } from './dataset.ts';
@@ -43,9 +43,11 @@ import {
   type SweepResult,
 } from './experiments.ts';
 import { modelIdentity, provenance } from './identity.ts';
+import { readIdentification, storeFingerprint } from './activation-shards.ts';
 import { findKnownFacts, type KnownFacts } from './known.ts';
-import { POOLS, type NeuronSite } from './neurons.ts';
-import { buildIdentificationSet, loadRanking, rankNeurons, saveRanking, type Ranking } from './ranking.ts';
+import { knownExpectation, KNOWN_FILE, readKnownFacts } from './known-shards.ts';
+import { NeuronSpace, POOLS, type NeuronSite } from './neurons.ts';
+import { loadRanking, PAPER_NEGATIVE_RATIO, rankableIdentificationSet, rankNeurons, saveRanking, type Ranking } from './ranking.ts';
 import type { RunOptions } from './generation.ts';
 import { canonicalJson, codeFingerprint, StageCache } from './stage-cache.ts';
 
@@ -71,9 +73,6 @@ export function jobsDigest(jobs: readonly (Job | ScoreJob)[]): string {
   return h.digest('hex');
 }
 
-/** Negatives per positive in the identification set (paper §3). */
-const NEGATIVE_RATIO = 4;
-
 export interface PipelineOptions {
   /** A converted model directory (`rsn convert`). */
   modelDir: string;
@@ -89,7 +88,67 @@ export interface PipelineOptions {
   activationDtype?: 'float32' | 'float16';
   run?: RunOptions;
   backend?: string;
+  /**
+   * The work folder of a sharded run (deploy/slurm/submit.sh --work, the Kubernetes Jobs'
+   * volume, or `rsn known/collect/merge/rank` by hand): its known/known.json, ranking/ and
+   * activations/ are used instead of computing them here, after checking they were made for
+   * this model, data, relations, seed and settings. Nothing in it is written or deleted.
+   */
+  clusterRun?: string;
   log?: (line: string) => void;
+}
+
+/** The stages a sharded run computed, checked against the pipeline that reads them. */
+interface ClusterRun {
+  dir: string;
+  known: KnownFacts;
+  ranking: Ranking;
+  /** sha256 of known.json and ranking.json: the stages of this pipeline are cached under it. */
+  fingerprint: string;
+}
+
+const CLUSTER_SUBDIRS = { known: 'known', ranking: 'ranking', activations: 'activations' } as const;
+
+/**
+ * Read and check a sharded run's known facts and ranking for this model and data: refused, naming
+ * the file and what differs, when they were made for another model, data, relations, seed, answer
+ * length, BOS setting, negative ratio or neuron pool, or when the ranking is not the known facts'.
+ */
+function readClusterRun(dir: string, model: LlamaModel, dataset: Dataset, opts: PipelineOptions): ClusterRun {
+  const knownDir = join(dir, CLUSTER_SUBDIRS.known);
+  const rankingDir = join(dir, CLUSTER_SUBDIRS.ranking);
+  if (!existsSync(dir)) throw new ConfigError(`clusterRun ${dir}: no such folder (the --work folder of a sharded run)`, dir, 'clusterRun');
+  if (!existsSync(knownDir)) throw new ConfigError(`clusterRun ${dir}: no known/ folder; expected the work folder of a sharded run (deploy/slurm/submit.sh --work), which holds known/, activations/ and ranking/`, dir, 'clusterRun');
+  const known = readKnownFacts(knownDir, knownExpectation(model, dataset));
+  const wantTokens = opts.run?.maxNewTokens ?? 2;
+  if (known.maxNewTokens !== wantTokens) throw new ConfigError(`${join(knownDir, KNOWN_FILE)}: the filter checked ${known.maxNewTokens}-token answers, this run checks ${wantTokens}`, knownDir, 'clusterRun');
+  if (!existsSync(join(rankingDir, 'ranking.json'))) throw new ConfigError(`clusterRun ${dir}: no ranking/ranking.json; the sharded run has not finished its merge + rank job (or --work names another folder)`, rankingDir, 'clusterRun');
+  const ranking = loadRanking(rankingDir);
+  const p = ranking.provenance;
+  const diff: string[] = [];
+  if (p.model?.sha256 !== modelIdentity(model).sha256) diff.push(`model ${p.model?.name} (${String(p.model?.sha256).slice(0, 12)}) ≠ the model given`);
+  if (p.dataHash !== dataset.hash) diff.push('the data (its hash) differs');
+  if (p.seed !== dataset.seed) diff.push(`seed ${p.seed} ≠ ${dataset.seed}`);
+  if (ranking.includeBos !== (opts.includeBos ?? true)) diff.push(`includeBos ${ranking.includeBos} ≠ ${opts.includeBos ?? true}`);
+  if (ranking.negativeRatio !== PAPER_NEGATIVE_RATIO) diff.push(`negative ratio ${ranking.negativeRatio} ≠ ${PAPER_NEGATIVE_RATIO}`);
+  const names = dataset.relations.map((r) => r.relation.name);
+  if (canonicalJson(ranking.relations.map((r) => r.name)) !== canonicalJson(names)) diff.push(`relations ${ranking.relations.map((r) => r.name).join(',')} ≠ ${names.join(',')}`);
+  const space = NeuronSpace.forModel(model.config, opts.recordAttention ? 'all' : 'ffn');
+  if (canonicalJson(ranking.space.describe()) !== canonicalJson(space.describe())) diff.push(`its neuron pool (${ranking.space.sites.join(', ')}) is not the one asked for (${space.sites.join(', ')}${opts.recordAttention ? '' : '; collect with --attention for the App. G pools'})`);
+  if (diff.length) throw new ConfigError(`${join(rankingDir, 'ranking.json')}: this ranking was made for another run (${diff.join('; ')})`, rankingDir, 'clusterRun');
+  // The ranking must come from these known facts: its store's identification.json names them.
+  const storeDir = join(dir, CLUSTER_SUBDIRS.activations);
+  if (existsSync(join(storeDir, 'meta.json'))) {
+    const ident = readIdentification(storeDir);
+    if (canonicalJson(ident.settings.known) !== canonicalJson(known.relations.map((r) => [r.name, r.known]))) throw new ConfigError(`${storeDir}: its activations were collected for other known facts than ${join(knownDir, KNOWN_FILE)}`, storeDir, 'clusterRun');
+    if (p['activations'] !== storeFingerprint(ActivationStore.open(storeDir, { verify: false }))) throw new ConfigError(`${join(rankingDir, 'ranking.json')}: ranks another activation store than ${storeDir}`, rankingDir, 'clusterRun');
+  }
+  known.relations.forEach((r, i) => {
+    const rr = ranking.relations[i]!;
+    if (rr.numPositives !== r.known.length) throw new ConfigError(`${join(rankingDir, 'ranking.json')}: ${r.name} has ${rr.numPositives} positives, but the known facts have ${r.known.length}: the ranking is not these known facts'`, rankingDir, 'clusterRun');
+  });
+  const fingerprint = sha256Hex(readFileSync(join(knownDir, KNOWN_FILE), 'utf8') + '\u0000' + readFileSync(join(rankingDir, 'ranking.json'), 'utf8'));
+  return { dir, known, ranking, fingerprint };
 }
 
 export class Pipeline {
@@ -104,11 +163,26 @@ export class Pipeline {
     readonly dir: string,
     /** The stage cache; every key holds the model, data, backend and code fingerprint. */
     readonly cache: StageCache,
-  ) {}
+    /** The sharded run whose known facts and ranking this pipeline reads, if any. */
+    readonly clusterRun: ClusterRun | null,
+  ) {
+    if (clusterRun) {
+      this.knownCache = clusterRun.known;
+      this.rankingCache = clusterRun.ranking;
+    }
+  }
 
   static async open(opts: PipelineOptions): Promise<Pipeline> {
     const dataset = loadDataset(opts.dataDir, { seed: opts.seed ?? 0, relations: opts.relations });
     const model = await LlamaModel.load(opts.modelDir, { backend: opts.backend, log: opts.log ?? null });
+    let clusterRun: ClusterRun | null = null;
+    try {
+      if (opts.clusterRun) clusterRun = readClusterRun(opts.clusterRun, model, dataset, opts);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    if (clusterRun) opts.log?.(`[rsn] known facts and ranking: from the sharded run in ${clusterRun.dir}`);
     const id = modelIdentity(model);
     // One cache folder per (model, data): results of other models or data never mix.
     const dir = join(opts.cacheDir, `${id.name}-${id.sha256.slice(0, 8)}-data-${dataset.hash.slice(0, 8)}`);
@@ -119,7 +193,7 @@ export class Pipeline {
       backend: model.info.backend?.name ?? 'unknown',
       code: codeFingerprint(),
     };
-    return new Pipeline(model, dataset, opts, dir, new StageCache(dir, base, (l) => opts.log?.(l)));
+    return new Pipeline(model, dataset, opts, dir, new StageCache(dir, base, (l) => opts.log?.(l)), clusterRun);
   }
 
   dispose(): void {
@@ -148,7 +222,9 @@ export class Pipeline {
       includeBos: this.opts.includeBos ?? true,
       recordAttention: this.opts.recordAttention ?? false,
       activationDtype: this.opts.activationDtype ?? 'float32',
-      negativeRatio: NEGATIVE_RATIO,
+      negativeRatio: PAPER_NEGATIVE_RATIO,
+      // Stages computed from a sharded run's ranking are cached apart from those of a local one.
+      ...(this.clusterRun ? { clusterRun: this.clusterRun.fingerprint } : {}),
     };
   }
 
@@ -173,11 +249,13 @@ export class Pipeline {
 
   /** Where the ranking of these settings is saved (ranking.json, per-relation AP, CSV and JSON lists). */
   rankingDir(): string {
+    if (this.clusterRun) return join(this.clusterRun.dir, CLUSTER_SUBDIRS.ranking);
     return this.cache.path('ranking', this.rankingSettings(), '');
   }
 
   /** Where the ranking's pooled activations are kept (one store per ranking setting). */
   activationsDir(): string {
+    if (this.clusterRun) return join(this.clusterRun.dir, CLUSTER_SUBDIRS.activations);
     return this.cache.path('activations', this.rankingSettings(), '');
   }
 
@@ -190,6 +268,10 @@ export class Pipeline {
   /** Delete the kept activation store of this ranking (the ranking itself stays); true if there was one. */
   removeActivations(): boolean {
     const dir = this.activationsDir();
+    if (this.clusterRun) {
+      this.log(`[rsn] activations: ${dir} belongs to the sharded run; left in place`);
+      return false;
+    }
     if (!existsSync(dir)) return false;
     rmSync(dir, { recursive: true, force: true });
     this.log(`[rsn] activations: removed ${dir}`);
@@ -217,9 +299,7 @@ export class Pipeline {
     const seed = this.opts.seed ?? 0;
     const includeBos = this.opts.includeBos ?? true;
     const t0 = performance.now();
-    const idset = buildIdentificationSet(this.dataset, known, { seed, negativeRatio: NEGATIVE_RATIO });
-    const empty = idset.tasks.filter((t) => t.positives.length === 0).map((t) => t.name);
-    if (empty.length) throw new Error(`no known detection prompts for ${empty.join(', ')}: the model answers none correctly, so these relations cannot be ranked; leave them out (relations option)`);
+    const idset = rankableIdentificationSet(this.dataset, known, seed);
     const tok = this.model.tokenizer!;
     const storeDir = this.activationsDir();
     const collect = () =>
@@ -241,7 +321,7 @@ export class Pipeline {
       rmSync(storeDir, { recursive: true, force: true });
       store = await collect();
     }
-    const ranking = await rankNeurons(store, idset, provenance(this.model, this.dataset.hash, seed, { includeBos, negativeRatio: NEGATIVE_RATIO, cacheKey: key }));
+    const ranking = await rankNeurons(store, idset, provenance(this.model, this.dataset.hash, seed, { includeBos, negativeRatio: PAPER_NEGATIVE_RATIO, cacheKey: key }));
     saveRanking(ranking, rankingDir);
     this.log(`[rsn] ranking: computed in ${((performance.now() - t0) / 1000).toFixed(1)} s (${rankingDir}; activations kept in ${storeDir})`);
     this.rankingCache = ranking;

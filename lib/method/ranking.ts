@@ -50,6 +50,20 @@ export function buildIdentificationSet(dataset: Dataset, known: KnownFacts, opts
   return { prompts, tasks, seed, negativeRatio: ratio };
 }
 
+/** Negatives per positive in the identification set (paper §3). */
+export const PAPER_NEGATIVE_RATIO = 4;
+
+/**
+ * The identification set the paper ranks with, refusing relations the model knows no fact of
+ * (they have no positives, so no AP): what the pipeline and `rsn collect` both rank from.
+ */
+export function rankableIdentificationSet(dataset: Dataset, known: KnownFacts, seed: number): IdentificationSet {
+  const idset = buildIdentificationSet(dataset, known, { seed, negativeRatio: PAPER_NEGATIVE_RATIO });
+  const empty = idset.tasks.filter((t) => t.positives.length === 0).map((t) => t.name);
+  if (empty.length) throw new ConfigError(`no known detection prompts for ${empty.join(', ')}: the model answers none correctly, so these relations cannot be ranked; leave them out (relations option)`, undefined, 'relations');
+  return idset;
+}
+
 export const RANKING_SCHEMA = 'rsn-ranking/1';
 
 export interface RelationRanking {
@@ -75,16 +89,42 @@ export async function rankNeurons(
   prov: Provenance,
   opts: { workers?: number; onProgress?: (p: ApProgress) => void } = {},
 ): Promise<Ranking> {
+  const part = await rankNeuronRange(store, idset, prov, [0, store.space.size], opts);
+  return { schema: RANKING_SCHEMA, provenance: part.provenance, space: part.space, includeBos: part.includeBos, negativeRatio: part.negativeRatio, relations: part.relations };
+}
+
+/** AP of the neurons [start, end) of a store's space only: `ap[j]` is neuron start + j. */
+export interface RankingPart extends Omit<Ranking, 'schema'> {
+  neurons: [number, number];
+}
+
+/**
+ * AP of the neurons [start, end) for every relation: a slice of rankNeurons' result, so a model
+ * too large for one process can be ranked in neuron ranges and the slices put together. Each
+ * neuron's AP depends on its own column only.
+ */
+export async function rankNeuronRange(
+  store: ActivationStore,
+  idset: IdentificationSet,
+  prov: Provenance,
+  neurons: [number, number],
+  opts: { workers?: number; onProgress?: (p: ApProgress) => void } = {},
+): Promise<RankingPart> {
   if (!store.complete || store.numPrompts !== idset.prompts.length || store.meta.promptStart !== 0) {
     throw new ConfigError(`${store.dir}: the activation store holds ${store.numPrompts} prompts from ${store.meta.promptStart}, the identification set has ${idset.prompts.length}; collect activations for this set first`, store.dir);
   }
-  const results = await computeNeuronAp(store.source(), idset.tasks, { workers: opts.workers, onProgress: opts.onProgress });
+  const [start, end] = neurons;
+  if (!(Number.isInteger(start) && Number.isInteger(end) && 0 <= start && start < end && end <= store.space.size)) {
+    throw new ConfigError(`neuron range ${start}:${end} must be non-empty and lie inside 0:${store.space.size} (the store's ${store.space.size} neurons)`, undefined, 'neurons');
+  }
+  const source = { numPrompts: store.numPrompts, numNeurons: end - start, getChunk: (s: number, e: number) => store.readRange(start + s, start + e) };
+  const results = await computeNeuronAp(source, idset.tasks, { workers: opts.workers, onProgress: opts.onProgress });
   return {
-    schema: RANKING_SCHEMA,
     provenance: prov,
     space: store.space,
     includeBos: store.meta.includeBos,
     negativeRatio: idset.negativeRatio,
+    neurons: [start, end],
     relations: results.map((r) => ({ name: r.name, numPositives: r.numPositives, numNegatives: r.numNegatives, ap: Float32Array.from(r.ap) })),
   };
 }

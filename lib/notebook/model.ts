@@ -99,6 +99,8 @@ export interface NotebookPipelineParams {
   batchSize?: number;
   backend?: string;
   recordAttention?: boolean;
+  /** A sharded run's work folder whose known facts and ranking are used; "" or absent = compute them. */
+  clusterRun?: string;
   quiet?: boolean;
 }
 
@@ -111,6 +113,7 @@ export async function openPipeline(p: NotebookPipelineParams): Promise<Pipeline>
     dataDir: dataDirFor(p.data ?? '', p.model),
     cacheDir: readEnv('cache') ? fromRoot(readEnv('cache')!) : join(projectRoot, '.cache', 'pipeline'),
     relations: p.relations?.length ? p.relations : undefined,
+    clusterRun: p.clusterRun ? fromRoot(p.clusterRun) : undefined,
     seed: p.seed,
     recordAttention: p.recordAttention,
     backend: p.backend || undefined,

@@ -101,6 +101,7 @@ export const PARAMETERS = {
   dropOverlapping: { default: true, doc: 'notebook 15: leave out base relations that share prompts with yours (a prompt would be a positive of one and a negative of the other)' },
   evalTriples: { default: 50, doc: "notebook 15: facts of your relation held out as P^eva (the paper's 50)", rule: { integer: true, min: 1, meaning: 'held-out facts' } },
   neuron: { default: '', doc: 'notebook 15: neuron to explore, "layer:site:unit" (e.g. "1:mlp.up:217") or "layer:unit"; "" = the top neuron of your relation' },
+  clusterRun: { default: '', doc: 'work folder of a sharded run (deploy/slurm, deploy/k8s, or rsn known/collect/merge/rank): its known facts, ranking and activations are used, checked against model, data and settings, instead of computing them here; "" = compute here' },
   batchSize: { default: 64, doc: 'prompts per forward pass (does not change results)', rule: { integer: true, min: 1, max: 65536, meaning: 'prompts per forward pass' } },
   backend: { default: '', doc: 'TF.js backend; "" = automatic (does not change results beyond float rounding)' },
   quick: { default: false, doc: 'CI mode: 3 random seeds, 50 P^det prompts per relation, fewer sentences' },

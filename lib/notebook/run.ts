@@ -30,6 +30,8 @@ export function runSetting(values: Readonly<Record<string, ParamValue>>, k: Reso
   const setting: Record<string, ParamValue> = {};
   for (const [name, value] of Object.entries(values)) {
     if (NOT_IN_SETTING.has(name) || K_PARAMS.has(name)) continue;
+    // Computing the ranking here is the usual case; a sharded run's ranking files its results apart.
+    if (name === 'clusterRun' && value === '') continue;
     // A model path names the same model whether written relative to the project or absolute.
     setting[name] = name === 'model' && typeof value === 'string' ? relative(projectRoot, fromRoot(value)) || '.' : value;
   }

@@ -32,6 +32,7 @@ export interface SetupParams {
   seed: number;
   batchSize: number;
   backend: string;
+  clusterRun: string;
   k: number;
   kPercent: number;
   kMaxPercent: number;
@@ -72,6 +73,7 @@ function pipelineKey(P: SetupParams, opts: SetupOptions): string {
     seed: P.seed,
     batchSize: P.batchSize,
     backend: P.backend,
+    clusterRun: P.clusterRun,
     recordAttention: opts.recordAttention ?? false,
   });
 }

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Submit the sharded ranking as four Slurm jobs chained with --dependency=afterok:
+#   known filter (array 0…n−1) → merge known → activations (array 0…n−1) → merge + rank
+# Prints one line per job (stage and job id); the last line is the id of the merge + rank job.
+#
+#   deploy/slurm/submit.sh --model DIR --data DIR --shards N --work DIR
+#       [--partition NAME] [--relations a,b] [--gpus-per-shard G] [--sbatch-args "…"]
+#       [--known-args "…"] [--collect-args "…"]
+#
+# --model is a converted model (rsn convert); --work a directory on a file system every node
+# sees (the shards, merged stores and the ranking go there, logs under logs/).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+lab="$(cd "$here/../.." && pwd)"
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+model="" data="" shards="" work="" partition="" relations="" gpus="" extra="" known_args="" collect_args=""
+while (($#)); do
+  case "$1" in
+    --model) model="$2"; shift 2 ;;
+    --data) data="$2"; shift 2 ;;
+    --shards) shards="$2"; shift 2 ;;
+    --work) work="$2"; shift 2 ;;
+    --partition) partition="$2"; shift 2 ;;
+    --relations) relations="$2"; shift 2 ;;
+    --gpus-per-shard) gpus="$2"; shift 2 ;;
+    --sbatch-args) extra="$2"; shift 2 ;;
+    --known-args) known_args="$2"; shift 2 ;;
+    --collect-args) collect_args="$2"; shift 2 ;;
+    -h|--help) usage ;;
+    *) echo "submit.sh: unknown argument \"$1\"" >&2; usage ;;
+  esac
+done
+[[ -n "$model" && -n "$data" && -n "$shards" && -n "$work" ]] || { echo "submit.sh: --model, --data, --shards and --work are required" >&2; usage; }
+[[ "$shards" =~ ^[1-9][0-9]*$ ]] || { echo "submit.sh: --shards must be a positive integer, got \"$shards\"" >&2; exit 2; }
+[[ -f "$model/model.json" ]] || { echo "submit.sh: --model $model has no model.json; convert it first (rsn convert)" >&2; exit 2; }
+[[ -d "$data" ]] || { echo "submit.sh: --data $data is not a directory" >&2; exit 2; }
+mkdir -p "$work/logs"
+export RSN_JOB_LAB="$lab" RSN_JOB_MODEL="$(realpath "$model")" RSN_JOB_DATA="$(realpath "$data")" RSN_JOB_WORK="$(realpath "$work")"
+export RSN_JOB_SHARDS="$shards" RSN_JOB_RELATIONS="$relations" RSN_JOB_KNOWN_ARGS="$known_args" RSN_JOB_COLLECT_ARGS="$collect_args"
+common=(--parsable --chdir="$RSN_JOB_WORK" --export=ALL)
+[[ -n "$partition" ]] && common+=(--partition="$partition")
+# shellcheck disable=SC2206 # --sbatch-args is a list of options
+[[ -n "$extra" ]] && common+=($extra)
+array=(--array="0-$((shards - 1))" --output="$RSN_JOB_WORK/logs/%x-%A_%a.out")
+[[ -n "$gpus" ]] && array+=(--gres="gpu:$gpus")
+single=(--output="$RSN_JOB_WORK/logs/%x-%j.out")
+jid() { sbatch "$@" | cut -d';' -f1; }
+known=$(jid "${common[@]}" "${array[@]}" --job-name=rsn-known "$here/shard.sbatch" known)
+echo "known $known"
+merge_known=$(jid "${common[@]}" "${single[@]}" --job-name=rsn-merge-known --dependency="afterok:$known" --kill-on-invalid-dep=yes "$here/merge.sbatch" known)
+echo "merge-known $merge_known"
+collect=$(jid "${common[@]}" "${array[@]}" --job-name=rsn-collect --dependency="afterok:$merge_known" --kill-on-invalid-dep=yes "$here/shard.sbatch" collect)
+echo "collect $collect"
+rank=$(jid "${common[@]}" "${single[@]}" --job-name=rsn-rank --dependency="afterok:$collect" --kill-on-invalid-dep=yes "$here/merge.sbatch" rank)
+echo "rank $rank"

@@ -1,0 +1,31 @@
+/**
+ * One entry point for merging the outputs of a sharded stage: known-facts shards, activation
+ * shards or ranking parts, told apart by the file each kind writes. All directories must be of
+ * one kind.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { ConfigError } from '../errors.ts';
+import { isActivationShardDir, mergeActivationShards } from './activation-shards.ts';
+import { isKnownShardDir, mergeKnownShards } from './known-shards.ts';
+import { isRankingPartDir, mergeRankingParts } from './ranking-shards.ts';
+
+export type ShardKind = 'known' | 'activations' | 'ranking';
+
+export function shardKind(dir: string): ShardKind {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new ConfigError(`${dir}: no such directory (a shard that never ran, or a typo)`, dir, 'shards');
+  if (isKnownShardDir(dir)) return 'known';
+  if (isActivationShardDir(dir)) return 'activations';
+  if (isRankingPartDir(dir)) return 'ranking';
+  throw new ConfigError(`${dir}: not a shard: expected known-shard.json (rsn known --shard), identification.json with an activation store (rsn collect) or ranking-part.json (rsn rank --neurons); the shard may not have started or finished`, dir, 'shards');
+}
+
+/** Merge shard directories of one kind into `outDir`; returns the kind and whether `outDir` already held the result. */
+export function mergeShards(dirs: readonly string[], outDir: string, log: (line: string) => void = () => {}): { kind: ShardKind; reused: boolean } {
+  if (dirs.length === 0) throw new ConfigError('nothing to merge: give the shard directories', undefined, 'shards');
+  const kinds = dirs.map(shardKind);
+  const kind = kinds[0]!;
+  const other = kinds.findIndex((k) => k !== kind);
+  if (other >= 0) throw new ConfigError(`${dirs[other]} holds ${kinds[other]} but ${dirs[0]} holds ${kind}: merge one stage's shards at a time`, dirs[other], 'shards');
+  const merge = { known: mergeKnownShards, activations: mergeActivationShards, ranking: mergeRankingParts }[kind];
+  return { kind, reused: merge(dirs, outDir, log).reused };
+}

@@ -1,0 +1,173 @@
+/**
+ * deploy/slurm/ on a real Slurm: the test starts a single-node cluster of its own (munged,
+ * slurmctld and slurmd from Debian's munge and slurm-wlm, installed with apt-get when missing,
+ * configured in a temp directory on free ports, so /etc is not touched), submits the sharded
+ * ranking as 3-task job arrays chained with --dependency=afterok (deploy/slurm/submit.sh over
+ * the bundled organism, 3 relations), and checks the merged ranking is byte-identical to the
+ * single-process pipeline's. The daemons and jobs are stopped in `after`, whatever happened.
+ * Needs root (daemons, apt-get); skipped otherwise, saying so.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { convertCheckpoint } from '../weights-converter/convert.ts';
+import { Pipeline } from '../lib/method/pipeline.ts';
+import { freePort } from './helpers/free-port.ts';
+
+const isRoot = process.getuid?.() === 0;
+const why = 'not root: the Slurm test installs slurm-wlm and munge and starts munged, slurmctld and slurmd, which needs root';
+if (!isRoot) process.stdout.write(`# slurm test skipped: ${why}\n`);
+
+const repo = new URL('..', import.meta.url).pathname;
+const organism = join(repo, 'data', 'organism');
+const data = join(organism, 'relations');
+const RELATIONS = 'company_ceo,person_father,star_constellation';
+const TOOLS = ['/usr/sbin/munged', '/usr/sbin/mungekey', '/usr/sbin/slurmctld', '/usr/sbin/slurmd', '/usr/bin/sbatch', '/usr/bin/squeue', '/usr/bin/sinfo', '/usr/bin/scancel'];
+
+let work = '';
+let env: NodeJS.ProcessEnv = {};
+const pidFiles = () => ['slurmd.pid', 'slurmctld.pid', 'munged.pid'].map((f) => join(work, f));
+
+function sh(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): string {
+  return execFileSync(cmd, args, { env: opts.env ?? env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+
+function installIfMissing(): void {
+  if (TOOLS.every((t) => existsSync(t))) return;
+  const aptEnv = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const install = () => spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'slurm-wlm', 'munge'], { env: aptEnv, encoding: 'utf8' });
+  let r = install();
+  if (r.status !== 0) {
+    // A fresh machine may have no package lists yet.
+    spawnSync('apt-get', ['update'], { env: aptEnv, stdio: 'ignore' });
+    r = install();
+  }
+  assert.equal(r.status, 0, `apt-get install slurm-wlm munge failed:\n${r.stderr}`);
+}
+
+async function sleep(ms: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, ms));
+}
+
+before(async () => {
+  if (!isRoot) return;
+  installIfMissing();
+  work = mkdtempSync(join(tmpdir(), 'rsn-slurm-test-'));
+  chmodSync(work, 0o700);
+  for (const d of ['state', 'spool', 'log']) mkdirSync(join(work, d));
+  const node = hostname().split('.')[0]!;
+  const [ctldPort, slurmdPort] = [await freePort(), await freePort()];
+  sh('/usr/sbin/mungekey', ['--create', `--keyfile=${join(work, 'munge.key')}`], { env: process.env });
+  chmodSync(join(work, 'munge.key'), 0o600);
+  const socket = join(work, 'munge.sock');
+  sh('/usr/sbin/munged', ['--force', `--socket=${socket}`, `--key-file=${join(work, 'munge.key')}`, `--pid-file=${join(work, 'munged.pid')}`, `--log-file=${join(work, 'log', 'munged.log')}`, `--seed-file=${join(work, 'munge.seed')}`], { env: process.env });
+  const conf = join(work, 'slurm.conf');
+  writeFileSync(conf, [
+    'ClusterName=rsntest',
+    `SlurmctldHost=${node}`,
+    `SlurmctldPort=${ctldPort}`,
+    `SlurmdPort=${slurmdPort}`,
+    'SlurmUser=root',
+    'SlurmdUser=root',
+    'AuthType=auth/munge',
+    `AuthInfo=socket=${socket}`,
+    'CredType=cred/munge',
+    `StateSaveLocation=${join(work, 'state')}`,
+    `SlurmdSpoolDir=${join(work, 'spool')}`,
+    `SlurmctldPidFile=${join(work, 'slurmctld.pid')}`,
+    `SlurmdPidFile=${join(work, 'slurmd.pid')}`,
+    `SlurmctldLogFile=${join(work, 'log', 'slurmctld.log')}`,
+    `SlurmdLogFile=${join(work, 'log', 'slurmd.log')}`,
+    'ProctrackType=proctrack/linuxproc',
+    'TaskPlugin=task/none',
+    'SelectType=select/cons_tres',
+    'SelectTypeParameters=CR_CPU',
+    'MpiDefault=none',
+    'ReturnToService=2',
+    'JobAcctGatherType=jobacct_gather/none',
+    'AccountingStorageType=accounting_storage/none',
+    // Jobs stay visible to scontrol for a while after they end, so the test can read their state.
+    'MinJobAge=600',
+    `NodeName=${node} CPUs=${cpus().length} State=UNKNOWN`,
+    'PartitionName=rsn Nodes=ALL Default=YES MaxTime=INFINITE State=UP',
+    '',
+  ].join('\n'));
+  env = { ...process.env, SLURM_CONF: conf, RSN_BACKEND: 'wasm', RSN_JOB_NODE: process.execPath };
+  sh('/usr/sbin/slurmctld', ['-f', conf]);
+  sh('/usr/sbin/slurmd', ['-f', conf]);
+  for (let i = 0; ; i++) {
+    let state = '';
+    try {
+      state = sh('/usr/bin/sinfo', ['-h', '-o', '%T']).trim();
+    } catch {
+      // the controller is still starting
+    }
+    if (state === 'idle') break;
+    if (i > 60) assert.fail(`the test's Slurm node did not become idle (sinfo: ${JSON.stringify(state)}); logs in ${join(work, 'log')}`);
+    await sleep(500);
+  }
+});
+
+after(async () => {
+  if (!isRoot || !work) return;
+  try {
+    sh('/usr/bin/scancel', ['--partition=rsn']);
+  } catch {
+    // no controller to ask: the daemons are stopped below anyway
+  }
+  for (const f of pidFiles()) {
+    if (!existsSync(f)) continue;
+    const pid = Number(readFileSync(f, 'utf8').trim());
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+  await sleep(1000);
+  rmSync(work, { recursive: true, force: true });
+});
+
+test('a 3-shard Slurm job array gives the single-process ranking bit for bit', { skip: isRoot ? false : why, timeout: 15 * 60_000 }, async () => {
+  const t0 = performance.now();
+  const model = join(work, 'model');
+  await convertCheckpoint({ inputDir: organism, outputDir: model, dtype: 'float32' });
+  const out = join(work, 'run');
+  const submitted = sh(join(repo, 'deploy', 'slurm', 'submit.sh'), ['--model', model, '--data', data, '--shards', '3', '--work', out, '--relations', RELATIONS, '--partition', 'rsn']);
+  const jobs = Object.fromEntries(submitted.trim().split('\n').map((l) => l.split(' ') as [string, string]));
+  assert.deepEqual(Object.keys(jobs), ['known', 'merge-known', 'collect', 'rank'], submitted);
+
+  // The single-process reference while the cluster works (same backend, default settings).
+  const p = await Pipeline.open({ modelDir: model, dataDir: data, cacheDir: join(work, 'cache'), relations: RELATIONS.split(','), backend: 'wasm', run: { quiet: true } });
+  let refDir: string;
+  try {
+    await p.ranking();
+    refDir = p.rankingDir();
+  } finally {
+    p.dispose();
+  }
+
+  const ids = Object.values(jobs).join(',');
+  for (let i = 0; ; i++) {
+    const queued = sh('/usr/bin/squeue', ['-h', '-j', ids, '-o', '%i %T %r']).trim();
+    if (queued === '') break;
+    if (i > 600) assert.fail(`the jobs did not finish in 10 minutes:\n${queued}`);
+    await sleep(1000);
+  }
+  const logs = () => (existsSync(join(out, 'logs')) ? readdirSync(join(out, 'logs')).map((f) => `--- ${f}\n${readFileSync(join(out, 'logs', f), 'utf8')}`).join('\n') : '(no logs)');
+  for (const [stage, id] of Object.entries(jobs)) {
+    const state = sh('/usr/bin/scontrol', ['show', 'job', id]);
+    assert.match(state, /JobState=COMPLETED/, `${stage} job ${id} did not complete:\n${state}\n${logs()}`);
+  }
+  // Three shards really ran, each on its own prompt range.
+  for (let i = 0; i < 3; i++) assert.ok(existsSync(join(out, `known-shard-${i}`, 'known-shard.json')) && existsSync(join(out, `activations-shard-${i}`, 'meta.json')), `shard ${i} left no output\n${logs()}`);
+
+  const files = readdirSync(refDir!).filter((f) => f.endsWith('.ap.f32') || f.endsWith('.csv')).sort();
+  assert.equal(files.length, 6);
+  for (const f of files) assert.ok(readFileSync(join(out, 'ranking', f)).equals(readFileSync(join(refDir!, f))), `${f}: the Slurm run's ranking differs from the single-process one`);
+  process.stdout.write(`# slurm: 4 jobs (2 arrays of 3) and the single-process reference in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+});
