@@ -8,18 +8,22 @@
  * A backend that does not initialise is listed with its reason.
  *   npm run bench -- --backends=wasm,webgpu   (default: wasm, webgpu, tensorflow, tensorflow-gpu)
  *   npm run bench -- --no-per-backend
+ * Then `workers`: the bench shape from disk with 1 and N worker threads (the row pool, N = the
+ * available cores or --workers=N), with the speed-up per workload.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { parseScriptCommandLine } from '../lib/cli-args.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
-import { BENCH_SHAPE, measureModel, randomIds, randomWeights, shapeConfig } from './shared.ts';
+import { expectedTensors, hfConfigJson } from '../lib/model/config.ts';
+import { writeSafetensors } from '../lib/safetensors.ts';
+import { BENCH_SHAPE, measureModel, randomIds, randomWeights, shapeConfig, type Measured } from './shared.ts';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
 
-const { values: args } = parseScriptCommandLine(process.argv.slice(2), { quick: { type: 'boolean', default: false }, backends: { type: 'string' }, 'no-per-backend': { type: 'boolean', default: false } });
+const { values: args } = parseScriptCommandLine(process.argv.slice(2), { quick: { type: 'boolean', default: false }, backends: { type: 'string' }, 'no-per-backend': { type: 'boolean', default: false }, workers: { type: 'string' } });
 const quick = args.quick;
 const reps = quick ? 1 : 3;
 // Per-backend block: `--backends=wasm,webgpu` picks which (default: all of PER_BACKEND);
@@ -34,10 +38,11 @@ function measure(label: string, model: LlamaModel, batch: number[][], newTokens:
 const results: unknown[] = [];
 const work = mkdtempSync(join(tmpdir(), 'rsn-bench-'));
 let backend = '';
+let workers: unknown = null;
 try {
   const fixture = join(work, 'tiny');
   await convertCheckpoint({ inputDir: new URL('../test/fixtures/tiny-llama-bf16', import.meta.url).pathname, outputDir: fixture, dtype: 'float32' });
-  const tiny = await LlamaModel.load(fixture, { log: null });
+  const tiny = await LlamaModel.load(fixture, { log: null, workers: 1 });
   backend = tiny.info.backend?.name ?? tf.getBackend();
   results.push(await measure('fixture tiny-llama (h64, 3 layers, FFN 172)', tiny, randomIds(32, 16, tiny.config.vocabSize, 1), 8));
   tiny.dispose();
@@ -46,6 +51,37 @@ try {
   const big = await LlamaModel.fromArrays(cfg, randomWeights(cfg, 7), { log: null });
   results.push(await measure('random llama (h512, 8 layers, FFN 1376, vocab 32000)', big, randomIds(32, 16, cfg.vocabSize, 2), 8));
   big.dispose();
+
+  // The same shape from disk (worker threads load it themselves), with 1 and N workers.
+  const n = args.workers ? Number(args.workers) : availableParallelism();
+  const hf = join(work, 'bench-hf');
+  const converted = join(work, 'bench-model');
+  mkdirSync(hf, { recursive: true });
+  writeFileSync(join(hf, 'config.json'), JSON.stringify({ ...hfConfigJson(cfg), architectures: ['LlamaForCausalLM'], model_type: 'llama' }));
+  const read = randomWeights(cfg, 7);
+  writeSafetensors(join(hf, 'model.safetensors'), expectedTensors(cfg).map((t) => ({ name: t.name, ...read(t.name) })));
+  await convertCheckpoint({ inputDir: hf, outputDir: converted, dtype: 'float32' });
+  const perWorkers: (Measured & { workers: number })[] = [];
+  for (const w of [1, n]) {
+    const m = await LlamaModel.load(converted, { log: null, workers: w });
+    const batch = randomIds(32, 16, cfg.vocabSize, 2);
+    await m.forward(batch.slice(0, 4), { logits: 'last' }); // starts the pool outside the timing
+    perWorkers.push({ workers: m.workers, ...(await measure(`random llama (h512, 8 layers) from disk, ${m.workers} worker(s)`, m, batch, 8)) });
+    m.dispose();
+  }
+  const [one, many] = [perWorkers[0]!, perWorkers[1]!];
+  const ratio = (k: keyof Measured) => Number(many[k]) / Number(one[k]);
+  workers = {
+    workers: n,
+    results: perWorkers,
+    speedup: {
+      forward: ratio('forwardTokensPerS'),
+      pooledRecording: ratio('pooledFfnRecordingPromptsPerS'),
+      generation: ratio('generateTokensPerS'),
+      generationNoCache: ratio('generateNoCacheTokensPerS'),
+    },
+    pytorch: 'not measured: PyTorch is not installed here',
+  };
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
@@ -81,4 +117,4 @@ for (const name of perBackendNames) {
   const { backend: _b, ...rest } = await runChild(name);
   perBackend[name] = rest;
 }
-process.stdout.write(JSON.stringify({ bench: 'forward', backend, reps, results, dryRun7b, numTensorsAfter, perBackend }, null, 2) + '\n');
+process.stdout.write(JSON.stringify({ bench: 'forward', backend, reps, results, workers, dryRun7b, numTensorsAfter, perBackend }, null, 2) + '\n');

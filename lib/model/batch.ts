@@ -19,7 +19,7 @@ export interface PaddedBatch {
   positions: Int32Array;
 }
 
-export function padLeft(sequences: readonly (readonly number[])[], padId: number, vocabSize: number): PaddedBatch {
+export function padLeft(sequences: readonly (readonly number[])[], padId: number, vocabSize: number, minLength = 0): PaddedBatch {
   if (sequences.length === 0) throw new ShapeError('empty batch: give at least one token sequence');
   const lengths = sequences.map((s, i) => {
     if (s.length === 0) throw new ShapeError(`sequence ${i} is empty; every sequence needs at least one token`);
@@ -31,7 +31,7 @@ export function padLeft(sequences: readonly (readonly number[])[], padId: number
     return s.length;
   });
   const B = sequences.length;
-  const T = Math.max(...lengths);
+  const T = Math.max(minLength, ...lengths);
   const ids = new Int32Array(B * T).fill(padId);
   const valid = new Float32Array(B * T);
   const positions = new Int32Array(B * T);
@@ -69,4 +69,16 @@ export function causalMask(keyValid: Float32Array, batchSize: number, keyLen: nu
     }
   }
   return m;
+}
+
+/** The arrays one after the other (the first itself when there is one). */
+export function concatFloat32(parts: readonly Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Float32Array(parts.reduce((a, x) => a + x.length, 0));
+  let at = 0;
+  for (const x of parts) {
+    out.set(x, at);
+    at += x.length;
+  }
+  return out;
 }

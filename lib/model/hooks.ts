@@ -243,3 +243,16 @@ export class CompiledHooks {
     this.affine.clear();
   }
 }
+
+/** The hooks that concern rows [start, end): per-row unit lists are sliced, the rest is shared. */
+export function sliceHooks(hooks: Hooks | undefined, start: number, end: number, batchSize: number): Hooks | undefined {
+  if (!hooks || (start === 0 && end === batchSize)) return hooks;
+  return {
+    ...hooks,
+    interventions: hooks.interventions?.map((iv) => {
+      if (!iv.perRow) return iv;
+      if (iv.perRow.length !== batchSize) throw new HookError(`intervention on ${iv.point}: perRow has ${iv.perRow.length} lists but the batch has ${batchSize} rows`);
+      return { ...iv, perRow: iv.perRow.slice(start, end), perRowValues: iv.perRowValues?.slice(start, end) };
+    }),
+  };
+}

@@ -10,13 +10,15 @@ import { join } from 'node:path';
 import { type BackendChoice, checkDeviceErrors, clearDeviceErrors, initBackend } from '../backend.ts';
 import { CheckpointError, HookError, OutOfMemoryError, ShapeError } from '../errors.ts';
 import { LlamaTokenizer } from '../tokenizer.ts';
-import { padLeft, type PaddedBatch } from './batch.ts';
+import { concatFloat32, padLeft, type PaddedBatch } from './batch.ts';
 import { type EmbeddingTable, gatherRows, linear, type LinearWeight } from './blocked.ts';
 import { ActivationRecord } from './activation-record.ts';
 import { attentionContext, type DecoderMath, type DecoderPass, decoderLayer, disposeAttentionContext, embed, head } from './decoder.ts';
 import { checkPositionLimit, expectedTensors, type LlamaConfig, readLlamaConfig } from './config.ts';
 import { addsBosByDefault } from './family.ts';
-import { CompiledHooks, type Hooks, hookPoints } from './hooks.ts';
+import { CompiledHooks, type Hooks, hookPoints, sliceHooks } from './hooks.ts';
+import { RowPool } from './row-pool.ts';
+import { rowPoolSize } from './row-pool-size.ts';
 import { WeightStore } from './weights.ts';
 import { type ExecutionPlan, type LayerWeights, ResidentWeights, storeReader, StreamedWeights, type WeightSource } from './weight-source.ts';
 import { availableDeviceMemory, checkWeightsFit, choosePlan, formatGB, outOfMemory, predictMemory, type Workload } from './memory-plan.ts';
@@ -35,6 +37,11 @@ export interface ForwardOptions {
   microBatch?: number;
   /** Which logits to return: every position, each row's last token, or none (default 'last'). */
   logits?: 'all' | 'last' | 'none';
+  /**
+   * Left-pad every row to at least this many tokens: a part of a batch padded as the whole
+   * batch is gives the whole batch's numbers bit for bit (the worker pool splits rows so).
+   */
+  padTo?: number;
 }
 
 export interface ForwardResult {
@@ -60,6 +67,8 @@ export interface GenerateOptions {
    * and lets a streamed model read each layer once per step for the whole batch.
    */
   microBatch?: number;
+  /** As in ForwardOptions: the prompts are padded to at least this many tokens. */
+  padTo?: number;
 }
 
 export interface GenerateResult {
@@ -82,6 +91,12 @@ export interface LoadOptions {
    * every call checks its predicted peak first and refuses one that would not fit.
    */
   memoryBytes?: number;
+  /**
+   * Worker threads that share a call's rows on the CPU backends (wasm, cpu), each holding the
+   * weights on its own backend instance. Default: RSN_WORKERS, else the available cores; 1 =
+   * this thread only. Fewer are used when host memory cannot hold the copies; none on a GPU.
+   */
+  workers?: number;
 }
 
 const DEFAULT_WORKLOAD: Workload = { batchSize: 64, promptLength: 32, newTokens: 2 };
@@ -121,6 +136,10 @@ export class LlamaModel {
 
   /** Set at load time; calls whose predicted peak exceeds it are refused (see memory-plan.ts). */
   memoryBudget: number | null = null;
+  /** Worker threads wanted for calls (1 = none); the pool starts on the first call that can use it. */
+  workers = 1;
+  private pool: RowPool | null = null;
+  private poolStart: Promise<RowPool | null> | null = null;
   /** Default micro-batch for calls that give none (plan 'auto' sets it for the streamed plan). */
   microBatch: number | null = null;
   private peakProbe: number | null = null;
@@ -204,6 +223,7 @@ export class LlamaModel {
     const model = new LlamaModel(config, weights, tokenizer, { dir, storageDtype: store.storageDtype, backend });
     model.memoryBudget = budget;
     model.microBatch = microBatch;
+    model.workers = rowPoolSize(config, plan, backend.name, opts.workers, opts.log === undefined ? (l: string) => process.stderr.write(l + '\n') : opts.log);
     return model;
   }
 
@@ -225,6 +245,38 @@ export class LlamaModel {
     if (this.disposed) return;
     this.disposed = true;
     this.weights.dispose();
+    void this.pool?.dispose();
+    void this.poolStart?.then((p) => p?.dispose());
+  }
+
+  /** Worker threads running now (0 until a call has started the pool, or when calls run on this thread). */
+  get activeWorkers(): number {
+    return this.pool && !this.pool.broken ? this.pool.size : 0;
+  }
+
+  /**
+   * The row pool for a call of `rows` rows, started on first use; null when the call runs on this
+   * thread: one worker wanted, fewer than 2 rows, custom hooks (functions stay on their thread),
+   * a peak measurement running here, or a pool that failed (said once, then this thread).
+   */
+  private async rowPool(rows: number, hooks: Hooks | undefined): Promise<RowPool | null> {
+    if (this.workers < 2 || rows < 2 || hooks?.custom?.length || this.peakProbe !== null || this.info.dir === '(memory)') return null;
+    if (this.pool?.broken) {
+      process.stderr.write(`[rsn] workers: ${this.pool.broken.message}; running on one thread from now on\n`);
+      void this.pool.dispose();
+      this.pool = null;
+      this.workers = 1;
+      return null;
+    }
+    this.poolStart ??= RowPool.start({ dir: this.info.dir, backend: this.info.backend!.name, plan: this.plan }, this.workers).then(
+      (p) => (this.pool = p),
+      (e: Error) => {
+        process.stderr.write(`[rsn] workers: could not start ${this.workers} worker threads (${e.message}); running on one thread\n`);
+        this.workers = 1;
+        return null;
+      },
+    );
+    return this.poolStart;
   }
 
   /** Where the config came from, for messages about its limits. */
@@ -240,13 +292,16 @@ export class LlamaModel {
   async forward(sequences: readonly (readonly number[])[], opts: ForwardOptions = {}): Promise<ForwardResult> {
     this.checkAlive();
     checkPositionLimit(this.config, sequences.reduce((m, s) => Math.max(m, s.length), 0), 0, this.configSource);
-    const batch = padLeft(sequences, this.config.padTokenId ?? 0, this.config.vocabSize);
+    const batch = padLeft(sequences, this.config.padTokenId ?? 0, this.config.vocabSize, opts.padTo);
     const hooked = this.hookedSitesPerLayer(opts.hooks);
     const microBatch = this.resolveMicroBatch(opts.microBatch, batch.batchSize);
     return this.guarded(
       'forward',
       { batchSize: batch.batchSize, microBatch, promptLength: batch.seqLen, logits: opts.logits ?? 'last', hookedFfnSitesPerLayer: hooked },
-      () => this.forwardBatch(batch, opts, microBatch),
+      async () => {
+        const pool = await this.rowPool(batch.batchSize, opts.hooks);
+        return pool ? pool.forward(sequences, opts) : this.forwardBatch(batch, opts, microBatch);
+      },
     );
   }
 
@@ -330,7 +385,10 @@ export class LlamaModel {
     return this.guarded(
       'generate',
       { batchSize: sequences.length, microBatch, promptLength: longest + (chunked ? Math.max(0, n - 1) : 0), newTokens: chunked ? 0 : n, hookedFfnSitesPerLayer: hooked },
-      () => this.generateChunks(sequences, opts, microBatch),
+      async () => {
+        const pool = await this.rowPool(sequences.length, opts.hooks);
+        return pool ? pool.generate(sequences, opts) : this.generateChunks(sequences, opts, microBatch);
+      },
     );
   }
 
@@ -356,7 +414,8 @@ export class LlamaModel {
     }));
     try {
       for (let step = 0; step < opts.maxNewTokens; step++) {
-        const full = step === 0 || !cached ? padLeft(current, c.padTokenId ?? 0, c.vocabSize) : null;
+        // Every row grows by one token a step, so the padded length grows with them.
+        const full = step === 0 || !cached ? padLeft(current, c.padTokenId ?? 0, c.vocabSize, (opts.padTo ?? 0) + step) : null;
         const chunks: Chunk[] = ranges.map(([start, end], i) => {
           const st = state[i]!;
           st.hooks.step = step;
@@ -586,30 +645,9 @@ function sliceRows(batch: PaddedBatch, start: number, end: number): PaddedBatch 
   };
 }
 
-/** The hooks that concern rows [start, end): per-row unit lists are sliced, the rest is shared. */
-function sliceHooks(hooks: Hooks | undefined, start: number, end: number, batchSize: number): Hooks | undefined {
-  if (!hooks || (start === 0 && end === batchSize)) return hooks;
-  return {
-    ...hooks,
-    interventions: hooks.interventions?.map((iv) => {
-      if (!iv.perRow) return iv;
-      if (iv.perRow.length !== batchSize) throw new HookError(`intervention on ${iv.point}: perRow has ${iv.perRow.length} lists but the batch has ${batchSize} rows`);
-      return { ...iv, perRow: iv.perRow.slice(start, end), perRowValues: iv.perRowValues?.slice(start, end) };
-    }),
-  };
-}
-
 /** Concatenates the rows of several tensors (same trailing shape) into one Float32Array. */
 async function concatRows(parts: readonly tf.Tensor[]): Promise<Float32Array> {
-  const arrays = await Promise.all(parts.map(async (x) => (await x.data()) as Float32Array));
-  if (arrays.length === 1) return arrays[0]!;
-  const out = new Float32Array(arrays.reduce((a, x) => a + x.length, 0));
-  let at = 0;
-  for (const x of arrays) {
-    out.set(x, at);
-    at += x.length;
-  }
-  return out;
+  return concatFloat32(await Promise.all(parts.map(async (x) => (await x.data()) as Float32Array)));
 }
 
 function recordKey(point: string, mode: string, skipFirst?: boolean): string {

@@ -17,6 +17,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { ApChunkKernel, CODE_NEG, CODE_POS, NonFiniteScoreError } from './average-precision.ts';
 import type { ApWorkerInit, ApWorkerJob, ApWorkerReply } from './ap-worker.ts';
+import { startModuleWorker } from '../worker-thread.ts';
 
 export { sampleNegatives } from '../rng.ts';
 
@@ -270,25 +271,9 @@ export async function computeNeuronAp(
   return runWithWorkers(source, tasks, prep, cs, numWorkers, options.onProgress);
 }
 
-/**
- * Start one AP worker. Under tsx (this file is .ts) the worker must load TypeScript, but tsx
- * only installs its loader on the main thread, so the worker first registers tsx itself, then
- * imports ap-worker.ts. From compiled JavaScript the sibling ap-worker.js is started directly.
- */
+/** Start one AP worker (ap-worker.ts). */
 function startWorker(init: ApWorkerInit): Worker {
-  const here = import.meta.url;
-  if (!here.endsWith('.ts')) return new Worker(new URL('./ap-worker.js', here), { workerData: init });
-  const workerUrl = new URL('./ap-worker.ts', here).href;
-  let tsxApi: string;
-  try {
-    tsxApi = import.meta.resolve('tsx/esm/api');
-  } catch (e) {
-    throw new Error('AP worker threads need the tsx package to load ap-worker.ts; install it or pass workers: 0', {
-      cause: e,
-    });
-  }
-  const boot = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(workerUrl)}); });`;
-  return new Worker(boot, { eval: true, workerData: init });
+  return startModuleWorker(import.meta.url, 'ap-worker', init, 'AP worker threads');
 }
 
 /** Chunks in flight per worker: one computing, one queued, so a worker never waits on getChunk. */
