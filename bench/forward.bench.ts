@@ -9,9 +9,10 @@
  *   npm run bench -- --backends=wasm,webgpu   (default: wasm, webgpu, tensorflow, tensorflow-gpu)
  *   npm run bench -- --no-per-backend
  * Then `workers`: the bench shape from disk with 1 and N worker threads (the row pool, N = the
- * available cores or --workers=N), with the speed-up per workload.
+ * available cores or --workers=N), with the speed-up per workload, and the same forward in
+ * PyTorch (bench/torch-peer.py) when the python3 on PATH has torch.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +34,23 @@ const perBackendNames = args['no-per-backend'] ? [] : args.backends ? args.backe
 
 function measure(label: string, model: LlamaModel, batch: number[][], newTokens: number) {
   return measureModel(label, model, batch, newTokens, reps, { noCache: true });
+}
+
+/**
+ * The same forward in PyTorch on this machine (bench/torch-peer.py with the python3 on PATH), and
+ * the lab's N-worker forward as a multiple of it; says why when PyTorch is not there.
+ */
+function pytorchPeer(labTokensPerS: number): Record<string, unknown> {
+  const r = spawnSync('python3', [new URL('./torch-peer.py', import.meta.url).pathname, '--reps', quick ? '3' : '5'], { encoding: 'utf8', timeout: 10 * 60_000 });
+  const last = (r.stdout ?? '').trim().split('\n').pop() ?? '';
+  let peer: { available?: boolean; forwardTokensPerS?: number; reason?: string } = {};
+  try {
+    peer = JSON.parse(last) as typeof peer;
+  } catch {
+    return { pytorch: { available: false, reason: r.error ? `python3 did not run (${r.error.message})` : `bench/torch-peer.py failed: ${(r.stderr ?? '').trim().split('\n').pop()}` } };
+  }
+  if (!peer.available || !peer.forwardTokensPerS) return { pytorch: peer };
+  return { pytorch: peer, forwardVsPytorch: labTokensPerS / peer.forwardTokensPerS };
 }
 
 const results: unknown[] = [];
@@ -82,7 +100,7 @@ try {
       generation: ratio('generateTokensPerS'),
       generationNoCache: ratio('generateNoCacheTokensPerS'),
     },
-    pytorch: 'not measured: PyTorch is not installed here',
+    ...pytorchPeer(many.forwardTokensPerS),
   };
 } finally {
   rmSync(work, { recursive: true, force: true });
