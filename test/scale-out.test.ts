@@ -10,12 +10,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
-import { Pipeline } from '../lib/method/pipeline.ts';
+import { clusterRunStamp, Pipeline } from '../lib/method/pipeline.ts';
 import type { KnownFacts } from '../lib/method/known.ts';
 import { loadRanking } from '../lib/method/ranking.ts';
 import { ActivationStore } from '../lib/method/activation-store.ts';
@@ -230,6 +230,11 @@ describe('a sharded run feeds the pipeline and the notebooks', () => {
       assert.equal(store?.dir, w('activations'));
       assert.equal(store!.numPrompts, ActivationStore.open(refStore).numPrompts);
       assert.equal(p.removeActivations(), false, 'the sharded run\'s store is not deleted');
+      // A kept notebook pipeline reopens when the run is ranked again (its files' stamp changes).
+      const stamp = clusterRunStamp(work);
+      assert.equal(clusterRunStamp(work), stamp);
+      utimesSync(w('ranking/ranking.json'), new Date(), new Date(Date.now() + 5000));
+      assert.notEqual(clusterRunStamp(work), stamp);
       assert.ok(existsSync(w('activations/meta.json')));
       assert.ok(logs.some((l) => l.includes(`from the sharded run in ${work}`)), logs.join('\n'));
       assert.ok(!logs.some((l) => /filter P\^det|ranking: computed|collect/.test(l)), `nothing was computed:\n${logs.join('\n')}`);

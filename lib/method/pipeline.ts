@@ -7,7 +7,7 @@
  * kept next to it (`activations()`, `removeActivations()`).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { sha256Hex } from '../data/io.ts';
 import { join } from 'node:path';
 import { CheckpointError, ConfigError } from '../errors.ts';
@@ -108,6 +108,20 @@ interface ClusterRun {
 }
 
 const CLUSTER_SUBDIRS = { known: 'known', ranking: 'ranking', activations: 'activations' } as const;
+
+/**
+ * When and how large a sharded run's known facts and ranking files are: changes when the run
+ * is merged or ranked again, so a pipeline kept over it can be told to reopen.
+ */
+export function clusterRunStamp(dir: string): string {
+  return [join(dir, CLUSTER_SUBDIRS.known, KNOWN_FILE), join(dir, CLUSTER_SUBDIRS.ranking, 'ranking.json')]
+    .map((f) => {
+      if (!existsSync(f)) return 'missing';
+      const s = statSync(f);
+      return `${s.size}@${s.mtimeMs}`;
+    })
+    .join(' ');
+}
 
 /**
  * Read and check a sharded run's known facts and ranking for this model and data: refused, naming

@@ -15,7 +15,7 @@ import { writeFileAtomic } from '../data/io.ts';
 import { readEnv } from '../env.ts';
 import { ConfigError } from '../errors.ts';
 import { NeuronSpace } from '../method/neurons.ts';
-import type { Pipeline } from '../method/pipeline.ts';
+import { clusterRunStamp, type Pipeline } from '../method/pipeline.ts';
 import { canonicalJson } from '../method/stage-cache.ts';
 import { resolveK } from './k.ts';
 import { dataDirFor, openPipeline } from './model.ts';
@@ -73,7 +73,8 @@ function pipelineKey(P: SetupParams, opts: SetupOptions): string {
     seed: P.seed,
     batchSize: P.batchSize,
     backend: P.backend,
-    clusterRun: P.clusterRun,
+    // A sharded run merged or ranked again since the pipeline was opened is read again.
+    clusterRun: P.clusterRun ? [P.clusterRun, clusterRunStamp(fromRoot(P.clusterRun))] : '',
     recordAttention: opts.recordAttention ?? false,
   });
 }
