@@ -22,7 +22,8 @@ function emit(o: unknown): void {
   process.stdout.write(JSON.stringify(o) + '\n', () => process.exit(0));
 }
 
-const choice = await initBackend({ backend: name, log: null }).catch((e: unknown) => {
+// `wasm+openblas`: the parent has set RSN_MATMUL from the part after the `+`.
+const choice = await initBackend({ backend: name.split('+')[0]!, log: null }).catch((e: unknown) => {
   emit({ backend: name, available: false, reason: e instanceof Error ? e.message : String(e) });
   return new Promise<never>(() => {}); // emit exits once the line is out
 });
@@ -38,6 +39,7 @@ try {
     available: true,
     tfBackend: choice.tfBackend,
     ...(choice.adapter ? { adapter: adapterText(choice.adapter), software: choice.adapter.software } : {}),
+    ...(choice.matMul ? { matMul: choice.matMul.detail } : {}),
     reps,
     loadS,
     ...m,

@@ -6,7 +6,9 @@
  * 32 × 16 tokens) on each backend side by side, one child process each (bench/backend-child.ts;
  * TF.js holds one backend per process); webgpu is forced, so it runs on a software adapter too.
  * A backend that does not initialise is listed with its reason.
- *   npm run bench -- --backends=wasm,webgpu   (default: wasm, webgpu, tensorflow, tensorflow-gpu)
+ *   npm run bench -- --backends=wasm+openblas,webgpu
+ *   (default: wasm+openblas, wasm+wasm, webgpu, tensorflow, tensorflow-gpu; `+engine` picks the
+ *   wasm backend's matMul, as RSN_MATMUL does)
  *   npm run bench -- --no-per-backend
  * Then `workers`: the bench shape from disk with 1 and N worker threads (the row pool, N = the
  * available cores or --workers=N), with the speed-up per workload, and the same forward in
@@ -17,6 +19,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { backendKey } from '../lib/backend.ts';
 import { parseScriptCommandLine } from '../lib/cli-args.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
 import { expectedTensors, hfConfigJson } from '../lib/model/config.ts';
@@ -29,7 +32,8 @@ const quick = args.quick;
 const reps = quick ? 1 : 3;
 // Per-backend block: `--backends=wasm,webgpu` picks which (default: all of PER_BACKEND);
 // `--no-per-backend` skips it.
-const PER_BACKEND = ['wasm', 'webgpu', 'tensorflow', 'tensorflow-gpu'] as const;
+// `wasm+openblas` / `wasm+wasm`: the wasm backend with the OpenBLAS matMul or TF.js's own.
+const PER_BACKEND = ['wasm+openblas', 'wasm+wasm', 'webgpu', 'tensorflow', 'tensorflow-gpu'] as const;
 const perBackendNames = args['no-per-backend'] ? [] : args.backends ? args.backends.split(',').filter(Boolean) : [...PER_BACKEND];
 
 function measure(label: string, model: LlamaModel, batch: number[][], newTokens: number) {
@@ -61,7 +65,7 @@ try {
   const fixture = join(work, 'tiny');
   await convertCheckpoint({ inputDir: new URL('../test/fixtures/tiny-llama-bf16', import.meta.url).pathname, outputDir: fixture, dtype: 'float32' });
   const tiny = await LlamaModel.load(fixture, { log: null, workers: 1 });
-  backend = tiny.info.backend?.name ?? tf.getBackend();
+  backend = tiny.info.backend ? backendKey(tiny.info.backend) : tf.getBackend();
   results.push(await measure('fixture tiny-llama (h64, 3 layers, FFN 172)', tiny, randomIds(32, 16, tiny.config.vocabSize, 1), 8));
   tiny.dispose();
 
@@ -119,6 +123,8 @@ function runChild(name: string): Promise<Record<string, unknown>> {
   const args = ['--import', 'tsx', new URL('./backend-child.ts', import.meta.url).pathname, name, ...(quick ? ['--quick'] : [])];
   const env = { ...process.env };
   delete env['RSN_BACKEND'];
+  const engine = name.split('+')[1];
+  if (engine) env['RSN_MATMUL'] = engine;
   return new Promise((resolve) => {
     const child = execFile(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 24, env, timeout: 30 * 60_000 }, (err, stdout) => {
       const last = stdout.trim().split('\n').pop() ?? '';

@@ -13,9 +13,11 @@
  * into a DeviceError by the call that caused it (checkDeviceErrors).
  */
 import { readdirSync } from 'node:fs';
+import { isMainThread } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { envVarName, readEnv } from './env.ts';
 import { BackendError, DeviceError } from './errors.ts';
+import { enableWasmMatMul, type MatMulEngine } from './native/matmul.ts';
 import { parseDecimalInteger } from './numbers.ts';
 
 export type BackendName = 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -36,6 +38,8 @@ export interface BackendChoice {
   source: 'argument' | 'environment' | 'auto';
   /** The GPU adapter (webgpu only): vendor, architecture, device, driver description. */
   adapter?: AdapterDescription;
+  /** The matrix product's engine (wasm only): OpenBLAS or TF.js's own kernel. */
+  matMul?: MatMulEngine;
 }
 
 export interface AdapterDescription {
@@ -194,7 +198,7 @@ export function clearDeviceErrors(): void {
   deviceErrors.length = 0;
 }
 
-async function tryWasm(): Promise<void> {
+async function tryWasm(): Promise<MatMulEngine> {
   // In Node the package finds its .wasm files next to its own module; setWasmPaths would route
   // the load through fetch(), which cannot read plain file paths, so we leave it alone.
   // The Emscripten module installs process-wide uncaughtException/unhandledRejection handlers
@@ -205,7 +209,10 @@ async function tryWasm(): Promise<void> {
   try {
     await import('@tensorflow/tfjs-backend-wasm');
     if (!(await tf.setBackend('wasm'))) throw new Error('setBackend("wasm") failed');
+    // Worker threads load the addon the main thread has built.
+    const matMul = enableWasmMatMul({ build: isMainThread });
     await smokeTest();
+    return matMul;
   } finally {
     for (const event of events) {
       for (const l of emitter.listeners(event)) {
@@ -221,22 +228,21 @@ async function tryCpu(): Promise<void> {
   await smokeTest();
 }
 
-async function tryBackend(name: BackendName, auto: boolean): Promise<AdapterDescription | undefined> {
+async function tryBackend(name: BackendName, auto: boolean): Promise<{ adapter?: AdapterDescription; matMul?: MatMulEngine }> {
   switch (name) {
     case 'tensorflow-gpu':
       await tryNative('@tensorflow/tfjs-node-gpu');
-      return undefined;
+      return {};
     case 'webgpu':
-      return tryWebgpu(auto);
+      return { adapter: await tryWebgpu(auto) };
     case 'tensorflow':
       await tryNative('@tensorflow/tfjs-node');
-      return undefined;
+      return {};
     case 'wasm':
-      await tryWasm();
-      return undefined;
+      return { matMul: await tryWasm() };
     case 'cpu':
       await tryCpu();
-      return undefined;
+      return {};
   }
 }
 
@@ -285,15 +291,21 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     const candidates = forced ? [forced] : BACKEND_ORDER;
     for (const name of candidates) {
       try {
-        const adapter = await tryBackend(name, !forced);
-        current = { name, tfBackend: tf.getBackend(), skipped, source, ...(adapter ? { adapter } : {}) };
+        const { adapter, matMul } = await tryBackend(name, !forced);
+        current = { name, tfBackend: tf.getBackend(), skipped, source, ...(adapter ? { adapter } : {}), ...(matMul ? { matMul } : {}) };
         if (log) {
           const why = skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');
           const on = adapter ? ` on ${adapterText(adapter)}` : '';
-          log(`[rsn] backend: ${name}${on} (${source === 'auto' ? 'auto' : `forced by ${source}`})${why ? ` — skipped ${why}` : ''}`);
+          const mm = matMul ? ` · matMul: ${matMul.detail}` : '';
+          log(`[rsn] backend: ${name}${on} (${source === 'auto' ? 'auto' : `forced by ${source}`})${mm}${why ? ` — skipped ${why}` : ''}`);
         }
         return current;
       } catch (e) {
+        // A setting the user forced that cannot be honoured (RSN_MATMUL=openblas) stops here.
+        if (e instanceof BackendError) {
+          pending = null;
+          throw e;
+        }
         skipped.push({ name, reason: firstLine(e) });
       }
     }
@@ -317,6 +329,16 @@ export function maxBindingBytes(): number {
   const env = readEnv('maxBindingBytes');
   if (env !== undefined) return parseDecimalInteger(env, envVarName('maxBindingBytes'), { min: 4 });
   return current?.adapter?.maxStorageBufferBindingSize ?? Infinity;
+}
+
+/**
+ * The backend as far as it reaches results, for cache keys and provenance: its name, and on wasm
+ * the matMul engine too (OpenBLAS and TF.js's kernel sum in different orders, so their results
+ * differ in the last bits).
+ */
+export function backendKey(choice: BackendChoice | null | undefined): string {
+  if (!choice) return 'unknown';
+  return choice.matMul ? `${choice.name}+${choice.matMul.name}` : choice.name;
 }
 
 /** The backend chosen so far, or null before initBackend. */

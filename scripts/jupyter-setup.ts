@@ -2,7 +2,8 @@
  * Makes the notebooks runnable: Jupyter (Debian packages, installed when running as root with
  * apt-get, else the exact command is printed and the exit code is 1), the tslab kernel
  * registered in the project-local prefix .cache/jupyter, and the lib's declarations for tslab;
- * also Mesa's software Vulkan driver for the webgpu tests (scripts/vulkan-setup.ts).
+ * also Mesa's software Vulkan driver for the webgpu tests (scripts/vulkan-setup.ts) and the
+ * OpenBLAS matMul for the wasm backend (scripts/native-setup.ts).
  * Idempotent; about a second when everything is in place.
  *
  *   npx tsx scripts/jupyter-setup.ts [--no-install]
@@ -11,6 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { parseScriptCommandLine } from '../lib/cli-args.ts';
 import { ensureJupyter, ensureKernel, jupyterDataDir, kernelSpecFile } from '../lib/notebook/jupyter.ts';
 import { ensureNotebookTypes } from '../lib/notebook/types.ts';
+import { ensureNativeMatMul } from './native-setup.ts';
 import { ensureVulkan } from './vulkan-setup.ts';
 
 export async function setup(opts: { install?: boolean; log?: (line: string) => void } = {}): Promise<boolean> {
@@ -25,6 +27,10 @@ export async function setup(opts: { install?: boolean; log?: (line: string) => v
   const v = ensureVulkan({ install: opts.install, log });
   if (!v.ok) console.error(`note: ${v.message}`);
   else if (v.installed) log(v.message);
+  // Without OpenBLAS everything still runs, on TF.js's own (slower) matMul: reported, not fatal.
+  const n = ensureNativeMatMul({ install: opts.install, log });
+  if (!n.ok) console.error(`note: ${n.message}`);
+  else log(n.message);
   ensureKernel({ python: j.python, log });
   await ensureNotebookTypes({ log });
   log(`jupyter: ${j.python} · kernel: ${kernelSpecFile} · JUPYTER_PATH=${jupyterDataDir}`);

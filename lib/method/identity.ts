@@ -1,4 +1,5 @@
 /** What produced an artefact: recorded in every saved stage so results can be traced and reused safely. */
+import { backendKey } from '../backend.ts';
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { sha256Hex } from '../data/io.ts';
@@ -41,7 +42,7 @@ export function provenance(model: LlamaModel, dataHash: string, seed: number, ex
     model: modelIdentity(model),
     dataHash,
     seed,
-    backend: model.info.backend?.name ?? 'unknown',
+    backend: backendKey(model.info.backend),
     version: LIB_VERSION,
     createdAt: new Date().toISOString(),
     ...extra,

@@ -6,6 +6,7 @@
  * every stage it reads (known facts → ranking → experiments). The ranking's activation store is
  * kept next to it (`activations()`, `removeActivations()`).
  */
+import { backendKey } from '../backend.ts';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { sha256Hex } from '../data/io.ts';
@@ -204,7 +205,7 @@ export class Pipeline {
     const base = {
       model: { name: id.name, sha256: id.sha256, storageDtype: id.storageDtype },
       data: dataset.hash,
-      backend: model.info.backend?.name ?? 'unknown',
+      backend: backendKey(model.info.backend),
       code: codeFingerprint(),
     };
     return new Pipeline(model, dataset, opts, dir, new StageCache(dir, base, (l) => opts.log?.(l)), clusterRun);

@@ -124,7 +124,7 @@ function sourceFiles(dir: string): string[] {
     const p = join(dir, name);
     if (statSync(p).isDirectory()) {
       if (!(dir === LIB_DIR && NOT_COMPUTING.has(name))) out.push(...sourceFiles(p));
-    } else if (name.endsWith('.ts')) out.push(p);
+    } else if (name.endsWith('.ts') || name.endsWith('.c')) out.push(p);
   }
   return out;
 }

@@ -13,6 +13,7 @@
  * MLPs at all): accuracy with each whole MLP layer or attention layer zeroed, through the same
  * gradeAnswers every other accuracy uses.
  */
+import { backendKey } from '../backend.ts';
 import { accuracyOf, gradeAnswers } from '../method/accuracy.ts';
 import type { IntraResult, IntraSetResult } from '../method/experiments.ts';
 import { knownPrompts, requireTokenizer } from '../method/known.ts';
@@ -169,7 +170,7 @@ export async function measureOrganism(pipeline: Pipeline, world: World, opts: Me
     }).length;
   return {
     neurons: ffn.length,
-    backend: model.info.backend?.name ?? 'unknown',
+    backend: backendKey(model.info.backend),
     seed: dataset.seed,
     batchSize: pipeline.opts.run?.batchSize ?? null,
     randomSeeds: opts.randomSeeds,

@@ -1,0 +1,120 @@
+/**
+ * The wasm backend's matrix product on OpenBLAS. TF.js's wasm kernels run 128-bit SIMD without
+ * fused multiply-add; on the bench shape its BatchMatMul is 93 % of the forward and reaches a
+ * third of what OpenBLAS's AVX2/AVX-512 sgemm does on the same core. This replaces the wasm
+ * backend's BatchMatMul kernel with one that hands the operands, in place in the wasm heap, to
+ * OpenBLAS (lib/native/sgemm.c); everything else stays on wasm. One BLAS thread per process
+ * thread: the row pool already puts one worker on each core.
+ *
+ * RSN_MATMUL picks the engine: `auto` (OpenBLAS when the addon builds and loads, else wasm's
+ * own, saying why), `openblas` (fail loudly when it cannot), `wasm` (TF.js's own kernel).
+ */
+import { createRequire } from 'node:module';
+import * as tf from '@tensorflow/tfjs-core';
+import { envVarName, readEnv } from '../env.ts';
+import { BackendError } from '../errors.ts';
+import { addonPath, ensureAddon } from './build.ts';
+
+export type MatMulEngineName = 'openblas' | 'wasm';
+
+export interface MatMulEngine {
+  name: MatMulEngineName;
+  /** What runs the product: OpenBLAS's version and CPU kernel, or why wasm's own is used. */
+  detail: string;
+}
+
+interface SgemmAddon {
+  matMul(heap: ArrayBuffer, aOffset: number, bOffset: number, cOffset: number, batch: number, aBatched: number, bBatched: number, m: number, n: number, k: number, transposeA: number, transposeB: number): void;
+  setThreads(n: number): void;
+  describe(): { config: string; core: string; threads: number };
+}
+
+/** The parts of tfjs-backend-wasm's BackendWasm this kernel uses. */
+interface WasmBackend {
+  dataIdMap: { get(id: object): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
+  wasm: { HEAPU8: Uint8Array };
+}
+
+const MATMUL_ENV = envVarName('matMul');
+
+function parseEngine(): 'auto' | MatMulEngineName {
+  const v = readEnv('matMul')?.toLowerCase();
+  if (v === undefined || v === 'auto') return 'auto';
+  if (v === 'openblas' || v === 'wasm') return v;
+  throw new BackendError(`${MATMUL_ENV}=${readEnv('matMul')}: expected auto, openblas or wasm`);
+}
+
+let active: MatMulEngine | null = null;
+
+function loadAddon(build: boolean): SgemmAddon {
+  const built = build ? ensureAddon() : { ok: true as const, path: addonPath(), built: false };
+  if (!built.ok) throw new Error(built.reason);
+  const addon = createRequire(import.meta.url)(built.path) as SgemmAddon;
+  addon.setThreads(1);
+  return addon;
+}
+
+/** Batch size, outer and inner (contracted) dimension of a matMul operand stored row-major. */
+function dims(shape: number[], innerIsLast: boolean): { batch: number; outer: number; inner: number } {
+  const r = shape.length;
+  return {
+    batch: shape.slice(0, -2).reduce((p, d) => p * d, 1),
+    outer: innerIsLast ? shape[r - 2]! : shape[r - 1]!,
+    inner: innerIsLast ? shape[r - 1]! : shape[r - 2]!,
+  };
+}
+
+function registerKernel(addon: SgemmAddon): void {
+  const original = tf.getKernel('BatchMatMul', 'wasm');
+  if (!original) throw new Error('the wasm backend has no BatchMatMul kernel to replace');
+  const kernelFunc: tf.KernelFunc = (args) => {
+    const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+    const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
+    const A = dims(a.shape, !transposeA);
+    const B = dims(b.shape, transposeB);
+    // wasm's own kernel handles what OpenBLAS does not need to: other dtypes, and batch shapes
+    // that broadcast other than one-against-many (it raises TF.js's usual errors for bad shapes).
+    const sameOrShared = A.batch === B.batch || A.batch === 1 || B.batch === 1;
+    if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape.length < 2 || b.shape.length < 2 || A.inner !== B.inner || !sameOrShared) {
+      return original.kernelFunc(args);
+    }
+    const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+    const backend = args.backend as unknown as WasmBackend;
+    const out = backend.makeOutput([...outer, A.outer, B.outer], 'float32');
+    const offset = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset;
+    // Read the heap after makeOutput: an allocation may have grown (and replaced) it.
+    addon.matMul(backend.wasm.HEAPU8.buffer as ArrayBuffer, offset(a), offset(b), offset(out), Math.max(A.batch, B.batch), A.batch > 1 ? 1 : 0, B.batch > 1 ? 1 : 0, A.outer, B.outer, A.inner, transposeA ? 1 : 0, transposeB ? 1 : 0);
+    return out;
+  };
+  tf.unregisterKernel('BatchMatMul', 'wasm');
+  tf.registerKernel({ ...original, kernelFunc });
+}
+
+/**
+ * Chooses the wasm backend's matMul engine once per thread (call after the wasm backend is set).
+ * `build` compiles the addon when it is missing (the main thread does; worker threads only load
+ * what the main thread built).
+ */
+export function enableWasmMatMul(opts: { build?: boolean } = {}): MatMulEngine {
+  if (active) return active;
+  const want = parseEngine();
+  if (want === 'wasm') return (active = { name: 'wasm', detail: `TF.js's own (${MATMUL_ENV}=wasm)` });
+  try {
+    const addon = loadAddon(opts.build ?? true);
+    registerKernel(addon);
+    const d = addon.describe();
+    const version = d.config.trim().split(/\s+/).slice(0, 2).join(' ');
+    active = { name: 'openblas', detail: `${version} (${d.core} kernels), ${d.threads} BLAS thread per worker` };
+  } catch (e) {
+    const why = (e as Error).message.split('\n')[0]!;
+    if (want === 'openblas') throw new BackendError(`${MATMUL_ENV}=openblas, but the OpenBLAS matMul is unavailable: ${why}`);
+    active = { name: 'wasm', detail: `TF.js's own; OpenBLAS unavailable: ${why}` };
+  }
+  return active;
+}
+
+/** The engine chosen in this thread, or null before enableWasmMatMul. */
+export function wasmMatMulEngine(): MatMulEngine | null {
+  return active;
+}
