@@ -79,7 +79,23 @@ export interface AttentionContext {
   cos: tf.Tensor; // [B or 1, 1, T, hd]
   sin: tf.Tensor;
   mask: tf.Tensor; // [B or 1, 1, T, S]
+  /** [hd, hd]: x · rotateHalf = rotate_half(x) (see rope). */
+  rotateHalf: tf.Tensor;
   S: number;
+}
+
+/**
+ * The signed permutation R with x · R = rotate_half(x) = [-x2, x1] for x = [x1, x2]. Each output
+ * is one input times ±1 plus exact zeros, so the product equals the split-negate-concat exactly
+ * (for finite inputs), and it is one matMul instead of four copying kernels.
+ */
+function rotateHalfMatrix(hd: number): tf.Tensor {
+  const r = new Float32Array(hd * hd);
+  for (let i = 0; i < hd / 2; i++) {
+    r[(i + hd / 2) * hd + i] = -1; // out[i] = -x[i + hd/2]
+    r[i * hd + i + hd / 2] = 1; // out[i + hd/2] = x[i]
+  }
+  return tf.tensor2d(r, [hd, hd]);
 }
 
 /**
@@ -99,13 +115,14 @@ export function attentionContext(c: LlamaConfig, positions: Int32Array, keyValid
       cos: tf.expandDims(tf.cos(full), 1),
       sin: tf.expandDims(tf.sin(full), 1),
       mask: tf.tensor4d(causalMask(keyValid, rows, S, T, c.slidingWindow), [rows, 1, T, S]),
+      rotateHalf: rotateHalfMatrix(c.headDim),
       S,
     };
   });
 }
 
 export function disposeAttentionContext(a: AttentionContext): void {
-  tf.dispose([a.cos, a.sin, a.mask]);
+  tf.dispose([a.cos, a.sin, a.mask, a.rotateHalf]);
 }
 
 /**
@@ -129,8 +146,8 @@ export function decoderLayer<W, E>(pass: DecoderPass<W, E>, l: number, w: Decode
   const q = hook(at('attn.q'), withBias(math.linear(xn, w.q), w.qBias));
   const k = hook(at('attn.k'), withBias(math.linear(xn, w.k), w.kBias));
   const v = hook(at('attn.v'), withBias(math.linear(xn, w.v), w.vBias));
-  const qh = rope(heads(q, c.numHeads), ctx.cos, ctx.sin);
-  let kh = rope(heads(k, c.numKvHeads), ctx.cos, ctx.sin);
+  const qh = rope(math, heads(q, c.numHeads), ctx);
+  let kh = rope(math, heads(k, c.numKvHeads), ctx);
   let vh = heads(v, c.numKvHeads);
   if (pass.keysValues) [kh, vh] = pass.keysValues(l, kh, vh);
   const z = tf.reshape(attention(math, qh, kh, vh, ctx.mask, c, B, T, ctx.S), [B * T, c.numHeads * c.headDim]);
@@ -178,11 +195,9 @@ export function mlpActivation(kind: HiddenAct, x: tf.Tensor): tf.Tensor {
 }
 
 /** x·cos + rotate_half(x)·sin with rotate_half(x) = [-x2, x1]. x: [B, n, T, hd]. */
-export function rope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
-  const hd = x.shape[3]!;
-  const [x1, x2] = tf.split(x, [hd / 2, hd / 2], 3);
-  const rotated = tf.concat([tf.neg(x2!), x1!], 3);
-  return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
+export function rope<W, E>(math: DecoderMath<W, E>, x: tf.Tensor, ctx: AttentionContext): tf.Tensor {
+  const rotated = tf.reshape(math.matMul(tf.reshape(x, [-1, x.shape[3]!]), ctx.rotateHalf, false), x.shape);
+  return tf.add(tf.mul(x, ctx.cos), tf.mul(rotated, ctx.sin));
 }
 
 /**
