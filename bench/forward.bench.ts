@@ -102,6 +102,7 @@ try {
       forward: ratio('forwardTokensPerS'),
       pooledRecording: ratio('pooledFfnRecordingPromptsPerS'),
       generation: ratio('generateTokensPerS'),
+      answers: ratio('answersPromptsPerS'),
       generationNoCache: ratio('generateNoCacheTokensPerS'),
     },
     ...pytorchPeer(many.forwardTokensPerS),

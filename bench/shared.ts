@@ -98,9 +98,15 @@ export interface Measured {
   generateNewTokens: number;
   generateTokensPerS: number;
   generateNoCacheTokensPerS?: number;
+  /** Greedy answers of the paper's length (2 new tokens, KV cache): prompts answered per second. */
+  answersPromptsPerS: number;
 }
 
-/** Forward (logits 'last'), pooled FFN recording (token means of every gate/up/down), greedy generation. */
+/**
+ * Forward (logits 'last'), pooled FFN recording (token means of every gate/up/down), greedy
+ * generation of `newTokens`, and greedy answers of the paper's length (2 new tokens: one prefill,
+ * one cached step, which is what the known-fact and ablation experiments run).
+ */
 export async function measureModel(
   label: string,
   model: LlamaModel,
@@ -119,6 +125,8 @@ export async function measureModel(
   const pooledS = await bestTime(reps, () => model.forward(batch, { logits: 'none', hooks: { record: ffnRecordSpecs(c) } }));
   log(`${label}: generation`);
   const genS = await bestTime(reps, () => model.generate(batch, { maxNewTokens: newTokens }));
+  log(`${label}: answers (2 new tokens)`);
+  const answersS = await bestTime(reps, () => model.generate(batch, { maxNewTokens: 2 }));
   const out: Measured = {
     model: label,
     batch: batch.length,
@@ -128,6 +136,7 @@ export async function measureModel(
     pooledFfnRecordingPromptsPerS: batch.length / pooledS,
     generateNewTokens: newTokens,
     generateTokensPerS: (batch.length * newTokens) / genS,
+    answersPromptsPerS: batch.length / answersS,
   };
   if (opts.noCache) {
     log(`${label}: generation without KV cache`);

@@ -17,7 +17,8 @@ import { isMainThread } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { envVarName, readEnv } from './env.ts';
 import { BackendError, DeviceError } from './errors.ts';
-import { enableWasmMatMul, type MatMulEngine } from './native/matmul.ts';
+import { registerRowGather } from './wasm-kernels/gather.ts';
+import { enableWasmMatMul, type MatMulEngine } from './wasm-kernels/matmul.ts';
 import { parseDecimalInteger } from './numbers.ts';
 
 export type BackendName = 'tensorflow-gpu' | 'webgpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -211,6 +212,7 @@ async function tryWasm(): Promise<MatMulEngine> {
     if (!(await tf.setBackend('wasm'))) throw new Error('setBackend("wasm") failed');
     // Worker threads load the addon the main thread has built.
     const matMul = enableWasmMatMul({ build: isMainThread });
+    registerRowGather();
     await smokeTest();
     return matMul;
   } finally {

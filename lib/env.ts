@@ -16,7 +16,7 @@ export const ENV_VARS = {
   run: { name: 'RSN_RUN', what: "the run folder id the notebooks must file into (set by the headless runner; a notebook whose setting gives another id stops with an error)" },
   model: { name: 'RSN_MODEL', what: "the model directory (also the notebooks' `model` parameter)" },
   chromium: { name: 'RSN_CHROMIUM', what: 'the Chromium/Chrome executable for rendering figures (default: chromium, chromium-browser or google-chrome on PATH)' },
-  matMul: { name: 'RSN_MATMUL', what: "the wasm backend's matrix product: openblas (the native addon lib/native/sgemm.c, built on first use), wasm (TF.js's own) or auto (openblas when it builds and loads)" },
+  matMul: { name: 'RSN_MATMUL', what: "the wasm backend's matrix product: openblas (the native addon lib/wasm-kernels/sgemm.c, built on first use), wasm (TF.js's own) or auto (openblas when it builds and loads)" },
   workers: { name: 'RSN_WORKERS', what: 'worker threads that share a call\'s rows on the CPU backends (default: the available cores; 1 = one thread)' },
   jupyterPython: { name: 'RSN_JUPYTER_PYTHON', what: 'the python3 that has Jupyter (default /usr/bin/python3)' },
 } as const;

@@ -1,7 +1,7 @@
 /**
- * Makes the wasm backend's matrix product run on OpenBLAS (lib/native/matmul.ts): installs
+ * Makes the wasm backend's matrix product run on OpenBLAS (lib/wasm-kernels/matmul.ts): installs
  * Debian's libopenblas-dev with apt-get when running as root (otherwise prints the command) and
- * compiles the addon lib/native/sgemm.c with the system C compiler against Node's own headers.
+ * compiles the addon lib/wasm-kernels/sgemm.c with the system C compiler against Node's own headers.
  * Without it the lab still runs, on TF.js's own wasm matMul, about 3× slower. Idempotent.
  *
  *   npx tsx scripts/native-setup.ts [--no-install]
@@ -9,7 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { parseScriptCommandLine } from '../lib/cli-args.ts';
-import { ensureAddon } from '../lib/native/build.ts';
+import { ensureAddon } from '../lib/wasm-kernels/build.ts';
 
 const PACKAGES = ['libopenblas-dev'];
 const INSTALL_COMMAND = `apt-get install -y --no-install-recommends ${PACKAGES.join(' ')}`;

@@ -1,7 +1,7 @@
 /*
  * OpenBLAS's sgemm for TF.js's wasm backend, as a Node-API addon. TF.js's own wasm matMul runs
  * 128-bit SIMD without fused multiply-add; OpenBLAS uses the CPU's AVX2/AVX-512 FMA kernels, so
- * the same product is several times faster (lib/native/matmul.ts registers it and measures).
+ * the same product is several times faster (lib/wasm-kernels/matmul.ts registers it and measures).
  *
  * The operands live in the wasm heap: JavaScript passes the heap's ArrayBuffer and byte offsets,
  * and the result is written into a tensor the wasm backend has already allocated. Every range is

@@ -1,10 +1,11 @@
 /**
- * The wasm backend's matMul on OpenBLAS (lib/native): built by the project's setup (or on first
- * use), registered in place of TF.js's wasm BatchMatMul. Fails — never skips — when it is not
- * available. Every operand layout the kernel accepts (transposes, batched and shared operands,
- * broadcast batch shapes, empty and degenerate sizes, a product that grows the wasm heap) is
- * checked against a float64 product computed here; the addon's own guards reject offsets outside
- * the heap; a failed build leaves nothing behind; RSN_MATMUL is honoured or refused loudly.
+ * The wasm backend's replaced kernels (lib/wasm-kernels): matMul on OpenBLAS, built by the
+ * project's setup (or on first use) — these tests fail, never skip, when it is not available —
+ * and first-axis gathers by row copies. Every operand layout the matMul accepts (transposes,
+ * batched and shared operands, broadcast batch shapes, empty and degenerate sizes, a product that
+ * grows the wasm heap) is checked against a float64 product computed here, and every gather
+ * against the rows picked here, bit for bit; the addon's own guards reject offsets outside the
+ * heap; a failed build leaves nothing behind; RSN_MATMUL is honoured or refused loudly.
  */
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendChoice } from '../lib/backend.ts';
-import { addonPath, ensureAddon } from '../lib/native/build.ts';
+import { addonPath, ensureAddon } from '../lib/wasm-kernels/build.ts';
 import { mulberry32 } from '../lib/rng.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -214,5 +215,56 @@ describe('OpenBLAS matMul on the wasm backend', () => {
     const auto = run({ RSN_MATMUL: 'auto', CC: 'false' });
     assert.equal(auto.status, 0, auto.stderr);
     assert.match(auto.stderr, /matMul: TF\.js's own; OpenBLAS unavailable: the compile failed/);
+  });
+});
+
+/** x's rows `ids` (first axis), as the gather must give them. */
+function pickRows(x: Float32Array | Int32Array, rowSize: number, ids: readonly number[]): number[] {
+  return ids.flatMap((id) => [...x.subarray(id * rowSize, (id + 1) * rowSize)]);
+}
+
+describe('row gathers on the wasm backend', () => {
+  test('first-axis gathers copy the rows bit for bit: float32 and int32, repeated ids, nd ids and rows, negative axis', async () => {
+    const before = tf.memory().numTensors;
+    const table = values(7 * 5, 31);
+    const ids = [6, 0, 3, 3, 6, 1];
+    const g = tf.tidy(() => tf.gather(tf.tensor2d(table, [7, 5]), tf.tensor1d(ids, 'int32')));
+    assert.deepEqual(g.shape, [6, 5]);
+    assert.deepEqual([...(await g.data())], pickRows(table, 5, ids));
+    const ints = Int32Array.from({ length: 5 * 2 * 3 }, (_, i) => i * 37 - 400);
+    const g3 = tf.tidy(() => tf.gather(tf.tensor3d(ints, [5, 2, 3], 'int32'), tf.tensor2d([[4, 0], [2, 4]], [2, 2], 'int32'), -3));
+    assert.deepEqual(g3.shape, [2, 2, 2, 3]);
+    assert.equal(g3.dtype, 'int32');
+    assert.deepEqual([...(await g3.data())], pickRows(ints, 6, [4, 0, 2, 4]));
+    const empty = tf.tidy(() => tf.gather(tf.tensor2d(table, [7, 5]), tf.tensor1d([], 'int32')));
+    assert.deepEqual(empty.shape, [0, 5]);
+    tf.dispose([g, g3, empty]);
+    assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+  });
+
+  test("other gathers go to TF.js's kernel; an index out of range is refused with TF.js's message", async () => {
+    const before = tf.memory().numTensors;
+    const x = tf.tensor2d([[1, 2, 3], [4, 5, 6]]);
+    const cols = tf.tidy(() => tf.gather(x, tf.tensor1d([2, 0], 'int32'), 1));
+    assert.deepEqual(await cols.array(), [[3, 1], [6, 4]]);
+    assert.throws(() => tf.tidy(() => tf.gather(x, tf.tensor1d([1, 2], 'int32'))), /GatherV2: the index value 2 is not in \[0, 1\]/);
+    assert.throws(() => tf.tidy(() => tf.gather(x, tf.tensor1d([-1], 'int32'))), /GatherV2: the index value -1 is not in \[0, 1\]/);
+    tf.dispose([x, cols]);
+    assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+  });
+
+  test('a gather whose output grows the wasm heap copies from the right rows', async () => {
+    const backend = tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } };
+    const heapBefore = backend.wasm.HEAPU8.buffer.byteLength;
+    const rowSize = 1024;
+    const table = values(3 * rowSize, 41);
+    const n = Math.ceil(heapBefore / (4 * rowSize)) + 16;
+    const rng = mulberry32(9);
+    const ids = Array.from({ length: n }, () => rng.intUniform(3));
+    const g = tf.tidy(() => tf.gather(tf.tensor2d(table, [3, rowSize]), tf.tensor1d(ids, 'int32')));
+    assert.ok(backend.wasm.HEAPU8.buffer.byteLength > heapBefore, 'the heap did not grow; the test does not test what it says');
+    const got = await g.data();
+    g.dispose();
+    for (const i of [0, 1, n >> 1, n - 1]) assert.deepEqual([...got.subarray(i * rowSize, (i + 1) * rowSize)], [...table.subarray(ids[i]! * rowSize, (ids[i]! + 1) * rowSize)], `row ${i}`);
   });
 });

@@ -3,7 +3,7 @@
  * fused multiply-add; on the bench shape its BatchMatMul is 93 % of the forward and reaches a
  * third of what OpenBLAS's AVX2/AVX-512 sgemm does on the same core. This replaces the wasm
  * backend's BatchMatMul kernel with one that hands the operands, in place in the wasm heap, to
- * OpenBLAS (lib/native/sgemm.c); everything else stays on wasm. One BLAS thread per process
+ * OpenBLAS (lib/wasm-kernels/sgemm.c); everything else stays on wasm. One BLAS thread per process
  * thread: the row pool already puts one worker on each core.
  *
  * RSN_MATMUL picks the engine: `auto` (OpenBLAS when the addon builds and loads, else wasm's
@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { envVarName, readEnv } from '../env.ts';
 import { BackendError } from '../errors.ts';
 import { addonPath, ensureAddon } from './build.ts';
+import { heapOffset, sizeOf, type WasmBackend } from './wasm-backend.ts';
 
 export type MatMulEngineName = 'openblas' | 'wasm';
 
@@ -29,12 +30,6 @@ interface SgemmAddon {
   describe(): { config: string; core: string; threads: number };
 }
 
-/** The parts of tfjs-backend-wasm's BackendWasm this kernel uses. */
-interface WasmBackend {
-  dataIdMap: { get(id: object): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
-  wasm: { HEAPU8: Uint8Array };
-}
 
 const MATMUL_ENV = envVarName('matMul');
 
@@ -59,7 +54,7 @@ function loadAddon(build: boolean): SgemmAddon {
 function dims(shape: number[], innerIsLast: boolean): { batch: number; outer: number; inner: number } {
   const r = shape.length;
   return {
-    batch: shape.slice(0, -2).reduce((p, d) => p * d, 1),
+    batch: sizeOf(shape.slice(0, -2)),
     outer: innerIsLast ? shape[r - 2]! : shape[r - 1]!,
     inner: innerIsLast ? shape[r - 1]! : shape[r - 2]!,
   };
@@ -82,7 +77,7 @@ function registerKernel(addon: SgemmAddon): void {
     const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
     const backend = args.backend as unknown as WasmBackend;
     const out = backend.makeOutput([...outer, A.outer, B.outer], 'float32');
-    const offset = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset;
+    const offset = (t: tf.TensorInfo) => heapOffset(backend, t);
     // Read the heap after makeOutput: an allocation may have grown (and replaced) it.
     addon.matMul(backend.wasm.HEAPU8.buffer as ArrayBuffer, offset(a), offset(b), offset(out), Math.max(A.batch, B.batch), A.batch > 1 ? 1 : 0, B.batch > 1 ? 1 : 0, A.outer, B.outer, A.inner, transposeA ? 1 : 0, transposeB ? 1 : 0);
     return out;

@@ -1,5 +1,5 @@
 /**
- * Compiles lib/native/sgemm.c into a Node-API addon linked against the system's OpenBLAS. The
+ * Compiles lib/wasm-kernels/sgemm.c into a Node-API addon linked against the system's OpenBLAS. The
  * addon's file name holds a hash of the source and the compile command, so an edited source or
  * flag gives a new file and a stale build is never loaded. The compiler writes to a temporary
  * name that is renamed into place, so concurrent builds and a build killed halfway leave either
