@@ -47,7 +47,22 @@ function loadAddon(build: boolean): SgemmAddon {
   if (!built.ok) throw new Error(built.reason);
   const addon = createRequire(import.meta.url)(built.path) as SgemmAddon;
   addon.setThreads(1);
+  selfCheck(addon);
   return addon;
+}
+
+/**
+ * A product with a known answer before the kernel is trusted: an OpenBLAS whose CBLAS takes
+ * 64-bit integers (an ILP64 build behind the same name), say, loads but computes garbage.
+ */
+function selfCheck(addon: SgemmAddon): void {
+  const heap = new ArrayBuffer(16 * 4);
+  const f = new Float32Array(heap);
+  f.set([1, 2, 3, 4, 5, 6], 0); // A 2×3
+  f.set([7, 8, 9, 10, 11, 12], 6); // B 3×2
+  addon.matMul(heap, 0, 24, 48, 1, 0, 0, 2, 2, 3, 0, 0);
+  const got = [...f.subarray(12)];
+  if (got.join() !== '58,64,139,154') throw new Error(`the OpenBLAS addon computed [${got.join(', ')}] for a product whose answer is [58, 64, 139, 154]`);
 }
 
 /** Batch size, outer and inner (contracted) dimension of a matMul operand stored row-major. */
@@ -96,6 +111,9 @@ export function enableWasmMatMul(opts: { build?: boolean } = {}): MatMulEngine {
   const want = parseEngine();
   if (want === 'wasm') return (active = { name: 'wasm', detail: `TF.js's own (${MATMUL_ENV}=wasm)` });
   try {
+    const heap = (tf.backend() as unknown as Partial<WasmBackend>).wasm?.HEAPU8?.buffer;
+    // A threaded wasm build keeps its heap in a SharedArrayBuffer, which the addon does not take.
+    if (!(heap instanceof ArrayBuffer)) throw new Error('the wasm heap is not a plain ArrayBuffer (a threaded wasm build?)');
     const addon = loadAddon(opts.build ?? true);
     registerKernel(addon);
     const d = addon.describe();
