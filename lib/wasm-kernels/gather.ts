@@ -6,16 +6,14 @@
  * identical. Any other gather (another axis, batch dims, other dtypes) goes to TF.js's kernel.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { heapOffset, sizeOf, type WasmBackend } from './wasm-backend.ts';
+import { heapOffset, replaceWasmKernel, type WasmBackend } from './wasm-backend.ts';
 
 let registered = false;
 
 /** Replace the wasm backend's GatherV2 (once per thread; call after the wasm backend is set). */
 export function registerRowGather(): void {
   if (registered) return;
-  const original = tf.getKernel('GatherV2', 'wasm');
-  if (!original) throw new Error('the wasm backend has no GatherV2 kernel to replace');
-  const kernelFunc: tf.KernelFunc = (args) => {
+  replaceWasmKernel('GatherV2', (original) => (args) => {
     const { x, indices } = args.inputs as { x: tf.TensorInfo; indices: tf.TensorInfo };
     const { axis, batchDims } = args.attrs as { axis: number; batchDims: number };
     const rank = x.shape.length;
@@ -23,8 +21,8 @@ export function registerRowGather(): void {
     if (!firstAxis || batchDims !== 0 || (x.dtype !== 'float32' && x.dtype !== 'int32') || indices.dtype !== 'int32') return original.kernelFunc(args);
     const backend = args.backend as unknown as WasmBackend;
     const rows = x.shape[0]!;
-    const rowBytes = sizeOf(x.shape.slice(1)) * 4;
-    const n = sizeOf(indices.shape);
+    const rowBytes = tf.util.sizeFromShape(x.shape.slice(1)) * 4;
+    const n = tf.util.sizeFromShape(indices.shape);
     // Copied out before makeOutput, which may grow the heap and detach its old buffer.
     const ids = new Int32Array(backend.wasm.HEAPU8.buffer, heapOffset(backend, indices), n).slice();
     for (const id of ids) {
@@ -37,8 +35,6 @@ export function registerRowGather(): void {
     const to = heapOffset(backend, out);
     for (let i = 0; i < n; i++) heap.copyWithin(to + i * rowBytes, from + ids[i]! * rowBytes, from + (ids[i]! + 1) * rowBytes);
     return out;
-  };
-  tf.unregisterKernel('GatherV2', 'wasm');
-  tf.registerKernel({ ...original, kernelFunc });
+  });
   registered = true;
 }

@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { envVarName, readEnv } from '../env.ts';
 import { BackendError } from '../errors.ts';
 import { addonPath, ensureAddon } from './build.ts';
-import { heapOffset, sizeOf, type WasmBackend } from './wasm-backend.ts';
+import { heapOffset, replaceWasmKernel, type WasmBackend } from './wasm-backend.ts';
 
 export type MatMulEngineName = 'openblas' | 'wasm';
 
@@ -69,16 +69,14 @@ function selfCheck(addon: SgemmAddon): void {
 function dims(shape: number[], innerIsLast: boolean): { batch: number; outer: number; inner: number } {
   const r = shape.length;
   return {
-    batch: sizeOf(shape.slice(0, -2)),
+    batch: tf.util.sizeFromShape(shape.slice(0, -2)),
     outer: innerIsLast ? shape[r - 2]! : shape[r - 1]!,
     inner: innerIsLast ? shape[r - 1]! : shape[r - 2]!,
   };
 }
 
 function registerKernel(addon: SgemmAddon): void {
-  const original = tf.getKernel('BatchMatMul', 'wasm');
-  if (!original) throw new Error('the wasm backend has no BatchMatMul kernel to replace');
-  const kernelFunc: tf.KernelFunc = (args) => {
+  replaceWasmKernel('BatchMatMul', (original) => (args) => {
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
     const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
     const A = dims(a.shape, !transposeA);
@@ -96,9 +94,7 @@ function registerKernel(addon: SgemmAddon): void {
     // Read the heap after makeOutput: an allocation may have grown (and replaced) it.
     addon.matMul(backend.wasm.HEAPU8.buffer as ArrayBuffer, offset(a), offset(b), offset(out), Math.max(A.batch, B.batch), A.batch > 1 ? 1 : 0, B.batch > 1 ? 1 : 0, A.outer, B.outer, A.inner, transposeA ? 1 : 0, transposeB ? 1 : 0);
     return out;
-  };
-  tf.unregisterKernel('BatchMatMul', 'wasm');
-  tf.registerKernel({ ...original, kernelFunc });
+  });
 }
 
 /**
@@ -124,10 +120,5 @@ export function enableWasmMatMul(opts: { build?: boolean } = {}): MatMulEngine {
     if (want === 'openblas') throw new BackendError(`${MATMUL_ENV}=openblas, but the OpenBLAS matMul is unavailable: ${why}`);
     active = { name: 'wasm', detail: `TF.js's own; OpenBLAS unavailable: ${why}` };
   }
-  return active;
-}
-
-/** The engine chosen in this thread, or null before enableWasmMatMul. */
-export function wasmMatMulEngine(): MatMulEngine | null {
   return active;
 }

@@ -1,9 +1,9 @@
 /**
- * The parts of tfjs-backend-wasm's BackendWasm that the kernels in this folder use: where a
- * tensor's bytes live in the wasm heap, and allocating an output there. Not part of TF.js's
- * public API; pinned by the tests in test/wasm-kernels.test.ts.
+ * What the kernels in this folder share: the parts of tfjs-backend-wasm's BackendWasm they use
+ * (where a tensor's bytes live in the wasm heap, allocating an output there; not part of TF.js's
+ * public API, pinned by test/wasm-kernels.test.ts), and putting a kernel in place of wasm's own.
  */
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 
 export interface WasmBackend {
   dataIdMap: { get(id: object): { memoryOffset: number } | undefined };
@@ -18,6 +18,14 @@ export function heapOffset(backend: WasmBackend, t: tf.TensorInfo): number {
   return d.memoryOffset;
 }
 
-export function sizeOf(shape: readonly number[]): number {
-  return shape.reduce((p, d) => p * d, 1);
+/**
+ * Put `make(original)` in place of the wasm backend's kernel `name`; the original stays callable
+ * for the cases the replacement hands back.
+ */
+export function replaceWasmKernel(name: string, make: (original: tf.KernelConfig) => tf.KernelFunc): void {
+  const original = tf.getKernel(name, 'wasm');
+  if (!original) throw new Error(`the wasm backend has no ${name} kernel to replace`);
+  const kernelFunc = make(original);
+  tf.unregisterKernel(name, 'wasm');
+  tf.registerKernel({ ...original, kernelFunc });
 }
