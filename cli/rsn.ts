@@ -14,11 +14,11 @@ import { LlamaModel } from '../lib/model/llama.ts';
 import { type NumberRange, parseDecimalInteger } from '../lib/numbers.ts';
 import { convertCli } from '../weights-converter/cli.ts';
 import { loadDataset } from '../lib/method/dataset.ts';
-import { knownExpectation, readKnownFacts, runKnownStage } from '../lib/method/known-shards.ts';
-import { runCollectStage } from '../lib/method/activation-shards.ts';
-import { mergeShards } from '../lib/method/merge-shards.ts';
-import { rankStoreDir, storeNeuronCount } from '../lib/method/ranking-shards.ts';
-import { parseShard, shardSlice, WHOLE, type ShardSpec } from '../lib/method/shard-spec.ts';
+import { knownExpectation, readKnownFacts, runKnownStage } from '../lib/runs/known-shards.ts';
+import { runCollectStage } from '../lib/runs/activation-shards.ts';
+import { mergeShards } from '../lib/runs/merge-shards.ts';
+import { rankStoreDir, storeNeuronCount } from '../lib/runs/ranking-shards.ts';
+import { parseShard, shardSlice, WHOLE, type ShardSpec } from '../lib/shard-spec.ts';
 
 const USAGE = `usage:
   rsn convert <hf-dir> <out-dir> [--dtype float16|float32] [--force] [--shard-mb N] [--quiet]

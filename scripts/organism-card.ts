@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseScriptCommandLine } from '../lib/cli-args.ts';
-import { Pipeline } from '../lib/method/pipeline.ts';
+import { Pipeline } from '../lib/runs/pipeline.ts';
 import { resolveK } from '../lib/notebook/k.ts';
 import { params } from '../lib/notebook/params.ts';
 import { modelCard } from '../lib/organism/card.ts';

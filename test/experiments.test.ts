@@ -19,7 +19,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
-import { jobsDigest, Pipeline } from '../lib/method/pipeline.ts';
+import { jobsDigest, Pipeline } from '../lib/runs/pipeline.ts';
 import { buildIdentificationSet, RANKING_SCHEMA, topNeurons, type Ranking } from '../lib/method/ranking.ts';
 import {
   capK,

@@ -24,7 +24,7 @@ import { DataError, loadRelations, parseRelation } from '../lib/data/relation.ts
 import { sha256Hex } from '../lib/data/io.ts';
 import { isCorrectAnswer } from '../lib/data/answer-check.ts';
 import { loadDataset } from '../lib/method/dataset.ts';
-import { Pipeline } from '../lib/method/pipeline.ts';
+import { Pipeline } from '../lib/runs/pipeline.ts';
 import { buildIdentificationSet, topNeurons } from '../lib/method/ranking.ts';
 import { ablation } from '../lib/method/neurons.ts';
 import { runJobs } from '../lib/method/experiments.ts';

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
-import { clusterRunStamp, Pipeline } from '../lib/method/pipeline.ts';
+import { clusterRunStamp, Pipeline } from '../lib/runs/pipeline.ts';
 import type { KnownFacts } from '../lib/method/known.ts';
 import { loadRanking } from '../lib/method/ranking.ts';
 import { ActivationStore } from '../lib/method/activation-store.ts';

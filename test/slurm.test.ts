@@ -14,7 +14,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { cpus, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
-import { Pipeline } from '../lib/method/pipeline.ts';
+import { Pipeline } from '../lib/runs/pipeline.ts';
 import { freePort } from './helpers/free-port.ts';
 
 const isRoot = process.getuid?.() === 0;

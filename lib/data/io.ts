@@ -61,3 +61,13 @@ function fmt(v: unknown, indent: string): string {
   }
   return '{\n' + entries.map(([k, x]) => `${inner}${JSON.stringify(k)}: ${fmt(x, inner)}`).join(',\n') + '\n' + indent + '}';
 }
+
+/** A JSON value in canonical form (object keys sorted): equal values give equal text, the form cache keys are hashed in. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_, v: unknown) => {
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      return Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]));
+    }
+    return v;
+  });
+}

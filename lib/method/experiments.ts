@@ -15,7 +15,7 @@ import { knownPrompts, requireTokenizer, type KnownFacts } from './known.ts';
 import { type Ablation, ablation, type AblationOp, describeAblation, NeuronSpace, randomNeurons, type PoolName, ZERO } from './neurons.ts';
 import { rankRange, topNeurons, type Ranking } from './ranking.ts';
 import { mean, sampleSd } from '../stats/summary.ts';
-import { canonicalJson } from './stage-cache.ts';
+import { canonicalJson } from '../data/io.ts';
 
 /** Everything an experiment needs; build it once with makeContext. */
 export interface Context {

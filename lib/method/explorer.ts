@@ -11,12 +11,27 @@
 import type { Prompt } from '../data/prompts.ts';
 import { ConfigError } from '../errors.ts';
 import { averagePrecision } from '../stats/average-precision.ts';
-import { promptsHash } from './activation-store.ts';
+import { promptsHash, type ActivationStore } from './activation-store.ts';
 import { runJobs, type Context, type Job } from './experiments.ts';
-import { knownPrompts, requireTokenizer } from './known.ts';
+import { knownPrompts, requireTokenizer, type KnownFacts } from './known.ts';
+import type { Dataset } from './dataset.ts';
+import type { LlamaModel } from '../model/llama.ts';
 import { ablation, POOLS, type Neuron, type NeuronSite, type NeuronSpace, type PoolName } from './neurons.ts';
-import type { Pipeline } from './pipeline.ts';
 import { buildIdentificationSet, topNeurons, type Ranking } from './ranking.ts';
+
+/**
+ * What the explorer reads: the known facts, the ranking and the activation store it was computed
+ * from (a Pipeline is one).
+ */
+export interface RankedRun {
+  readonly model: LlamaModel;
+  readonly dataset: Dataset;
+  known(): Promise<KnownFacts>;
+  ranking(): Promise<Ranking>;
+  activations(): ActivationStore | null;
+  activationsDir(): string;
+  rankingDir(): string;
+}
 
 /** "layer:site:unit", e.g. "2:mlp.up:17": how the explorer names a neuron (parseNeuron reads it back). */
 export function neuronLabel(space: NeuronSpace, index: number): string {
@@ -137,7 +152,7 @@ export interface NeuronProfile {
  * One neuron's activations, AP and top prompts for a relation, from the pipeline's ranking and
  * its kept activation store (computed by `pipeline.ranking()` if needed).
  */
-export async function neuronProfile(pipeline: Pipeline, relation: string, index: number, opts: { top?: number; pool?: PoolName } = {}): Promise<NeuronProfile> {
+export async function neuronProfile(pipeline: RankedRun, relation: string, index: number, opts: { top?: number; pool?: PoolName } = {}): Promise<NeuronProfile> {
   const pool = opts.pool ?? 'ffn';
   const ranking = await pipeline.ranking();
   const known = await pipeline.known();

@@ -11,7 +11,7 @@ import { gradeAnswers, type GradedAnswer } from './accuracy.ts';
 import type { Dataset } from './dataset.ts';
 import type { RunOptions } from './generation.ts';
 import { provenance, type Provenance } from './identity.ts';
-import { shardBatchRange, WHOLE, type ShardSpec } from './shard-spec.ts';
+import { shardBatchRange, WHOLE, type ShardSpec } from '../shard-spec.ts';
 
 export const KNOWN_SCHEMA = 'rsn-known/1';
 

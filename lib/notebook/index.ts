@@ -25,7 +25,7 @@ export { notebookName, outputModel, notebookOutputDir, currentRunDir } from './s
 export { projectRoot, fromRoot, modelTag, resultsDir, resultsRoot, DEFAULT_MODEL_DIR } from './paths.ts';
 
 // The lib, flat: every name a notebook may need is one import away.
-export * from '../method/pipeline.ts';
+export * from '../runs/pipeline.ts';
 export * from '../method/dataset.ts';
 export * from '../method/known.ts';
 export * from '../method/ranking.ts';

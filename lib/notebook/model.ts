@@ -10,7 +10,7 @@ import { basename, join } from 'node:path';
 import { sha256Hex } from '../data/io.ts';
 import { readEnv } from '../env.ts';
 import type { RunOptions } from '../method/generation.ts';
-import { Pipeline } from '../method/pipeline.ts';
+import { Pipeline } from '../runs/pipeline.ts';
 import { fromRoot, projectRoot } from './paths.ts';
 
 export interface PreparedModel {

@@ -10,9 +10,8 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { sha256Hex } from '../data/io.ts';
+import { canonicalJson, sha256Hex } from '../data/io.ts';
 import { NeuronSpace } from '../method/neurons.ts';
-import { canonicalJson } from '../method/stage-cache.ts';
 import { readLlamaConfig } from '../model/config.ts';
 import { resolveK, type ResolvedK } from './k.ts';
 import { params, type ParamValue } from './params.ts';

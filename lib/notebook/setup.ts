@@ -11,12 +11,11 @@
  * re-run any number of times (nothing here is disposed under a cell's feet).
  */
 import { join, relative } from 'node:path';
-import { writeFileAtomic } from '../data/io.ts';
+import { canonicalJson, writeFileAtomic } from '../data/io.ts';
 import { readEnv } from '../env.ts';
 import { ConfigError } from '../errors.ts';
 import { NeuronSpace } from '../method/neurons.ts';
-import { clusterRunStamp, type Pipeline } from '../method/pipeline.ts';
-import { canonicalJson } from '../method/stage-cache.ts';
+import { clusterRunStamp, type Pipeline } from '../runs/pipeline.ts';
 import { resolveK } from './k.ts';
 import { dataDirFor, openPipeline } from './model.ts';
 import { currentParams, type ParamValue } from './params.ts';

@@ -52,7 +52,7 @@ export function modelCard(c: CardInput): string {
   L.push('');
   L.push('## Accuracy (greedy 2 tokens, paper prefix check)');
   L.push('');
-  L.push(`Measured by \`scripts/organism-card.ts\` through the method's Pipeline (lib/method/pipeline.ts), the code the notebooks run: known facts (P^det filtering), AP ranking (negatives 4× from the other relations, split and sampling seed ${r.seed}), and the intra- and inter-relation experiments, on the ${r.backend} backend, ${r.batchSize ?? 'default'} prompts per batch. P^det = every detection prompt; "known" = those answered correctly, the ranking's positives.`);
+  L.push(`Measured by \`scripts/organism-card.ts\` through the method's Pipeline (lib/runs/pipeline.ts), the code the notebooks run: known facts (P^det filtering), AP ranking (negatives 4× from the other relations, split and sampling seed ${r.seed}), and the intra- and inter-relation experiments, on the ${r.backend} backend, ${r.batchSize ?? 'default'} prompts per batch. P^det = every detection prompt; "known" = those answered correctly, the ranking's positives.`);
   L.push('');
   L.push('| relation | majority floor | P^det | known P^det | P^eva | P^eva-2 | best AP |');
   L.push('|---|---|---|---|---|---|---|');

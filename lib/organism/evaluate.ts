@@ -18,7 +18,7 @@ import { accuracyOf, gradeAnswers } from '../method/accuracy.ts';
 import type { IntraResult, IntraSetResult } from '../method/experiments.ts';
 import { knownPrompts, requireTokenizer } from '../method/known.ts';
 import { ablation, NeuronSpace, type NeuronSite } from '../method/neurons.ts';
-import type { Pipeline } from '../method/pipeline.ts';
+import type { Pipeline } from '../runs/pipeline.ts';
 import type { World } from './world.ts';
 import { mean } from '../stats/summary.ts';
 

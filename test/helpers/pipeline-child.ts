@@ -4,7 +4,7 @@
  *
  *   node --import tsx test/helpers/pipeline-child.ts <model-dir> <data-dir> <cache-dir> <batch-size> <rel,rel>
  */
-import { Pipeline } from '../../lib/method/pipeline.ts';
+import { Pipeline } from '../../lib/runs/pipeline.ts';
 
 const [modelDir, dataDir, cacheDir, batch, relations] = process.argv.slice(2);
 if (!modelDir || !dataDir || !cacheDir || !batch || !relations) {

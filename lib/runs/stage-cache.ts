@@ -11,19 +11,9 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
-import { sha256Hex, writeFileAtomic } from '../data/io.ts';
+import { canonicalJson, sha256Hex, writeFileAtomic } from '../data/io.ts';
 
 export const STAGE_SCHEMA = 'rsn-stage/1';
-
-/** A JSON value in canonical form (object keys sorted), the form keys are hashed in. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_, v: unknown) => {
-    if (v && typeof v === 'object' && !Array.isArray(v)) {
-      return Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]));
-    }
-    return v;
-  });
-}
 
 /** sha256 of a key's canonical JSON. */
 export function keyHash(key: unknown): string {

@@ -4,7 +4,7 @@
  * split a stage's forward-pass batches, never a batch: padding in a batch moves results in the
  * last float bits, so only whole batches of the single-process run give the same bytes.
  */
-import { ConfigError } from '../errors.ts';
+import { ConfigError } from './errors.ts';
 
 export interface ShardSpec {
   index: number;

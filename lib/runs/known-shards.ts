@@ -6,16 +6,15 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../data/io.ts';
+import { canonicalJson, writeFileAtomic } from '../data/io.ts';
 import { CheckpointError, ConfigError } from '../errors.ts';
 import type { LlamaModel } from '../model/llama.ts';
-import type { GradedAnswer } from './accuracy.ts';
-import type { Dataset } from './dataset.ts';
-import type { RunOptions } from './generation.ts';
-import { modelIdentity, provenance, type Provenance } from './identity.ts';
-import { assembleKnownFacts, findKnownFactsShard, KNOWN_BATCH_SIZE, KNOWN_SCHEMA, relationSizes, type KnownFacts } from './known.ts';
-import { checkShardSet, shardName, type ShardSpec } from './shard-spec.ts';
-import { canonicalJson } from './stage-cache.ts';
+import type { GradedAnswer } from '../method/accuracy.ts';
+import type { Dataset } from '../method/dataset.ts';
+import type { RunOptions } from '../method/generation.ts';
+import { modelIdentity, provenance, type Provenance } from '../method/identity.ts';
+import { assembleKnownFacts, findKnownFactsShard, KNOWN_BATCH_SIZE, KNOWN_SCHEMA, relationSizes, type KnownFacts } from '../method/known.ts';
+import { checkShardSet, shardName, type ShardSpec } from '../shard-spec.ts';
 
 export const KNOWN_FILE = 'known.json';
 export const KNOWN_SHARD_FILE = 'known-shard.json';

@@ -8,17 +8,16 @@
 import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Prompt } from '../data/prompts.ts';
-import { sha256Hex, writeFileAtomic } from '../data/io.ts';
+import { canonicalJson, sha256Hex, writeFileAtomic } from '../data/io.ts';
 import { CheckpointError, ConfigError } from '../errors.ts';
 import type { LlamaModel } from '../model/llama.ts';
-import { ActivationStore, collectActivations, mergeStores, promptsHash } from './activation-store.ts';
-import type { Dataset } from './dataset.ts';
-import { provenance, type Provenance } from './identity.ts';
-import { requireTokenizer, type KnownFacts } from './known.ts';
-import { POOLS, type NeuronSite } from './neurons.ts';
-import { rankableIdentificationSet, type IdentificationSet } from './ranking.ts';
-import { checkShardSet, shardBatchRange, shardName, WHOLE, type ShardSpec } from './shard-spec.ts';
-import { canonicalJson } from './stage-cache.ts';
+import { ActivationStore, collectActivations, mergeStores, promptsHash } from '../method/activation-store.ts';
+import type { Dataset } from '../method/dataset.ts';
+import { provenance, type Provenance } from '../method/identity.ts';
+import { requireTokenizer, type KnownFacts } from '../method/known.ts';
+import { POOLS, type NeuronSite } from '../method/neurons.ts';
+import { rankableIdentificationSet, type IdentificationSet } from '../method/ranking.ts';
+import { checkShardSet, shardBatchRange, shardName, WHOLE, type ShardSpec } from '../shard-spec.ts';
 
 export const IDENTIFICATION_FILE = 'identification.json';
 export const IDENTIFICATION_SCHEMA = 'rsn-identification/1';

@@ -6,15 +6,14 @@
  */
 import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { sha256Hex, writeFileAtomic } from '../data/io.ts';
+import { canonicalJson, sha256Hex, writeFileAtomic } from '../data/io.ts';
 import { CheckpointError, ConfigError } from '../errors.ts';
 import type { ApProgress } from '../stats/ap-engine.ts';
-import { ActivationStore } from './activation-store.ts';
+import { ActivationStore } from '../method/activation-store.ts';
 import { identificationSetOf, readIdentification, storeFingerprint } from './activation-shards.ts';
-import { LIB_VERSION, type Provenance } from './identity.ts';
-import { NeuronSpace } from './neurons.ts';
-import { loadRanking, rankNeuronRange, RANKING_SCHEMA, saveRanking, type Ranking, type RankingPart } from './ranking.ts';
-import { canonicalJson } from './stage-cache.ts';
+import { LIB_VERSION, type Provenance } from '../method/identity.ts';
+import { NeuronSpace } from '../method/neurons.ts';
+import { loadRanking, rankNeuronRange, RANKING_SCHEMA, saveRanking, type Ranking, type RankingPart } from '../method/ranking.ts';
 
 export const RANKING_PART_FILE = 'ranking-part.json';
 export const RANKING_PART_SCHEMA = 'rsn-ranking-part/1';

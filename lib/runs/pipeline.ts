@@ -9,12 +9,12 @@
 import { backendKey } from '../backend.ts';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { sha256Hex } from '../data/io.ts';
+import { canonicalJson, sha256Hex } from '../data/io.ts';
 import { join } from 'node:path';
 import { CheckpointError, ConfigError } from '../errors.ts';
 import { LlamaModel } from '../model/llama.ts';
-import { ActivationStore, collectActivations } from './activation-store.ts';
-import { loadDataset, type Dataset } from './dataset.ts';
+import { ActivationStore, collectActivations } from '../method/activation-store.ts';
+import { loadDataset, type Dataset } from '../method/dataset.ts';
 import {
   cumulativityJobs,
   interJobs,
@@ -42,15 +42,15 @@ import {
   type ScoreResult,
   type SweepOptions,
   type SweepResult,
-} from './experiments.ts';
-import { modelIdentity, provenance } from './identity.ts';
+} from '../method/experiments.ts';
+import { modelIdentity, provenance } from '../method/identity.ts';
 import { readIdentification, storeFingerprint } from './activation-shards.ts';
-import { findKnownFacts, type KnownFacts } from './known.ts';
+import { findKnownFacts, type KnownFacts } from '../method/known.ts';
 import { knownExpectation, KNOWN_FILE, readKnownFacts } from './known-shards.ts';
-import { NeuronSpace, POOLS, type NeuronSite } from './neurons.ts';
-import { loadRanking, PAPER_NEGATIVE_RATIO, rankableIdentificationSet, rankNeurons, saveRanking, type Ranking } from './ranking.ts';
-import type { RunOptions } from './generation.ts';
-import { canonicalJson, codeFingerprint, StageCache } from './stage-cache.ts';
+import { NeuronSpace, POOLS, type NeuronSite } from '../method/neurons.ts';
+import { loadRanking, PAPER_NEGATIVE_RATIO, rankableIdentificationSet, rankNeurons, saveRanking, type Ranking } from '../method/ranking.ts';
+import type { RunOptions } from '../method/generation.ts';
+import { codeFingerprint, StageCache } from './stage-cache.ts';
 
 /**
  * A job list's content as a short hash: prompts and answers (or scored sentences), each job's ablation (op, its
