@@ -25,8 +25,10 @@ import {
   capK,
   errorCategories,
   errorCategory,
-  intraJobs,
-  summariseIntra,
+  interRelation,
+  intraRelation,
+  kSweep,
+  cumulativity,
   layerDistribution,
   overlapMatrix,
   type CumulativityResult,
@@ -169,9 +171,9 @@ describe('the method on the organism', () => {
     p = await Pipeline.open({ modelDir: join(work, 'model'), dataDir: join(organism, 'relations'), cacheDir: join(work, 'cache'), relations: RELATIONS, run: { batchSize: 128, quiet: true } });
     const ctx = await p.context();
     k = capK(ctx, Math.max(5, Math.round(ctx.space.poolIndices('ffn').length * 0.02)));
-    intra = await p.intra({ k, randomSeeds: 3, detLimit: 60, sets: ['eva', 'det'] });
-    inter = await p.inter({ k });
-    sweep = await p.sweep({ ks: [0, Math.round(k / 3), k] });
+    intra = await p.run(intraRelation, { k, randomSeeds: 3, detLimit: 60, sets: ['eva', 'det'] });
+    inter = await p.run(interRelation, { k });
+    sweep = await p.run(kSweep, { ks: [0, Math.round(k / 3), k] });
   });
   after(() => p?.dispose());
 
@@ -307,7 +309,7 @@ describe('the method on the organism', () => {
   test('cumulativity: |T| and #affected equal the prompts counted here for every range', async () => {
     const ranking = await p.ranking();
     const cumKs = [0, 5, Math.round(k / 3), k, 3 * k];
-    const cum: CumulativityResult = await p.cumulativity({ ks: cumKs });
+    const cum: CumulativityResult = await p.run(cumulativity, { sweep: await p.run(kSweep, { ks: cumKs }) });
     assert.deepEqual(cum.ranges, [[5, Math.round(k / 3)], [Math.round(k / 3), k], [k, 3 * k]]);
     let offByOne = 0;
     const total: number[][] = [];
@@ -349,24 +351,40 @@ describe('the method on the organism', () => {
       });
     }
   });
-  test('the experiment as data: intraJobs → evaluate → summariseIntra equals pipeline.intra; evaluate is cached by content, and a changed intervention is another entry', async () => {
+  test('the experiment as data: plan → evaluate → summary gives the accuracies and flips counted here from the answers; evaluate is cached by content, and a changed intervention is another entry', async () => {
     const ctx = await p.context();
     const opts = { k, randomSeeds: 3, detLimit: 60, sets: ['eva', 'det'] as ('eva' | 'det')[] };
-    const plan = intraJobs(ctx, opts);
+    const plan = intraRelation.plan(ctx, opts);
     // The plan selects each relation's top-k and k random neurons per seed, and runs every set under nothing, own and each random.
     for (const r of RELATIONS) assert.deepEqual(Array.from(plan.own[r]!.neurons), Array.from(topNeurons(ctx.ranking, r, k)));
     assert.equal(plan.random.length, 3);
     assert.equal(plan.jobs.length, RELATIONS.length * 2 * (2 + 3));
     const results = await p.evaluate(plan.jobs, 'test');
-    const { provenance: _made, ...summary } = summariseIntra(ctx, plan, results);
-    const { provenance: _before, ...expected } = intra;
-    assert.deepEqual(summary, expected);
+    // Each job's answers graded here with the 2-token check, then counted per relation, set and condition.
+    const graded = results.map((r, i) => plan.jobs[i]!.prompts.map((q, pi) => isCorrectAnswer(r.outputs[pi]!, q.object)));
+    const byKey = (relation: string, set: string, condition: string) => graded[plan.jobs.findIndex((j) => j.key['relation'] === relation && j.key['set'] === set && j.key['condition'] === condition)]!;
+    const share = (xs: boolean[]) => xs.filter(Boolean).length / xs.length;
+    const summary = intraRelation.summarise(ctx, plan, results);
+    for (const r of summary.relations) {
+      for (const set of opts.sets) {
+        const s = r.sets[set]!;
+        assert.equal(s.original, share(byKey(r.name, set, 'original')), `${r.name} ${set} original`);
+        assert.equal(s.relation, share(byKey(r.name, set, 'relation')), `${r.name} ${set} relation`);
+        const random = [0, 1, 2].map((seed) => share(byKey(r.name, set, `random${seed}`)));
+        assert.ok(Math.abs(s.randomMean - random.reduce((a, b) => a + b, 0) / 3) < 1e-12, `${r.name} ${set} random mean`);
+        const before = byKey(r.name, set, 'original');
+        const after = byKey(r.name, set, 'relation');
+        assert.deepEqual(s.flips.map((f) => f.prompt), plan.jobs.find((j) => j.key['relation'] === r.name && j.key['set'] === set)!.prompts.filter((_, i) => before[i] && !after[i]).map((q) => q.text));
+      }
+    }
+    // The one-call form runs the same jobs: its result is this summary.
+    assert.deepEqual(intra.relations, summary.relations);
     // Same jobs: read back, not recomputed (the stage file exists and holds equal results).
-    const again = await p.evaluate(intraJobs(ctx, opts).jobs, 'test');
+    const again = await p.evaluate(intraRelation.plan(ctx, opts).jobs, 'test');
     assert.deepEqual(again, results);
-    assert.equal(jobsDigest(intraJobs(ctx, opts).jobs), jobsDigest(plan.jobs));
+    assert.equal(jobsDigest(intraRelation.plan(ctx, opts).jobs), jobsDigest(plan.jobs));
     // Another intervention (scaling instead of zeroing) is another key, and gives other answers somewhere.
-    const scaled = intraJobs(ctx, { ...opts, ablate: { op: 'scale', factor: 3 } });
+    const scaled = intraRelation.plan(ctx, { ...opts, ablate: { op: 'scale', factor: 3 } });
     assert.notEqual(jobsDigest(scaled.jobs), jobsDigest(plan.jobs));
     const scaledResults = await p.evaluate(scaled.jobs, 'test');
     assert.notDeepEqual(scaledResults.map((r) => r.outputs), results.map((r) => r.outputs));
@@ -374,7 +392,7 @@ describe('the method on the organism', () => {
     const moved = plan.jobs.map((j, i) => (i === 1 && j.ablation ? { ...j, ablation: { ...j.ablation, neurons: Array.from(j.ablation.neurons).slice(1) } } : j));
     assert.notEqual(jobsDigest(moved), jobsDigest(plan.jobs));
     // A summary refuses results that are not its plan's.
-    assert.throws(() => summariseIntra(ctx, plan, results.slice(1)), /not those of this plan/);
-    assert.throws(() => summariseIntra(ctx, plan, scaledResults.slice().reverse()), /not those of this plan/);
+    assert.throws(() => intraRelation.summarise(ctx, plan, results.slice(1)), /not those of this plan/);
+    assert.throws(() => intraRelation.summarise(ctx, plan, scaledResults.slice().reverse()), /not those of this plan/);
   });
 });

@@ -15,6 +15,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
 import { ActivationStore, type StoreMeta } from '../lib/method/activation-store.ts';
 import { Pipeline, type PipelineOptions } from '../lib/runs/pipeline.ts';
+import { intraRelation } from '../lib/method/experiments.ts';
 import type { Ranking } from '../lib/method/ranking.ts';
 import { canonicalJson } from '../lib/data/io.ts';
 import { decodeExact, encodeExact } from '../lib/runs/stage-cache.ts';
@@ -82,7 +83,7 @@ describe('pipeline caches on the organism', () => {
     const log: string[] = [];
     const stageLines = (name: string) => log.filter((l) => l.startsWith(`[rsn] ${name}:`));
     const p = await Pipeline.open(base(cacheDir, {}, log));
-    const intraBos = await p.intra({ k: 20, randomSeeds: 2, sets: ['eva'] });
+    const intraBos = await p.run(intraRelation, { k: 20, randomSeeds: 2, sets: ['eva'] });
     p.dispose();
     assert.match(stageLines('evaluate').at(-1)!, /computed/);
 
@@ -90,7 +91,7 @@ describe('pipeline caches on the organism', () => {
     log.length = 0;
     const q = await Pipeline.open(base(cacheDir, { includeBos: false }, log));
     const rankingNoBos = await q.ranking();
-    const intraNoBos = await q.intra({ k: 20, randomSeeds: 2, sets: ['eva'] });
+    const intraNoBos = await q.run(intraRelation, { k: 20, randomSeeds: 2, sets: ['eva'] });
     q.dispose();
     assert.match(stageLines('known').at(-1)!, /cached/, 'known facts do not depend on includeBos');
     assert.match(stageLines('ranking').at(-1)!, /computed/);
@@ -109,8 +110,8 @@ describe('pipeline caches on the organism', () => {
     // Same settings again: cached, and equal to what was computed.
     log.length = 0;
     const s = await Pipeline.open(base(cacheDir, {}, log));
-    const again = await s.intra({ k: 20, randomSeeds: 2, sets: ['eva'] });
-    const otherK = await s.intra({ k: 21, randomSeeds: 2, sets: ['eva'] });
+    const again = await s.run(intraRelation, { k: 20, randomSeeds: 2, sets: ['eva'] });
+    const otherK = await s.run(intraRelation, { k: 21, randomSeeds: 2, sets: ['eva'] });
     s.dispose();
     assert.match(stageLines('evaluate')[0]!, /cached/);
     assert.match(stageLines('evaluate')[1]!, /computed/, 'another k is another entry');
@@ -132,7 +133,7 @@ describe('pipeline caches on the organism', () => {
     const p = await Pipeline.open(base(join(work, 'cache-keys'), {}, log));
     const fileOf = async (k: number) => {
       log.length = 0;
-      const result = await p.intra({ k, randomSeeds: 2, sets: ['eva'] });
+      const result = await p.run(intraRelation, { k, randomSeeds: 2, sets: ['eva'] });
       const file = log.map((l) => /^\[rsn\] evaluate: (?:cached|computed in [\d.]+ s) \((.*)\)$/.exec(l)?.[1]).find(Boolean)!;
       return { file, result };
     };

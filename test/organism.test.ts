@@ -25,7 +25,9 @@ import { LlamaModel } from '../lib/model/llama.ts';
 import { LlamaTokenizer } from '../lib/tokenizer.ts';
 import { collectActivations } from '../lib/method/activation-store.ts';
 import { loadDataset, type Dataset } from '../lib/method/dataset.ts';
-import { intraRelation, makeContext } from '../lib/method/experiments.ts';
+import { makeContext, relationPrompts, runJobs } from '../lib/method/experiments.ts';
+import { ablation, randomNeurons, ZERO } from '../lib/method/neurons.ts';
+import { topNeurons } from '../lib/method/ranking.ts';
 import { provenance } from '../lib/method/identity.ts';
 import { findKnownFacts, type KnownFacts } from '../lib/method/known.ts';
 import { NeuronSpace } from '../lib/method/neurons.ts';
@@ -196,11 +198,25 @@ describe('model organism (data/organism)', { skip: shipped ? false : 'data/organ
       }
       const one = { ...dataset, relations: dataset.relations.filter((r) => r.relation.name === CHECKED_RELATION) };
       const ctx = makeContext(model, one, known, ranking, { batchSize: m.batchSize ?? undefined, quiet: true });
-      const intra = await intraRelation(ctx, { k: m.primaryK, randomSeeds: m.randomSeeds, sets: ['eva', 'det'], detLimit: m.detLimit });
+      // The card's numbers from jobs built here (own top-k, random draws of seeds 1000…, the card's
+      // P^det limit) and accuracies, mean and sd counted here, not by the experiment's summary.
+      const pool = ctx.space.poolIndices('ffn');
+      const own = ablation(topNeurons(ranking, CHECKED_RELATION, m.primaryK), ZERO);
+      const random = Array.from({ length: m.randomSeeds }, (_, s) => ablation(randomNeurons(pool, m.primaryK, 1000 + s), ZERO));
       const card = m.relations.find((x) => x.relation === CHECKED_RELATION)!.ablation.find((a) => a.k === m.primaryK)!;
       for (const set of ['eva', 'det'] as const) {
-        const got = intra.relations[0]!.sets[set]!;
-        assert.deepEqual({ original: got.original, relation: got.relation, randomMean: got.randomMean, randomSd: got.randomSd }, card[set], set);
+        const prompts = relationPrompts(ctx, CHECKED_RELATION, set, m.detLimit);
+        const conditions = [null, own, ...random];
+        const results = await runJobs(ctx, conditions.map((a, i) => ({ key: { i }, prompts, ablation: a })));
+        const acc = results.map((r) => r.correct.filter(Boolean).length / prompts.length);
+        const rnd = acc.slice(2);
+        const rndMean = rnd.reduce((a, b) => a + b, 0) / rnd.length;
+        const rndSd = Math.sqrt(rnd.reduce((a, b) => a + (b - rndMean) ** 2, 0) / (rnd.length - 1));
+        const got = card[set];
+        assert.equal(got.original, acc[0], `${set}: original`);
+        assert.equal(got.relation, acc[1], `${set}: relation-k`);
+        assert.ok(Math.abs(got.randomMean - rndMean) < 1e-12, `${set}: random mean ${got.randomMean} vs ${rndMean}`);
+        assert.ok(Math.abs(got.randomSd - rndSd) < 1e-12, `${set}: random sd ${got.randomSd} vs ${rndSd}`);
       }
     });
 

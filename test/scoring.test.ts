@@ -21,7 +21,7 @@ import { convertCheckpoint } from '../weights-converter/convert.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
 import { ablation, NeuronSpace } from '../lib/method/neurons.ts';
 import { scoreRows } from '../lib/method/generation.ts';
-import { makeContext, perplexity } from '../lib/method/experiments.ts';
+import { makeContext, perplexity, runScoreJobs } from '../lib/method/experiments.ts';
 import { loadDataset } from '../lib/method/dataset.ts';
 import { KNOWN_SCHEMA, type KnownFacts } from '../lib/method/known.ts';
 import { RANKING_SCHEMA, topNeurons, type Ranking } from '../lib/method/ranking.ts';
@@ -138,7 +138,8 @@ describe('perplexity (Table 2) on tokenized sentences', () => {
     assert.deepEqual([...topNeurons(ranking, 'company_ceo', k)], [...deactivated]);
     const ctx = makeContext(model, dataset, known, ranking, { quiet: true, batchSize: 2 });
     const sentences = ['the company is based in the city', 'the mother of the person', 'every year tourists visit the site of the city', 'the father is'];
-    const res = await perplexity(ctx, { company_ceo: sentences, person_father: [] }, { k });
+    const plan = perplexity.plan(ctx, { sentences: { company_ceo: sentences, person_father: [] }, k });
+    const res = perplexity.summarise(ctx, plan, await runScoreJobs(ctx, plan.jobs));
     assert.equal(res.k, k);
     assert.deepEqual(res.relations.map((r) => [r.name, r.sentences]), [['company_ceo', 4]]);
 

@@ -8,12 +8,11 @@
  * ranking was computed from, the positives and negatives from buildIdentificationSet with the
  * ranking's own seed and ratio, AP from averagePrecision, and answers from runJobs.
  */
-import type { Prompt } from '../data/prompts.ts';
 import { ConfigError } from '../errors.ts';
 import { averagePrecision } from '../stats/average-precision.ts';
 import { promptsHash, type ActivationStore } from './activation-store.ts';
-import { runJobs, type Context, type Job } from './experiments.ts';
-import { knownPrompts, requireTokenizer, type KnownFacts } from './known.ts';
+import { relationPrompts, runJobs, type Context, type Job, type PromptSetName } from './jobs.ts';
+import { requireTokenizer, type KnownFacts } from './known.ts';
 import type { Dataset } from './dataset.ts';
 import type { LlamaModel } from '../model/llama.ts';
 import { ablation, POOLS, type Neuron, type NeuronSite, type NeuronSpace, type PoolName } from './neurons.ts';
@@ -99,19 +98,6 @@ function relationAp(ranking: Ranking, relation: string): Float32Array {
 /** The neuron a notebook parameter names, or the relation's top neuron in `pool` when the text is empty. */
 export function pickNeuron(ranking: Ranking, relation: string, text: string, pool: PoolName = 'ffn'): number {
   return text.trim() === '' ? topNeurons(ranking, relation, 1, pool)[0]! : parseNeuron(ranking.space, text, pool);
-}
-
-export type PromptSetName = 'eva' | 'eva2' | 'det';
-
-/** A relation's prompt set as the experiments use it: P^eva, P^eva-2, or its known P^det (at most detLimit). */
-export function relationPrompts(ctx: Context, relation: string, set: PromptSetName, detLimit?: number): Prompt[] {
-  const r = ctx.dataset.relations.find((x) => x.relation.name === relation);
-  if (!r) throw new ConfigError(`relation "${relation}" is not in the dataset ${ctx.dataset.dir}`, ctx.dataset.dir, 'relation');
-  if (set === 'det') {
-    const p = knownPrompts(ctx.dataset, ctx.known, relation);
-    return detLimit !== undefined && p.length > detLimit ? p.slice(0, detLimit) : p;
-  }
-  return set === 'eva' ? r.eva : r.eva2;
 }
 
 export interface ProfilePrompt {

@@ -4,9 +4,9 @@
  *
  * - known facts, accuracy on P^det / P^eva / P^eva-2 and the AP ranking: Pipeline.known() and
  *   Pipeline.ranking() (the method's negatives and seeds);
- * - own top-k vs k random neurons per relation: Pipeline.intra(), the call notebook 04 makes
+ * - own top-k vs k random neurons per relation: pipeline.run(intraRelation), the call notebook 04 makes
  *   (same sets, random seeds and P^det limit), once per k;
- * - the other relations' accuracy with a relation's top-k zeroed: Pipeline.inter(), the call
+ * - the other relations' accuracy with a relation's top-k zeroed: pipeline.run(interRelation), the call
  *   notebook 05 makes;
  *
  * and, specific to the organism (shared/design/organism.md asks whether recall depends on the
@@ -15,7 +15,7 @@
  */
 import { backendKey } from '../backend.ts';
 import { accuracyOf, gradeAnswers } from '../method/accuracy.ts';
-import type { IntraResult, IntraSetResult } from '../method/experiments.ts';
+import { interRelation, intraRelation, type IntraResult, type IntraSetResult } from '../method/experiments.ts';
 import { knownPrompts, requireTokenizer } from '../method/known.ts';
 import { ablation, NeuronSpace, type NeuronSite } from '../method/neurons.ts';
 import type { Pipeline } from '../runs/pipeline.ts';
@@ -114,10 +114,10 @@ export async function measureOrganism(pipeline: Pipeline, world: World, opts: Me
 
   const intra = new Map<number, IntraResult>();
   for (const { k } of opts.ks) {
-    intra.set(k, await pipeline.intra({ k, randomSeeds: opts.randomSeeds, sets: [...INTRA_SETS], detLimit: opts.detLimit }));
+    intra.set(k, await pipeline.run(intraRelation, { k, randomSeeds: opts.randomSeeds, sets: [...INTRA_SETS], detLimit: opts.detLimit }));
     log(`intra-relation k = ${k} done (${since()})`);
   }
-  const inter = await pipeline.inter({ k: opts.primaryK });
+  const inter = await pipeline.run(interRelation, { k: opts.primaryK });
   log(`inter-relation k = ${opts.primaryK} done (${since()})`);
 
   // Whole layers zeroed, on the same P^det prompts the intra runs use.

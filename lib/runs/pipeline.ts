@@ -15,34 +15,8 @@ import { CheckpointError, ConfigError } from '../errors.ts';
 import { LlamaModel } from '../model/llama.ts';
 import { ActivationStore, collectActivations } from '../method/activation-store.ts';
 import { loadDataset, type Dataset } from '../method/dataset.ts';
-import {
-  cumulativityJobs,
-  interJobs,
-  intraJobs,
-  makeContext,
-  perplexityJobs,
-  runJobs,
-  runScoreJobs,
-  summariseInter,
-  summariseCumulativity,
-  summariseIntra,
-  summarisePerplexity,
-  summariseSweep,
-  sweepJobs,
-  type Context,
-  type CumulativityResult,
-  type InterOptions,
-  type InterResult,
-  type IntraOptions,
-  type IntraResult,
-  type Job,
-  type JobResult,
-  type PerplexityResult,
-  type ScoreJob,
-  type ScoreResult,
-  type SweepOptions,
-  type SweepResult,
-} from '../method/experiments.ts';
+import type { Experiment, ResultsOf } from '../method/experiment.ts';
+import { makeContext, runJobs, runScoreJobs, type Context, type Job, type JobResult, type ScoreJob, type ScoreResult } from '../method/jobs.ts';
 import { modelIdentity, provenance } from '../method/identity.ts';
 import { readIdentification, storeFingerprint } from './activation-shards.ts';
 import { findKnownFacts, type KnownFacts } from '../method/known.ts';
@@ -357,45 +331,22 @@ export class Pipeline {
     return this.stage('evaluate', { jobs: jobsDigest(jobs) }, () => runJobs(ctx, jobs, label));
   }
 
-  /** Fig. 3 in one call: intraJobs → evaluate → summariseIntra (notebook 04 shows the steps). */
-  async intra(opts: IntraOptions = {}): Promise<IntraResult> {
-    const ctx = await this.context();
-    const plan = intraJobs(ctx, opts);
-    return summariseIntra(ctx, plan, await this.evaluate(plan.jobs, 'intra-relation'));
-  }
-
-  /** Fig. 4 in one call: interJobs → evaluate → summariseInter (notebook 05 shows the steps). */
-  async inter(opts: InterOptions = {}): Promise<InterResult> {
-    const ctx = await this.context();
-    const plan = interJobs(ctx, opts);
-    return summariseInter(ctx, plan, await this.evaluate(plan.jobs, `inter-relation (${plan.pool})`));
-  }
-
-  /** Fig. 5 in one call: sweepJobs → evaluate → summariseSweep (notebook 06 shows the steps). */
-  async sweep(opts: SweepOptions = {}): Promise<SweepResult> {
-    const ctx = await this.context();
-    const plan = sweepJobs(ctx, opts);
-    return summariseSweep(ctx, plan, await this.evaluate(plan.jobs, 'k-sweep'));
-  }
-
-  /** Fig. 6 in one call: the sweep → cumulativityJobs → evaluate → summariseCumulativity (notebook 07 shows the steps). */
-  async cumulativity(opts: SweepOptions = {}): Promise<CumulativityResult> {
-    const ctx = await this.context();
-    const sweep = await this.sweep(opts);
-    const plan = cumulativityJobs(ctx, sweep, { pool: opts.pool, ablate: opts.ablate });
-    return summariseCumulativity(ctx, plan, await this.evaluate(plan.jobs, 'cumulativity'));
-  }
-
   /** Sentences scored under ablations (log-likelihood), cached by the jobs' content like evaluate. */
   async score(jobs: readonly ScoreJob[], label = 'score'): Promise<ScoreResult[]> {
     const ctx = await this.context();
     return this.stage('score', { jobs: jobsDigest(jobs) }, () => runScoreJobs(ctx, jobs, label));
   }
 
-  /** Table 2 in one call: perplexityJobs → score → summarisePerplexity (notebook 10 shows the steps). */
-  async perplexity(sentences: Record<string, readonly string[]>, opts: { k?: number } = {}): Promise<PerplexityResult> {
+  /**
+   * Any experiment in one cached call: plan → jobs → evaluate (or score) → summary, the steps a
+   * notebook shows one by one. The jobs are cached by their content, so this and the steps done
+   * by hand read the same entries.
+   */
+  async run<P, Plan extends { jobs: readonly J[] }, R, J extends Job | ScoreJob, V>(experiment: Experiment<P, Plan, R, J, V>, params: P): Promise<R> {
     const ctx = await this.context();
-    const plan = perplexityJobs(ctx, sentences, opts);
-    return summarisePerplexity(ctx, plan, await this.score(plan.jobs, 'perplexity'));
+    const plan = experiment.plan(ctx, params);
+    // jobKind is tied to J by the Experiment type; the two arms give exactly ResultsOf<J>.
+    const results = (experiment.jobKind === 'score' ? await this.score(plan.jobs as readonly ScoreJob[], experiment.name) : await this.evaluate(plan.jobs as readonly Job[], experiment.name)) as ResultsOf<J>[];
+    return experiment.summarise(ctx, plan, results);
   }
 }

@@ -1,0 +1,134 @@
+/**
+ * What every experiment is made of: a context (model, data, known facts, ranking), jobs (prompts
+ * or sentences under one ablation each) and the functions that run them, all jobs batched
+ * together. The paper zeroes neurons; a context made with another AblationOp (scale, set, mean)
+ * runs every experiment with it.
+ */
+import type { Prompt } from '../data/prompts.ts';
+import { ConfigError } from '../errors.ts';
+import { canonicalJson } from '../data/io.ts';
+import type { LlamaModel } from '../model/llama.ts';
+import type { LlamaTokenizer } from '../tokenizer.ts';
+import type { Dataset } from './dataset.ts';
+import { accuracyOf, gradeAnswers } from './accuracy.ts';
+import { scoreRows, type RunOptions } from './generation.ts';
+import { provenance, type Provenance } from './identity.ts';
+import { knownPrompts, requireTokenizer, type KnownFacts } from './known.ts';
+import { type Ablation, type AblationOp, describeAblation, NeuronSpace, type PoolName, ZERO } from './neurons.ts';
+import type { Ranking } from './ranking.ts';
+
+/** Everything an experiment needs; build it once with makeContext. */
+export interface Context {
+  model: LlamaModel;
+  tok: LlamaTokenizer;
+  dataset: Dataset;
+  known: KnownFacts;
+  ranking: Ranking;
+  /** The ranking's neuron space (ablations name global indices in it). */
+  space: NeuronSpace;
+  run: RunOptions;
+  /** How the experiments ablate neurons (default zeroing, as the paper). */
+  ablate: AblationOp;
+  /** Token ids per prompt text, so repeated sets are tokenized once. */
+  cache: Map<string, number[]>;
+}
+
+export function makeContext(model: LlamaModel, dataset: Dataset, known: KnownFacts, ranking: Ranking, run: RunOptions = {}, ablate: AblationOp = ZERO): Context {
+  return { model, tok: requireTokenizer(model), dataset, known, ranking, space: ranking.space, run, ablate, cache: new Map() };
+}
+
+/** Provenance of an experiment result: the run's identity, its settings and the ablation. */
+export function resultProvenance(ctx: Context, settings: Record<string, unknown>, how: AblationOp = ctx.ablate): Provenance {
+  return provenance(ctx.model, ctx.dataset.hash, ctx.dataset.seed, { ...settings, ablation: describeAblation(how) });
+}
+
+function ids(ctx: Context, text: string): number[] {
+  let v = ctx.cache.get(text);
+  if (!v) {
+    v = ctx.tok.encode(text);
+    ctx.cache.set(text, v);
+  }
+  return v;
+}
+
+export interface Job {
+  /** Caller's labels (relation evaluated, condition, prompt set, …). */
+  key: Record<string, string | number>;
+  prompts: readonly Prompt[];
+  ablation: Ablation | null;
+}
+
+export interface JobResult {
+  key: Record<string, string | number>;
+  outputs: string[];
+  correct: boolean[];
+  accuracy: number;
+}
+
+/** Runs every job's prompts under its ablation, all jobs batched together. */
+export async function runJobs(ctx: Context, jobs: readonly Job[], label = 'evaluate'): Promise<JobResult[]> {
+  const rows = jobs.flatMap((j) => j.prompts.map((p) => ({ ids: ids(ctx, p.text), object: p.object, ablation: j.ablation })));
+  const answers = await gradeAnswers(ctx.model, ctx.tok, rows, { space: ctx.space, label, ...ctx.run });
+  let at = 0;
+  return jobs.map((j) => {
+    const graded = answers.slice(at, at + j.prompts.length);
+    at += j.prompts.length;
+    return { key: j.key, outputs: graded.map((a) => a.output), correct: graded.map((a) => a.correct), accuracy: accuracyOf(graded) };
+  });
+}
+
+export function relationsOf(ctx: Context): string[] {
+  return ctx.dataset.relations.map((r) => r.relation.name);
+}
+
+export type PromptSetName = 'eva' | 'eva2' | 'det';
+
+/** A relation's prompt set as the experiments use it: P^eva, P^eva-2, or its known P^det (at most detLimit). */
+export function relationPrompts(ctx: Context, relation: string, set: PromptSetName, detLimit?: number): Prompt[] {
+  const r = ctx.dataset.relations.find((x) => x.relation.name === relation);
+  if (!r) throw new ConfigError(`relation "${relation}" is not in the dataset ${ctx.dataset.dir}`, ctx.dataset.dir, 'relation');
+  if (set === 'det') {
+    const p = knownPrompts(ctx.dataset, ctx.known, relation);
+    return detLimit !== undefined && p.length > detLimit ? p.slice(0, detLimit) : p;
+  }
+  return set === 'eva' ? r.eva : r.eva2;
+}
+
+/** k capped at the pool size, so that a sweep's large k on a small model means "every neuron of the pool". */
+export function capK(ctx: Context, k: number, pool: PoolName = 'ffn'): number {
+  return Math.min(k, ctx.space.poolIndices(pool).length);
+}
+
+/** A plan's summary needs the results of exactly its jobs (in their order, as runJobs and evaluate return them). */
+export function checkResults(summary: string, jobs: readonly { key: Job['key'] }[], results: readonly { key: Job['key'] }[]): void {
+  if (results.length !== jobs.length || results.some((r, i) => r.key !== jobs[i]!.key && canonicalJson(r.key) !== canonicalJson(jobs[i]!.key))) {
+    throw new Error(`${summary}: the ${results.length} results are not those of this plan's ${jobs.length} jobs; pass what pipeline.evaluate (runJobs) or pipeline.score (runScoreJobs) returned for plan.jobs`);
+  }
+}
+
+/** Sentences scored under one ablation: their log-likelihood, not a generation. */
+export interface ScoreJob {
+  /** Caller's labels (relation, condition, …). */
+  key: Record<string, string | number>;
+  sentences: readonly string[];
+  ablation: Ablation | null;
+}
+
+export interface ScoreResult {
+  key: Record<string, string | number>;
+  /** exp(−mean log p) of each sentence, every token after the first scored. */
+  perplexity: number[];
+}
+
+/** Scores every job's sentences under its ablation, all jobs batched together. */
+export async function runScoreJobs(ctx: Context, jobs: readonly ScoreJob[], label = 'score'): Promise<ScoreResult[]> {
+  const rows = jobs.flatMap((j) => j.sentences.map((s) => ({ ids: ids(ctx, s), ablation: j.ablation })));
+  const scores = await scoreRows(ctx.model, ctx.space, rows, { label, ...ctx.run });
+  let at = 0;
+  return jobs.map((j) => {
+    const mine = scores.slice(at, at + j.sentences.length);
+    at += j.sentences.length;
+    return { key: j.key, perplexity: mine.map((s) => Math.exp(-s.logProb / s.count)) };
+  });
+}
+
