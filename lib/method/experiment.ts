@@ -22,7 +22,8 @@ export interface Experiment<Params, Plan extends { jobs: readonly J[] }, Result,
   readonly jobKind: J extends ScoreJob ? 'score' : 'generate';
   plan(ctx: Context, params: Params): Plan;
   summarise(ctx: Context, plan: Plan, results: readonly ResultsOf<J>[]): Result;
-  verdicts(result: Result, ctx: Context, opts: VerdictOptions): VerdictInput[];
+  /** The paper's claims on this result; experiments that need more (e.g. the k the other notebooks use) take it as `opts`. */
+  verdicts(result: Result, ctx: Context, ...opts: VerdictOptions extends Record<string, never> ? [] : [VerdictOptions]): VerdictInput[];
 }
 
 /** Fewer random seeds, prompts, ks or sentences in quick mode: `Math.min(quickValue, value)`. */

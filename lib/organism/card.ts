@@ -63,7 +63,7 @@ export function modelCard(c: CardInput): string {
   const share = (k: number) => ((100 * k) / r.neurons).toFixed(2);
   const ks = r.ks;
   const primary = ks.find((c) => c.k === r.primaryK)!;
-  L.push(`FFN neurons: ${r.neurons} (gate + up + down outputs of every layer). Each k column is notebook 04's \`pipeline.intra({ k, randomSeeds: ${r.randomSeeds}, sets: ["eva", "det", "eva2"], detLimit: ${r.detLimit} })\`: ${ks.map((c) => `k = ${c.k} (${c.how})`).join('; ')}. Notebook 04 with its default parameters computes the k = ${primary.k} column; with \`RSN_K_PERCENT\` set, the others. Random: k neurons drawn uniformly from the FFN pool, mean ± sd of ${r.randomSeeds} seeds.`);
+  L.push(`FFN neurons: ${r.neurons} (gate + up + down outputs of every layer). Each k column is notebook 04's \`pipeline.run(intraRelation, { k, randomSeeds: ${r.randomSeeds}, sets: ["eva", "det", "eva2"], detLimit: ${r.detLimit} })\`: ${ks.map((c) => `k = ${c.k} (${c.how})`).join('; ')}. Notebook 04 with its default parameters computes the k = ${primary.k} column; with \`RSN_K_PERCENT\` set, the others. Random: k neurons drawn uniformly from the FFN pool, mean ± sd of ${r.randomSeeds} seeds.`);
   L.push('');
   L.push('Whole layers zeroed (mean accuracy on the known P^det prompts of the ablation runs, 100 % before): ' + r.layerZero.map((l) => `layer ${l.layer}: MLP ${pct(l.mlp)} %, attention ${pct(l.attn)} %`).join('; ') + '.');
   L.push('');
@@ -84,7 +84,7 @@ export function modelCard(c: CardInput): string {
     }
     L.push('');
   };
-  table('eva', `P^eva accuracy of the relation after zeroing its own top-k AP neurons / k random neurons; last column: mean P^eva accuracy of the other ${r.relations.length - 1} relations with this relation's top-${primary.k} zeroed, unablated in brackets (notebook 05's \`pipeline.inter({ k: ${primary.k} })\`).`);
+  table('eva', `P^eva accuracy of the relation after zeroing its own top-k AP neurons / k random neurons; last column: mean P^eva accuracy of the other ${r.relations.length - 1} relations with this relation's top-${primary.k} zeroed, unablated in brackets (notebook 05's \`pipeline.run(interRelation, { k: ${primary.k} })\`).`);
   table('det', `Same on known P^det (at most ${r.detLimit} per relation; 100 % before ablation by construction):`);
   const n = r.relations.length;
   L.push(`**Acceptance target**: at k = ${primary.k} (${share(primary.k)} % of the FFN pool), own drop − random drop ≥ ${100 * SPECIFIC_DROP} points on P^eva in ≥ 8 of ${n} relations. Measured: **${r.passingEva} / ${n} on P^eva** (${r.passingDet} / ${n} on known P^det)${r.passingEva >= 8 ? ' — met.' : ' — not met on P^eva; this is the best design found (see DESIGNS.md).'}`);
