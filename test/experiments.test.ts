@@ -29,6 +29,9 @@ import {
   intraRelation,
   kSweep,
   cumulativity,
+  perplexity,
+  QUICK_KS,
+  type PerplexityResult,
   layerDistribution,
   overlapMatrix,
   type CumulativityResult,
@@ -395,4 +398,89 @@ describe('the method on the organism', () => {
     assert.throws(() => intraRelation.summarise(ctx, plan, results.slice(1)), /not those of this plan/);
     assert.throws(() => intraRelation.summarise(ctx, plan, scaledResults.slice().reverse()), /not those of this plan/);
   });
+
+  test('each experiment plans its jobs: sizes, the quick-mode reduction and the capped ks', async () => {
+    const ctx = await p.context();
+    const R = RELATIONS.length;
+    const full = intraRelation.plan(ctx, { k, randomSeeds: 5, detLimit: 400, sets: ['eva', 'det'] });
+    assert.equal(full.jobs.length, R * 2 * (2 + 5));
+    const quick = intraRelation.plan(ctx, { k, randomSeeds: 5, detLimit: 400, sets: ['eva', 'det'], quick: true });
+    assert.equal(quick.randomSeeds, 3);
+    assert.equal(quick.jobs.length, R * 2 * (2 + 3));
+    assert.ok(quick.jobs.every((j) => j.key['set'] !== 'det' || j.prompts.length <= 50));
+    const known = await p.known();
+    const most = Math.max(...known.relations.map((r) => r.known.length));
+    assert.ok(most > 50, `the organism's P^det must exceed the quick limit for this check (largest: ${most})`);
+    assert.ok(full.jobs.some((j) => j.key['set'] === 'det' && j.prompts.length > 50));
+    assert.equal(interRelation.plan(ctx, { k }).jobs.length, R * (R + 1));
+    const pool = ctx.space.poolIndices('ffn').length;
+    const sweepPlan = kSweep.plan(ctx, { ks: [0, 10, pool + 5, 10 * pool] });
+    assert.deepEqual(sweepPlan.ks, [0, 10, pool]);
+    assert.equal(sweepPlan.jobs.length, R * 3 * R);
+    assert.deepEqual(kSweep.plan(ctx, { ks: [0, 7], quick: true }).ks, QUICK_KS.map((x) => Math.min(x, pool)).filter((x, i, a) => a.indexOf(x) === i));
+    const sentences = { company_ceo: Array.from({ length: 30 }, (_, i) => `sentence ${i}`), person_father: [] };
+    const ppl = perplexity.plan(ctx, { sentences, k, maxSentences: 20 });
+    assert.deepEqual(ppl.relations, ['company_ceo']);
+    assert.deepEqual(ppl.jobs.map((j) => j.sentences.length), [20, 20]);
+    assert.deepEqual(perplexity.plan(ctx, { sentences, k, maxSentences: 20, quick: true }).jobs.map((j) => j.sentences.length), [10, 10]);
+  });
+
+  test('each verdict flips where its criterion does, on hand-made results', async () => {
+    const ctx = await p.context();
+    const pool = ctx.space.poolIndices('ffn').length;
+    // Intra: four relations, each at original 0.9 and random 0.8 ± 0.01; `dropped` of them at 0.5 with their own top-k zeroed.
+    const intraWith = (dropped: number, kk = 10): IntraResult => ({
+      ...intra,
+      k: kk,
+      relations: ['a', 'b', 'c', 'd'].map((name, i) => {
+        const set = { original: 0.9, randomMean: 0.8, randomSd: 0.01, random: [0.79, 0.81], relation: i < dropped ? 0.5 : 0.8, flips: [] };
+        return { name, sets: { eva: set, det: set } };
+      }),
+    });
+    const status = (v: { status: string }[], i: number) => v[i]!.status;
+    assert.equal(status(intraRelation.verdicts(intraWith(3), ctx), 0), 'reproduced'); // 3/4 relations: P^det criterion holds
+    assert.equal(status(intraRelation.verdicts(intraWith(2), ctx), 0), 'differs');
+    assert.equal(status(intraRelation.verdicts(intraWith(3), ctx), 1), 'reproduced'); // more than half on P^eva
+    assert.equal(status(intraRelation.verdicts(intraWith(2), ctx), 1), 'differs');
+    assert.equal(status(intraRelation.verdicts(intraWith(4, pool), ctx), 0), 'not applicable'); // k = the whole pool
+    assert.equal(status(intraRelation.verdicts(intraWith(0), ctx), 2), 'differs'); // random costs 10 points > 5
+    // Inter: three relations; the diagonal is its row's maximum in `diag` rows.
+    const interWith = (diag: number): InterResult => {
+      const names = ['a', 'b', 'c'];
+      const dropPercent = names.map((_, i) => names.map((__, j) => (i === j ? (i < diag ? 50 : 5) : 10)));
+      return { ...inter, relations: names, original: [1, 1, 1], accuracy: dropPercent.map((r) => r.map((d) => 1 - d / 100)), dropPercent };
+    };
+    assert.equal(status(interRelation.verdicts(interWith(2), ctx), 0), 'reproduced');
+    assert.equal(status(interRelation.verdicts(interWith(1), ctx), 0), 'differs');
+    assert.equal(status(interRelation.verdicts(interWith(1), ctx), 1), 'not applicable'); // person_* relations absent
+    // k-sweep: own accuracy falling with k for `falling` of four relations.
+    const sweepWith = (falling: number): SweepResult => ({
+      ...sweep,
+      ks: [0, 10, 20, 30],
+      poolSize: 1000,
+      relations: ['a', 'b', 'c', 'd'],
+      accuracy: [0, 1, 2, 3].map((r) => [0, 1, 2, 3].map((ki) => [0, 1, 2, 3].map((j) => (j === r && r < falling ? 1 - 0.2 * ki : 0.9)))),
+    });
+    assert.equal(status(kSweep.verdicts(sweepWith(3), ctx, { k: 20 }), 0), 'reproduced');
+    assert.equal(status(kSweep.verdicts(sweepWith(2), ctx, { k: 20 }), 0), 'differs');
+    assert.equal(status(kSweep.verdicts(sweepWith(3), ctx, { k: 20 }), 1), 'reproduced'); // others flat, own drops
+    assert.equal(status(kSweep.verdicts(sweepWith(0), ctx, { k: 20 }), 1), 'differs');
+    // Cumulativity: macro rising or falling over three ranges of five prompts each.
+    const cumWith = (macro: number[]): CumulativityResult => ({
+      schema: 'rsn-cumulativity/1', provenance: intra.provenance, ranges: [[10, 50], [50, 200], [200, 500]], relations: ['a'],
+      total: [[5, 5, 5]], affected: [macro.map((m) => Math.round(5 * (1 - m)))], macro, micro: macro,
+    });
+    assert.equal(status(cumulativity.verdicts(cumWith([0.2, 0.6, 0.8]), ctx), 0), 'reproduced');
+    assert.equal(status(cumulativity.verdicts(cumWith([0.8, 0.6, 0.2]), ctx), 0), 'differs');
+    assert.equal(status(cumulativity.verdicts(cumWith([0.2, 0.6, 0.8]), ctx), 2), 'not applicable'); // no range beyond 10k
+    // Perplexity: no systematic increase unless every relation rises or the geometric mean ratio exceeds 1.1.
+    const pplWith = (after: number[]): PerplexityResult => ({
+      schema: 'rsn-perplexity/1', provenance: intra.provenance, k: 10,
+      relations: after.map((a, i) => ({ name: `r${i}`, sentences: 5, before: 10, after: a })),
+    });
+    assert.equal(status(perplexity.verdicts(pplWith([9, 11]), ctx), 0), 'reproduced');
+    assert.equal(status(perplexity.verdicts(pplWith([11, 12]), ctx), 0), 'differs');
+    assert.equal(status(perplexity.verdicts(pplWith([9, 11]), ctx), 1), 'not applicable'); // not LLaMA-2-7B
+  });
 });
+
