@@ -149,8 +149,8 @@ describe('notebook files follow the pattern', () => {
       assert.match(src(code[0]!), /rsn\.params\(/, 'the first code cell holds the parameters');
       assert.ok(code.slice(1).every((c) => !/\bparams\(/.test(src(c))), 'parameters only in the first code cell');
       // A notebook beyond the paper (its head says so) tests no claim and records no verdict.
-      if (/beyond the paper/i.test(src(nb.cells[0]!))) assert.ok(code.every((c) => !/rsn\.verdict\(/.test(src(c))), 'a notebook beyond the paper gives no verdict');
-      else assert.match(src(code[code.length - 1]!), /rsn\.verdict\(/, 'the last code cell gives the verdict');
+      if (/beyond the paper/i.test(src(nb.cells[0]!))) assert.ok(code.every((c) => !/rsn\.(verdict|showVerdicts)\(/.test(src(c))), 'a notebook beyond the paper gives no verdict');
+      else assert.match(src(code[code.length - 1]!), /rsn\.(verdict|showVerdicts)\(/, 'the last code cell gives the verdict');
       for (const c of code) assert.deepEqual([c.outputs, c.execution_count], [[], null], 'notebooks are committed without outputs');
       assert.equal(new Set(nb.cells.map((c) => c.id)).size, nb.cells.length, 'every cell has a unique id');
     });
