@@ -10,7 +10,7 @@
  *   (default: wasm+openblas, wasm+wasm, webgpu, tensorflow, tensorflow-gpu; `+engine` picks the
  *   wasm backend's matMul, as RSN_MATMUL does)
  *   npm run bench -- --no-per-backend
- * Then `workers`: the bench shape from disk with 1 and N worker threads (the row pool, N = the
+ * Then `workers`: the bench shape from disk with 1 and N worker threads (lib/exec's ParallelModel, N = the
  * available cores or --workers=N), with the speed-up per workload, and the same forward in
  * PyTorch (bench/torch-peer.py, best of a run before and one after) when the python3 on PATH has torch.
  */
@@ -21,7 +21,9 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { backendKey } from '../lib/backend.ts';
 import { parseScriptCommandLine } from '../lib/cli-args.ts';
+import { ParallelModel } from '../lib/exec/parallel-model.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
+import type { ModelRunner } from '../lib/model/runner.ts';
 import { expectedTensors, hfConfigJson } from '../lib/model/config.ts';
 import { writeSafetensors } from '../lib/safetensors.ts';
 import { BENCH_SHAPE, measureModel, randomIds, randomWeights, shapeConfig, type Measured } from './shared.ts';
@@ -36,7 +38,7 @@ const reps = quick ? 1 : 3;
 const PER_BACKEND = ['wasm+openblas', 'wasm+wasm', 'webgpu', 'tensorflow', 'tensorflow-gpu'] as const;
 const perBackendNames = args['no-per-backend'] ? [] : args.backends ? args.backends.split(',').filter(Boolean) : [...PER_BACKEND];
 
-function measure(label: string, model: LlamaModel, batch: number[][], newTokens: number) {
+function measure(label: string, model: ModelRunner, batch: number[][], newTokens: number) {
   return measureModel(label, model, batch, newTokens, reps, { noCache: true });
 }
 
@@ -71,7 +73,7 @@ let workers: unknown = null;
 try {
   const fixture = join(work, 'tiny');
   await convertCheckpoint({ inputDir: new URL('../test/fixtures/tiny-llama-bf16', import.meta.url).pathname, outputDir: fixture, dtype: 'float32' });
-  const tiny = await LlamaModel.load(fixture, { log: null, workers: 1 });
+  const tiny = await LlamaModel.load(fixture, { log: null });
   backend = tiny.info.backend ? backendKey(tiny.info.backend) : tf.getBackend();
   results.push(await measure('fixture tiny-llama (h64, 3 layers, FFN 172)', tiny, randomIds(32, 16, tiny.config.vocabSize, 1), 8));
   tiny.dispose();
@@ -93,7 +95,7 @@ try {
   const torchBefore = runTorchPeer();
   const perWorkers: (Measured & { workers: number })[] = [];
   for (const w of [1, n]) {
-    const m = await LlamaModel.load(converted, { log: null, workers: w });
+    const m = await ParallelModel.load(converted, { log: null, workers: w });
     const batch = randomIds(32, 16, cfg.vocabSize, 2);
     await m.forward(batch.slice(0, 4), { logits: 'last' }); // starts the pool outside the timing
     // Two threads on a shared machine vary more than one: best of more repetitions.

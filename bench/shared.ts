@@ -5,7 +5,7 @@
  */
 import { expectedTensors, parseLlamaConfig, type LlamaConfig } from '../lib/model/config.ts';
 import { hookPointName, type RecordSpec } from '../lib/model/hooks.ts';
-import type { LlamaModel } from '../lib/model/llama.ts';
+import type { ModelRunner } from '../lib/model/runner.ts';
 import { mulberry32 } from '../lib/rng.ts';
 
 /** Uniform(-0.02, 0.02) weights, RMSNorm weights 1; HF names and layouts. */
@@ -109,7 +109,7 @@ export interface Measured {
  */
 export async function measureModel(
   label: string,
-  model: LlamaModel,
+  model: ModelRunner,
   batch: number[][],
   newTokens: number,
   reps: number,

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parseCommandLine, UsageError } from '../lib/cli-args.ts';
 import { ConfigError } from '../lib/errors.ts';
 import { checkPositionLimit, type LlamaConfig, readLlamaConfig } from '../lib/model/config.ts';
-import { LlamaModel } from '../lib/model/llama.ts';
+import { ParallelModel } from '../lib/exec/parallel-model.ts';
 import { type NumberRange, parseDecimalInteger } from '../lib/numbers.ts';
 import { convertCli } from '../weights-converter/cli.ts';
 import { loadDataset } from '../lib/method/dataset.ts';
@@ -112,12 +112,12 @@ async function generateCommand(args: string[]): Promise<number> {
   const configFile = join(dir, 'config.json');
   const config = readLlamaConfig(configFile);
   checkAgainstConfig(config, configFile, ids, n);
-  const model = await LlamaModel.load(dir, { backend: values.backend });
+  const model = await ParallelModel.load(dir, { backend: values.backend });
   try {
     const tok = model.tokenizer;
     let prompt: number[];
     if (ids === null) {
-      if (!tok) throw new UsageError(`${model.info.dir} has no tokenizer.json; pass token ids with --ids instead of --prompt`);
+      if (!tok) throw new UsageError(`${dir} has no tokenizer.json; pass token ids with --ids instead of --prompt`);
       prompt = tok.encode(values.prompt!, { addBos: !values['no-bos'] });
       checkAgainstConfig(config, configFile, prompt, n, 'the tokenized --prompt');
     } else {
@@ -141,7 +141,7 @@ async function logitsCommand(args: string[]): Promise<number> {
   const dir = opt(values, 'model');
   const configFile = join(dir, 'config.json');
   checkAgainstConfig(readLlamaConfig(configFile), configFile, ids, 0);
-  const model = await LlamaModel.load(dir, { backend: values.backend });
+  const model = await ParallelModel.load(dir, { backend: values.backend });
   try {
     const r = await model.forward([ids], { logits: 'last' });
     const logits = r.logits!.data;
@@ -185,7 +185,7 @@ async function knownCommand(args: string[]): Promise<number> {
   const seed = optionalInt(values, 'seed', { min: 0 }) ?? 0;
   const run = { batchSize: optionalInt(values, 'batch-size', { min: 1 }), maxNewTokens: optionalInt(values, 'max-new-tokens', { min: 1 }), quiet: values.quiet };
   const dataset = loadDataset(opt(values, 'data'), { seed, relations: values.relations?.split(',') });
-  const model = await LlamaModel.load(opt(values, 'model'), { backend: values.backend });
+  const model = await ParallelModel.load(opt(values, 'model'), { backend: values.backend });
   try {
     await runKnownStage(model, dataset, shard, out, run, stderrLog);
   } finally {
@@ -209,7 +209,7 @@ async function collectCommand(args: string[]): Promise<number> {
   const knownDir = opt(values, 'known');
   const known = readKnownFacts(knownDir);
   const dataset = loadDataset(opt(values, 'data'), { seed: known.settings.seed, relations: known.settings.relations });
-  const model = await LlamaModel.load(opt(values, 'model'), { backend: values.backend });
+  const model = await ParallelModel.load(opt(values, 'model'), { backend: values.backend });
   try {
     readKnownFacts(knownDir, knownExpectation(model, dataset));
     await runCollectStage(model, dataset, known, shard, out, { seed: known.settings.seed, recordAttention: values.attention, includeBos: !values['no-bos'], dtype, batchSize, quiet: values.quiet, log: stderrLog });

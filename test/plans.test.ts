@@ -180,8 +180,7 @@ describe('layer-major micro-batches', () => {
   test('a call split into micro-batches gives the unsplit results, and a streamed model reads each layer once per call', async () => {
     const dir = join(work, 'tiny-llama-bf16-float16');
     const resident = await LlamaModel.load(dir, { log: null });
-    // One thread: the layer-read count is this thread's runner's (worker threads each stream their own).
-    const streamed = await LlamaModel.load(dir, { log: null, plan: 'streamed', workers: 1 });
+    const streamed = await LlamaModel.load(dir, { log: null, plan: 'streamed' });
     try {
       const seqs = [...ref.cases, ...ref.cases].map((c) => c.input_ids);
       const perRow = { point: 'blocks.1.mlp.up', op: 'zero' as const, perRow: seqs.map((_, i) => (i % 3 === 0 ? [1, 2, 3, 100] : [])) };

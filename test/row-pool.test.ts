@@ -1,10 +1,11 @@
 /**
- * The row pool (lib/model/row-pool.ts): a call's rows split over worker threads, each with the
- * model on its own wasm backend, give the single-thread results bit for bit: logits, pooled and
- * full records, greedy tokens with per-row interventions (with and without the KV cache), on the
- * fixture and on the organism. Errors in a worker reach the caller with their name and message
- * and the next call works; custom hooks run on the calling thread; the worker count follows
- * RSN_WORKERS and host memory, and is 1 on a GPU backend.
+ * The execution layer (lib/exec/parallel-model.ts): a call's rows split over worker threads, each
+ * with the model on its own wasm backend, give the single-thread results bit for bit: logits,
+ * pooled and full records, greedy tokens with per-row interventions (with and without the KV
+ * cache), on the fixture and on the organism. Errors in a worker reach the caller with their name
+ * and message and the next call works; a worker killed during a call fails the call over to the
+ * calling thread and is replaced; custom hooks run on the calling thread; the worker count
+ * follows RSN_WORKERS, host memory (cgroup-aware) and a hard cap, and is 1 on a GPU backend.
  *
  * Run: node --import tsx --test test/row-pool.test.ts
  */
@@ -15,11 +16,14 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, HookError } from '../lib/errors.ts';
-import { parseLlamaConfig } from '../lib/model/config.ts';
+import { expectedTensors, parseLlamaConfig } from '../lib/model/config.ts';
 import type { Hooks } from '../lib/model/hooks.ts';
+import { cgroupAvailableBytes } from '../lib/exec/host-memory.ts';
+import { ParallelModel } from '../lib/exec/parallel-model.ts';
+import { splitRows } from '../lib/exec/rows.ts';
+import { maxWorkers, requestedWorkers, workerCount } from '../lib/exec/worker-count.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
-import { requestedWorkers, rowPoolSize } from '../lib/model/row-pool-size.ts';
-import { splitRows } from '../lib/model/row-pool.ts';
+import { predictMemory } from '../lib/model/memory-plan.ts';
 import { prepareModel } from '../lib/notebook/model.ts';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
 import { fixturesDir } from './helpers/reference.ts';
@@ -47,7 +51,7 @@ function perRowHooks(ids: number[][], width: number): Hooks {
 for (const name of ['fixture tiny-llama', 'organism']) {
   describe(`${name}: 2 workers give the single-thread results bit for bit`, () => {
     let one: LlamaModel;
-    let two: LlamaModel;
+    let two: ParallelModel;
     before(async () => {
       let dir: string;
       if (name === 'organism') dir = (await prepareModel('data/organism')).dir;
@@ -55,8 +59,8 @@ for (const name of ['fixture tiny-llama', 'organism']) {
         dir = join(work, 'tiny');
         await convertCheckpoint({ inputDir: join(fixturesDir, 'tiny-llama-bf16'), outputDir: dir, dtype: 'float32' });
       }
-      one = await LlamaModel.load(dir, { backend: 'wasm', workers: 1, log: null });
-      two = await LlamaModel.load(dir, { backend: 'wasm', workers: 2, log: null });
+      one = await LlamaModel.load(dir, { backend: 'wasm', log: null });
+      two = await ParallelModel.load(dir, { backend: 'wasm', workers: 2, log: null });
     });
     after(() => {
       one.dispose();
@@ -69,7 +73,6 @@ for (const name of ['fixture tiny-llama', 'organism']) {
       const a = await one.forward(ids, { hooks, logits: 'all' });
       const b = await two.forward(ids, { hooks, logits: 'all' });
       assert.equal(two.activeWorkers, 2, 'the call ran on 2 worker threads');
-      assert.equal(one.activeWorkers, 0);
       assert.deepEqual(b.logits!.shape, a.logits!.shape);
       assert.deepEqual([b.seqLen, b.lengths], [a.seqLen, a.lengths]);
       assert.ok(identical(a.logits!.data, b.logits!.data), 'logits differ');
@@ -107,6 +110,22 @@ for (const name of ['fixture tiny-llama', 'organism']) {
       assert.equal(tf.memory().numTensors, before, 'the pooled call leaves no tensor on this thread');
     });
 
+    test('a worker killed during a call: that call runs on this thread, the pool replaces the worker, the next call runs on 2 workers; same results', async () => {
+      const ids = prompts(one.config.vocabSize);
+      const a = await one.forward(ids, { logits: 'all' });
+      const [victim] = two.threads;
+      assert.ok(victim, 'the pool has threads');
+      const during = two.forward(ids, { logits: 'all' });
+      await victim.terminate();
+      assert.ok(identical(a.logits!.data, (await during).logits!.data), 'the failed-over call');
+      const next = await two.forward(ids, { logits: 'all' });
+      assert.ok(identical(a.logits!.data, next.logits!.data), 'the next call');
+      assert.equal(two.activeWorkers, 2);
+      assert.equal(two.threads.length, 2, 'the killed worker was replaced');
+      assert.ok(!two.threads.includes(victim));
+      assert.deepEqual((await two.generate(ids, { maxNewTokens: 3 })).tokens, (await one.generate(ids, { maxNewTokens: 3 })).tokens);
+    });
+
     test('custom hooks (functions) run on the calling thread, with the same result', async () => {
       const ids = prompts(one.config.vocabSize);
       const custom: Hooks = { custom: [{ point: 'blocks.0.mlp.up', fn: (x) => tf.mul(x, 0.5) }] };
@@ -119,23 +138,61 @@ for (const name of ['fixture tiny-llama', 'organism']) {
 
 describe('how many workers', () => {
   const c = parseLlamaConfig({ hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, vocab_size: 32000, rms_norm_eps: 1e-5 });
-  test('as asked on wasm/cpu; one on a GPU backend; fewer when host memory cannot hold the copies', () => {
-    assert.equal(rowPoolSize(c, 'resident', 'wasm', 2, null, 1e12), 2);
-    assert.equal(rowPoolSize(c, 'resident', 'cpu', 4, null, 1e12), 4);
-    assert.equal(rowPoolSize(c, 'resident', 'webgpu', 4, null, 1e12), 1);
-    assert.equal(rowPoolSize(c, 'resident', 'tensorflow-gpu', 4, null, 1e12), 1);
+  const perWorker = (plan: 'resident' | 'streamed') => predictMemory(c, { batchSize: 32, promptLength: 32, newTokens: 2 }, plan).peakBytes;
+
+  test('as asked when memory holds them; fewer, said, when host memory cannot hold the copies', () => {
+    assert.equal(workerCount({ requested: 2, perWorkerBytes: perWorker('resident'), hostFreeBytes: 1e12, cores: 2 }), 2);
+    assert.equal(workerCount({ requested: 4, perWorkerBytes: perWorker('resident'), hostFreeBytes: 1e12, cores: 2 }), 4);
     const lines: string[] = [];
-    // 7B resident is ≈ 27 GB a copy: 40 GB free holds one more copy, not three.
-    assert.equal(rowPoolSize(c, 'resident', 'wasm', 3, (l) => lines.push(l), 40e9), 1);
-    assert.match(lines[0]!, /3 asked for, but host memory \(40\.0 GB free\) holds 1 more copy of the model .*using this thread only/);
-    assert.equal(rowPoolSize(c, 'streamed', 'wasm', 3, null, 40e9), 3, 'the streamed plan holds one layer per worker');
+    // 7B resident is ≈ 27 GB a copy: 40 GB free holds one copy, not three.
+    assert.equal(workerCount({ requested: 3, perWorkerBytes: perWorker('resident'), log: (l) => lines.push(l), hostFreeBytes: 40e9, cores: 4 }), 1);
+    assert.match(lines[0]!, /3 asked for, but host memory \(40\.0 GB free\) holds 1 copy .*using one thread/);
+    assert.equal(workerCount({ requested: 3, perWorkerBytes: perWorker('streamed'), hostFreeBytes: 40e9, cores: 4 }), 3, 'the streamed plan holds one layer per worker');
   });
 
-  test('RSN_WORKERS and the option are checked', () => {
-    assert.equal(requestedWorkers(undefined, { RSN_WORKERS: '3' }), 3);
+  test('a model built in memory gets no workers (they load from a directory), and still runs', async () => {
+    const small = parseLlamaConfig({ hidden_size: 8, intermediate_size: 16, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, vocab_size: 16, rms_norm_eps: 1e-5 });
+    const shapes = new Map(expectedTensors(small).map((t) => [t.name, t.shape]));
+    const local = await LlamaModel.fromArrays(small, (name) => ({ data: new Float32Array(shapes.get(name)!.reduce((x, y) => x * y, 1)).fill(0.01), shape: shapes.get(name)! }), { backend: 'wasm', log: null });
+    const m = ParallelModel.wrap(local, { workers: 2, log: null });
+    try {
+      assert.equal(m.workers, 1);
+      assert.equal(m.info.dir, null);
+      const r = await m.forward([[1, 2, 3], [1, 4]]);
+      assert.equal(m.activeWorkers, 0);
+      assert.deepEqual(r.logits!.shape, [2, 16]);
+    } finally {
+      m.dispose();
+    }
+  });
+
+  test('RSN_WORKERS and the option are checked; 10^6 workers are refused, naming the setting', () => {
+    assert.equal(requestedWorkers(undefined, { RSN_WORKERS: '3' }, 2), 3);
+    assert.equal(requestedWorkers(undefined, {}, 2), 2, 'default: the available cores');
     assert.throws(() => requestedWorkers(undefined, { RSN_WORKERS: 'two' }), (e: Error) => e instanceof ConfigError && /RSN_WORKERS="two": expected a positive integer/.test(e.message));
     assert.throws(() => requestedWorkers(undefined, { RSN_WORKERS: '0' }), ConfigError);
     assert.throws(() => requestedWorkers(0), /workers must be a positive integer/);
+    assert.equal(maxWorkers(2), 8);
+    assert.equal(requestedWorkers(8, {}, 2), 8);
+    assert.throws(() => requestedWorkers(1e6, {}, 2), (e: Error) => e instanceof RangeError && /^workers: 1000000 asked for, but at most 8 are allowed/.test(e.message));
+    assert.throws(() => requestedWorkers(undefined, { RSN_WORKERS: '1000000' }, 2), (e: Error) => e instanceof ConfigError && /^RSN_WORKERS=1000000: at most 8 workers are allowed/.test(e.message));
+  });
+
+  test('ParallelModel refuses 10^6 workers before loading anything', async () => {
+    await assert.rejects(ParallelModel.load('/nonexistent-model-dir', { workers: 1e6, log: null }), /workers: 1000000 asked for, but at most/);
+  });
+
+  test('host memory: the cgroup v2 limit, else v1, bounds what is available', () => {
+    const files = (m: Record<string, string>) => (f: string) => {
+      if (!(f in m)) throw new Error(`ENOENT ${f}`);
+      return m[f]!;
+    };
+    assert.equal(cgroupAvailableBytes(files({ '/sys/fs/cgroup/memory.max': '8000000000\n', '/sys/fs/cgroup/memory.current': '3000000000\n' })), 5e9);
+    assert.equal(cgroupAvailableBytes(files({ '/sys/fs/cgroup/memory.max': 'max\n', '/sys/fs/cgroup/memory.current': '3000000000\n' })), null);
+    assert.equal(cgroupAvailableBytes(files({ '/sys/fs/cgroup/memory/memory.limit_in_bytes': '4000000000', '/sys/fs/cgroup/memory/memory.usage_in_bytes': '1000000000' })), 3e9);
+    assert.equal(cgroupAvailableBytes(files({ '/sys/fs/cgroup/memory/memory.limit_in_bytes': '9223372036854771712' })), null, 'v1 "no limit"');
+    assert.equal(cgroupAvailableBytes(files({ '/sys/fs/cgroup/memory.max': '1000', '/sys/fs/cgroup/memory.current': '5000' })), 0, 'over the limit: nothing left');
+    assert.equal(cgroupAvailableBytes(files({})), null);
   });
 
   test('rows split into contiguous, even, non-empty ranges', () => {

@@ -5,7 +5,7 @@
  * goes through gradeAnswers, so they all batch, mask and check answers the same way.
  */
 import { isCorrectAnswer } from '../data/answer-check.ts';
-import type { LlamaModel } from '../model/llama.ts';
+import type { ModelRunner } from '../model/runner.ts';
 import type { LlamaTokenizer } from '../tokenizer.ts';
 import { greedyRows, type RunOptions } from './generation.ts';
 import { NeuronSpace, type Ablation } from './neurons.ts';
@@ -31,7 +31,7 @@ export interface GradeOptions extends RunOptions {
 }
 
 /** Greedy answers (2 new tokens unless `maxNewTokens` says otherwise) of every row, graded, in row order. */
-export async function gradeAnswers(model: LlamaModel, tok: LlamaTokenizer, rows: readonly AnswerRow[], opts: GradeOptions = {}): Promise<GradedAnswer[]> {
+export async function gradeAnswers(model: ModelRunner, tok: LlamaTokenizer, rows: readonly AnswerRow[], opts: GradeOptions = {}): Promise<GradedAnswer[]> {
   const { space = NeuronSpace.forModel(model.config, 'ffn'), ...run } = opts;
   const tokens = await greedyRows(model, space, rows.map((r) => ({ ids: r.ids, ablation: r.ablation ?? null })), { ...run, maxNewTokens: run.maxNewTokens ?? 2 });
   return tokens.map((t, i) => {

@@ -10,7 +10,7 @@ import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, 
 import { join } from 'node:path';
 import { sha256Hex, writeFileAtomic } from '../data/io.ts';
 import { CheckpointError } from '../errors.ts';
-import type { LlamaModel } from '../model/llama.ts';
+import type { ModelRunner } from '../model/runner.ts';
 import { hookPointName, type RecordSpec } from '../model/hooks.ts';
 import { Progress, type ProgressState } from '../progress.ts';
 import type { ActivationSource } from '../stats/ap-engine.ts';
@@ -145,7 +145,7 @@ function rollBack(meta: StoreMeta, rows: number): void {
  * store made for anything else. Every chunk is checked against its checksums first: rows of a
  * missing, short or altered chunk are reported and collected again.
  */
-export async function collectActivations(model: LlamaModel, tokenized: readonly (readonly number[])[], dir: string, opts: CollectOptions = {}): Promise<ActivationStore> {
+export async function collectActivations(model: ModelRunner, tokenized: readonly (readonly number[])[], dir: string, opts: CollectOptions = {}): Promise<ActivationStore> {
   const space = NeuronSpace.forModel(model.config, opts.sites ?? ['mlp.gate', 'mlp.up', 'mlp.down']);
   const dtype = opts.dtype ?? 'float32';
   const includeBos = opts.includeBos ?? true;
@@ -241,7 +241,7 @@ export async function collectActivations(model: LlamaModel, tokenized: readonly 
  * Token-mean activations of every neuron of `space` for one batch of prompts, [B][N] in
  * neuron order (the row layout of the store; also used in memory by the organism's measurements).
  */
-export async function pooledBatch(model: LlamaModel, space: NeuronSpace, batch: readonly (readonly number[])[], includeBos = true): Promise<Float32Array> {
+export async function pooledBatch(model: ModelRunner, space: NeuronSpace, batch: readonly (readonly number[])[], includeBos = true): Promise<Float32Array> {
   // "Without BOS" drops the first token only where the tokenizer put a BOS there (Qwen2's adds none).
   const skipFirstToken = !includeBos && (model.tokenizer?.addsBos ?? true);
   const record: RecordSpec[] = space.blocks.map((b) => ({ point: hookPointName(b.layer, b.site), mode: 'mean', skipFirstToken }));

@@ -3,7 +3,7 @@
  * row with its own ablation: a whole experiment grid (relations × k × seeds) is a few batched
  * passes rather than one pass per configuration.
  */
-import type { LlamaModel } from '../model/llama.ts';
+import type { ModelRunner } from '../model/runner.ts';
 import { Progress, type ProgressState } from '../progress.ts';
 import type { Ablation, NeuronSpace } from './neurons.ts';
 
@@ -24,7 +24,7 @@ export interface RunOptions {
 }
 
 /** Greedy continuation of every row; rows are batched by length, results come back in row order. */
-export async function greedyRows(model: LlamaModel, space: NeuronSpace, rows: readonly GreedyRow[], opts: RunOptions = {}): Promise<number[][]> {
+export async function greedyRows(model: ModelRunner, space: NeuronSpace, rows: readonly GreedyRow[], opts: RunOptions = {}): Promise<number[][]> {
   const batchSize = opts.batchSize ?? 64;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
   const order = rows.map((_, i) => i).sort((a, b) => rows[a]!.ids.length - rows[b]!.ids.length || a - b);
@@ -59,7 +59,7 @@ export interface ScoredRow {
  * Sum of log p(token_t | tokens_<t) over t ≥ 1 and the number of scored tokens, per row, with
  * the row's ablation applied. Perplexity of a row = exp(−logProb / count).
  */
-export async function scoreRows(model: LlamaModel, space: NeuronSpace, rows: readonly ScoredRow[], opts: RunOptions = {}): Promise<{ logProb: number; count: number }[]> {
+export async function scoreRows(model: ModelRunner, space: NeuronSpace, rows: readonly ScoredRow[], opts: RunOptions = {}): Promise<{ logProb: number; count: number }[]> {
   const batchSize = opts.batchSize ?? 32;
   const V = model.config.vocabSize;
   const out: { logProb: number; count: number }[] = new Array(rows.length);

@@ -7,7 +7,7 @@
 import type { Prompt } from '../data/prompts.ts';
 import { ConfigError } from '../errors.ts';
 import { canonicalJson } from '../data/io.ts';
-import type { LlamaModel } from '../model/llama.ts';
+import type { ModelRunner } from '../model/runner.ts';
 import type { LlamaTokenizer } from '../tokenizer.ts';
 import type { Dataset } from './dataset.ts';
 import { accuracyOf, gradeAnswers } from './accuracy.ts';
@@ -19,7 +19,7 @@ import type { Ranking } from './ranking.ts';
 
 /** Everything an experiment needs; build it once with makeContext. */
 export interface Context {
-  model: LlamaModel;
+  model: ModelRunner;
   tok: LlamaTokenizer;
   dataset: Dataset;
   known: KnownFacts;
@@ -33,7 +33,7 @@ export interface Context {
   cache: Map<string, number[]>;
 }
 
-export function makeContext(model: LlamaModel, dataset: Dataset, known: KnownFacts, ranking: Ranking, run: RunOptions = {}, ablate: AblationOp = ZERO): Context {
+export function makeContext(model: ModelRunner, dataset: Dataset, known: KnownFacts, ranking: Ranking, run: RunOptions = {}, ablate: AblationOp = ZERO): Context {
   return { model, tok: requireTokenizer(model), dataset, known, ranking, space: ranking.space, run, ablate, cache: new Map() };
 }
 

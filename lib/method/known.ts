@@ -5,7 +5,7 @@
  */
 import type { Prompt } from '../data/prompts.ts';
 import { ConfigError } from '../errors.ts';
-import type { LlamaModel } from '../model/llama.ts';
+import { modelLabel, type ModelRunner } from '../model/runner.ts';
 import type { LlamaTokenizer } from '../tokenizer.ts';
 import { gradeAnswers, type GradedAnswer } from './accuracy.ts';
 import type { Dataset } from './dataset.ts';
@@ -32,8 +32,8 @@ export interface KnownFacts {
   relations: KnownRelation[];
 }
 
-export function requireTokenizer(model: LlamaModel): LlamaTokenizer {
-  if (!model.tokenizer) throw new ConfigError(`${model.info.dir} has no tokenizer.json; prompts cannot be tokenized`, model.info.dir);
+export function requireTokenizer(model: ModelRunner): LlamaTokenizer {
+  if (!model.tokenizer) throw new ConfigError(`${modelLabel(model.info)} has no tokenizer.json; prompts cannot be tokenized`, model.info.dir ?? undefined);
   return model.tokenizer;
 }
 
@@ -56,7 +56,7 @@ export interface KnownShardRows {
  * order, so each batch is the one the single-process filter runs and the answers are the same
  * bits. findKnownFacts is this with one shard, so both paths share the code.
  */
-export async function findKnownFactsShard(model: LlamaModel, dataset: Dataset, shard: ShardSpec, opts: RunOptions = {}): Promise<KnownShardRows> {
+export async function findKnownFactsShard(model: ModelRunner, dataset: Dataset, shard: ShardSpec, opts: RunOptions = {}): Promise<KnownShardRows> {
   const tok = requireTokenizer(model);
   const batchSize = opts.batchSize ?? KNOWN_BATCH_SIZE;
   const all: Prompt[] = dataset.relations.flatMap((r) => r.det);
@@ -98,7 +98,7 @@ export function relationSizes(dataset: Dataset): { name: string; total: number }
   return dataset.relations.map((r) => ({ name: r.relation.name, total: r.det.length }));
 }
 
-export async function findKnownFacts(model: LlamaModel, dataset: Dataset, opts: RunOptions = {}): Promise<KnownFacts> {
+export async function findKnownFacts(model: ModelRunner, dataset: Dataset, opts: RunOptions = {}): Promise<KnownFacts> {
   const part = await findKnownFactsShard(model, dataset, WHOLE, opts);
   const answers = new Map(part.rows.map((row, k) => [row, part.answers[k]!]));
   return assembleKnownFacts(relationSizes(dataset), answers, provenance(model, dataset.hash, dataset.seed), opts.maxNewTokens ?? 2);

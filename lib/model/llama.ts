@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { type BackendChoice, checkDeviceErrors, clearDeviceErrors, initBackend } from '../backend.ts';
+import { checkDeviceErrors, clearDeviceErrors, initBackend } from '../backend.ts';
 import { CheckpointError, HookError, OutOfMemoryError, ShapeError } from '../errors.ts';
 import { LlamaTokenizer } from '../tokenizer.ts';
 import { concatFloat32, padLeft, type PaddedBatch } from './batch.ts';
@@ -17,8 +17,7 @@ import { attentionContext, type DecoderMath, type DecoderPass, decoderLayer, dis
 import { checkPositionLimit, expectedTensors, type LlamaConfig, readLlamaConfig } from './config.ts';
 import { addsBosByDefault } from './family.ts';
 import { CompiledHooks, type Hooks, hookPoints, sliceHooks } from './hooks.ts';
-import { RowPool } from './row-pool.ts';
-import { rowPoolSize } from './row-pool-size.ts';
+import { type ForwardOptions, type ForwardResult, type GenerateOptions, type GenerateResult, type ModelInfo, modelLabel, type ModelRunner } from './runner.ts';
 import { WeightStore } from './weights.ts';
 import { type ExecutionPlan, type LayerWeights, ResidentWeights, storeReader, StreamedWeights, type WeightSource } from './weight-source.ts';
 import { availableDeviceMemory, checkWeightsFit, choosePlan, formatGB, outOfMemory, predictMemory, type Workload } from './memory-plan.ts';
@@ -26,55 +25,7 @@ import { availableDeviceMemory, checkWeightsFit, choosePlan, formatGB, outOfMemo
 export type { GlobalWeights, LayerWeights, ModelWeights } from './weight-source.ts';
 
 export { ActivationRecord } from './activation-record.ts';
-
-export interface ForwardOptions {
-  hooks?: Hooks;
-  /**
-   * Rows per micro-batch: the call's rows go through each layer in chunks of this size, layer
-   * by layer (a streamed model then reads every layer once per call). Default: the model's
-   * `microBatch` (set by plan 'auto'), else the whole batch.
-   */
-  microBatch?: number;
-  /** Which logits to return: every position, each row's last token, or none (default 'last'). */
-  logits?: 'all' | 'last' | 'none';
-  /**
-   * Left-pad every row to at least this many tokens: a part of a batch padded as the whole
-   * batch is gives the whole batch's numbers bit for bit (the worker pool splits rows so).
-   */
-  padTo?: number;
-}
-
-export interface ForwardResult {
-  batchSize: number;
-  /** Padded length T. Row b's real tokens are columns T - lengths[b] … T - 1 (left padding). */
-  seqLen: number;
-  lengths: number[];
-  /** [B, T, V] for 'all', [B, V] for 'last'. */
-  logits: { shape: number[]; data: Float32Array } | null;
-  records: Map<string, ActivationRecord>;
-}
-
-export interface GenerateOptions {
-  maxNewTokens: number;
-  hooks?: Hooks;
-  /** Use the KV cache (default). Without it every step re-runs the whole sequence, for checking. */
-  useCache?: boolean;
-  /** Cut each row's output at its first EOS (the EOS itself is dropped). Default false: exactly maxNewTokens tokens. */
-  stopAtEos?: boolean;
-  /**
-   * As in ForwardOptions. With more than one micro-batch every step re-runs the whole sequence
-   * layer-major (no KV cache): for the paper's 2-token answers that costs about one extra pass
-   * and lets a streamed model read each layer once per step for the whole batch.
-   */
-  microBatch?: number;
-  /** As in ForwardOptions: the prompts are padded to at least this many tokens. */
-  padTo?: number;
-}
-
-export interface GenerateResult {
-  /** New token ids per row. */
-  tokens: number[][];
-}
+export type { ForwardOptions, ForwardResult, GenerateOptions, GenerateResult, ModelInfo, ModelRunner } from './runner.ts';
 
 export interface LoadOptions {
   backend?: string;
@@ -91,12 +42,6 @@ export interface LoadOptions {
    * every call checks its predicted peak first and refuses one that would not fit.
    */
   memoryBytes?: number;
-  /**
-   * Worker threads that share a call's rows on the CPU backends (wasm, cpu), each holding the
-   * weights on its own backend instance. Default: RSN_WORKERS, else the available cores; 1 =
-   * this thread only. Fewer are used when host memory cannot hold the copies; none on a GPU.
-   */
-  workers?: number;
 }
 
 const DEFAULT_WORKLOAD: Workload = { batchSize: 64, promptLength: 32, newTokens: 2 };
@@ -124,22 +69,19 @@ interface KVCache {
   v: (tf.Tensor4D | null)[];
 }
 
-export class LlamaModel {
+/** Runs every call on the calling thread; lib/exec spreads calls over worker threads. */
+export class LlamaModel implements ModelRunner {
   private disposed = false;
 
   constructor(
     readonly config: LlamaConfig,
     readonly weights: WeightSource,
     readonly tokenizer: LlamaTokenizer | null,
-    readonly info: { dir: string; storageDtype: string; backend: BackendChoice | null },
+    readonly info: ModelInfo,
   ) {}
 
   /** Set at load time; calls whose predicted peak exceeds it are refused (see memory-plan.ts). */
   memoryBudget: number | null = null;
-  /** Worker threads wanted for calls (1 = none); the pool starts on the first call that can use it. */
-  workers = 1;
-  private pool: RowPool | null = null;
-  private poolStart: Promise<RowPool | null> | null = null;
   /** Default micro-batch for calls that give none (plan 'auto' sets it for the streamed plan). */
   microBatch: number | null = null;
   private peakProbe: number | null = null;
@@ -174,7 +116,7 @@ export class LlamaModel {
    * results silently wrong on WebGPU) into a DeviceError naming the call.
    */
   private async guarded<T>(call: string, w: Workload, fn: () => Promise<T>): Promise<T> {
-    const name = this.info.dir;
+    const name = modelLabel(this.info);
     if (this.memoryBudget !== null) {
       const p = predictMemory(this.config, w, this.plan);
       if (p.peakBytes > this.memoryBudget) throw outOfMemory(this.config, w, this.memoryBudget, `${name} (${this.plan} plan)`);
@@ -223,7 +165,6 @@ export class LlamaModel {
     const model = new LlamaModel(config, weights, tokenizer, { dir, storageDtype: store.storageDtype, backend });
     model.memoryBudget = budget;
     model.microBatch = microBatch;
-    model.workers = rowPoolSize(config, plan, backend.name, opts.workers, opts.log === undefined ? (l: string) => process.stderr.write(l + '\n') : opts.log);
     return model;
   }
 
@@ -238,50 +179,18 @@ export class LlamaModel {
   ): Promise<LlamaModel> {
     const backend = await initBackend({ backend: opts.backend, log: opts.log });
     const weights = ResidentWeights.build(config, read, 'in-memory weights');
-    return new LlamaModel(config, weights, opts.tokenizer ?? null, { dir: '(memory)', storageDtype: 'float32', backend });
+    return new LlamaModel(config, weights, opts.tokenizer ?? null, { dir: null, storageDtype: 'float32', backend });
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
     this.weights.dispose();
-    void this.pool?.dispose();
-    void this.poolStart?.then((p) => p?.dispose());
-  }
-
-  /** Worker threads running now (0 until a call has started the pool, or when calls run on this thread). */
-  get activeWorkers(): number {
-    return this.pool && !this.pool.broken ? this.pool.size : 0;
-  }
-
-  /**
-   * The row pool for a call of `rows` rows, started on first use; null when the call runs on this
-   * thread: one worker wanted, fewer than 2 rows, custom hooks (functions stay on their thread),
-   * a peak measurement running here, or a pool that failed (said once, then this thread).
-   */
-  private async rowPool(rows: number, hooks: Hooks | undefined): Promise<RowPool | null> {
-    if (this.workers < 2 || rows < 2 || hooks?.custom?.length || this.peakProbe !== null || this.info.dir === '(memory)') return null;
-    if (this.pool?.broken) {
-      process.stderr.write(`[rsn] workers: ${this.pool.broken.message}; running on one thread from now on\n`);
-      void this.pool.dispose();
-      this.pool = null;
-      this.workers = 1;
-      return null;
-    }
-    this.poolStart ??= RowPool.start({ dir: this.info.dir, backend: this.info.backend!.name, plan: this.plan }, this.workers).then(
-      (p) => (this.pool = p),
-      (e: Error) => {
-        process.stderr.write(`[rsn] workers: could not start ${this.workers} worker threads (${e.message}); running on one thread\n`);
-        this.workers = 1;
-        return null;
-      },
-    );
-    return this.poolStart;
   }
 
   /** Where the config came from, for messages about its limits. */
   private get configSource(): string {
-    return this.info.dir === '(memory)' ? 'the model config' : join(this.info.dir, 'config.json');
+    return this.info.dir === null ? 'the model config' : join(this.info.dir, 'config.json');
   }
 
   private checkAlive(): void {
@@ -298,10 +207,7 @@ export class LlamaModel {
     return this.guarded(
       'forward',
       { batchSize: batch.batchSize, microBatch, promptLength: batch.seqLen, logits: opts.logits ?? 'last', hookedFfnSitesPerLayer: hooked },
-      async () => {
-        const pool = await this.rowPool(batch.batchSize, opts.hooks);
-        return pool ? pool.forward(sequences, opts) : this.forwardBatch(batch, opts, microBatch);
-      },
+      () => this.forwardBatch(batch, opts, microBatch),
     );
   }
 
@@ -385,10 +291,7 @@ export class LlamaModel {
     return this.guarded(
       'generate',
       { batchSize: sequences.length, microBatch, promptLength: longest + (chunked ? Math.max(0, n - 1) : 0), newTokens: chunked ? 0 : n, hookedFfnSitesPerLayer: hooked },
-      async () => {
-        const pool = await this.rowPool(sequences.length, opts.hooks);
-        return pool ? pool.generate(sequences, opts) : this.generateChunks(sequences, opts, microBatch);
-      },
+      () => this.generateChunks(sequences, opts, microBatch),
     );
   }
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Prompt } from '../data/prompts.ts';
 import { canonicalJson, sha256Hex, writeFileAtomic } from '../data/io.ts';
 import { CheckpointError, ConfigError } from '../errors.ts';
-import type { LlamaModel } from '../model/llama.ts';
+import type { ModelRunner } from '../model/runner.ts';
 import { ActivationStore, collectActivations, mergeStores, promptsHash } from '../method/activation-store.ts';
 import type { Dataset } from '../method/dataset.ts';
 import { provenance, type Provenance } from '../method/identity.ts';
@@ -82,7 +82,7 @@ export function identificationSetOf(f: IdentificationFile): IdentificationSet {
  * unfinished store there resumes; a finished one for the same run is left untouched; a store
  * for anything else is refused.
  */
-export async function runCollectStage(model: LlamaModel, dataset: Dataset, known: KnownFacts, shard: ShardSpec, outDir: string, opts: CollectStageOptions = {}): Promise<{ store: ActivationStore; reused: boolean }> {
+export async function runCollectStage(model: ModelRunner, dataset: Dataset, known: KnownFacts, shard: ShardSpec, outDir: string, opts: CollectStageOptions = {}): Promise<{ store: ActivationStore; reused: boolean }> {
   const log = opts.log ?? (() => {});
   const seed = opts.seed ?? dataset.seed;
   const includeBos = opts.includeBos ?? true;

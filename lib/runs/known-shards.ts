@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs
 import { join } from 'node:path';
 import { canonicalJson, writeFileAtomic } from '../data/io.ts';
 import { CheckpointError, ConfigError } from '../errors.ts';
-import type { LlamaModel } from '../model/llama.ts';
+import type { ModelRunner } from '../model/runner.ts';
 import type { GradedAnswer } from '../method/accuracy.ts';
 import type { Dataset } from '../method/dataset.ts';
 import type { RunOptions } from '../method/generation.ts';
@@ -103,7 +103,7 @@ export function readKnownFacts(dir: string, expect?: { model: string; dataHash: 
  * one shard). A finished shard for the same model, data and settings is left as it is; a
  * file there for anything else is refused, not overwritten.
  */
-export async function runKnownStage(model: LlamaModel, dataset: Dataset, shard: ShardSpec, outDir: string, run: RunOptions = {}, log: (line: string) => void = () => {}): Promise<{ file: string; reused: boolean }> {
+export async function runKnownStage(model: ModelRunner, dataset: Dataset, shard: ShardSpec, outDir: string, run: RunOptions = {}, log: (line: string) => void = () => {}): Promise<{ file: string; reused: boolean }> {
   const settings = knownSettings(dataset, run);
   const whole = shard.count === 1;
   const file = join(outDir, whole ? KNOWN_FILE : KNOWN_SHARD_FILE);
@@ -208,6 +208,6 @@ export function mergeKnownShards(dirs: readonly string[], outDir: string, log: (
 }
 
 /** The identity of a model as `readKnownFacts` expects it. */
-export function knownExpectation(model: LlamaModel, dataset: Dataset): { model: string; dataHash: string; relations: string[]; seed: number } {
+export function knownExpectation(model: ModelRunner, dataset: Dataset): { model: string; dataHash: string; relations: string[]; seed: number } {
   return { model: modelIdentity(model).sha256, dataHash: dataset.hash, relations: dataset.relations.map((r) => r.relation.name), seed: dataset.seed };
 }

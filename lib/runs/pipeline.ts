@@ -12,7 +12,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { canonicalJson, sha256Hex } from '../data/io.ts';
 import { join } from 'node:path';
 import { CheckpointError, ConfigError } from '../errors.ts';
-import { LlamaModel } from '../model/llama.ts';
+import { ParallelModel } from '../exec/parallel-model.ts';
+import type { ModelRunner } from '../model/runner.ts';
 import { ActivationStore, collectActivations } from '../method/activation-store.ts';
 import { loadDataset, type Dataset } from '../method/dataset.ts';
 import type { Experiment, ResultsOf } from '../method/experiment.ts';
@@ -63,6 +64,8 @@ export interface PipelineOptions {
   activationDtype?: 'float32' | 'float16';
   run?: RunOptions;
   backend?: string;
+  /** Worker threads for the model's calls (ParallelModel; default RSN_WORKERS, else the cores). */
+  workers?: number;
   /**
    * The work folder of a sharded run (deploy/slurm/submit.sh --work, the Kubernetes Jobs'
    * volume, or `rsn known/collect/merge/rank` by hand): its known/known.json, ranking/ and
@@ -103,7 +106,7 @@ export function clusterRunStamp(dir: string): string {
  * the file and what differs, when they were made for another model, data, relations, seed, answer
  * length, BOS setting, negative ratio or neuron pool, or when the ranking is not the known facts'.
  */
-function readClusterRun(dir: string, model: LlamaModel, dataset: Dataset, opts: PipelineOptions): ClusterRun {
+function readClusterRun(dir: string, model: ModelRunner, dataset: Dataset, opts: PipelineOptions): ClusterRun {
   const knownDir = join(dir, CLUSTER_SUBDIRS.known);
   const rankingDir = join(dir, CLUSTER_SUBDIRS.ranking);
   if (!existsSync(dir)) throw new ConfigError(`clusterRun ${dir}: no such folder (the --work folder of a sharded run)`, dir, 'clusterRun');
@@ -145,7 +148,7 @@ export class Pipeline {
   private rankingCache: Ranking | null = null;
 
   private constructor(
-    readonly model: LlamaModel,
+    readonly model: ModelRunner,
     readonly dataset: Dataset,
     readonly opts: PipelineOptions,
     /** This (model, data)'s cache folder. */
@@ -163,7 +166,7 @@ export class Pipeline {
 
   static async open(opts: PipelineOptions): Promise<Pipeline> {
     const dataset = loadDataset(opts.dataDir, { seed: opts.seed ?? 0, relations: opts.relations });
-    const model = await LlamaModel.load(opts.modelDir, { backend: opts.backend, log: opts.log ?? null });
+    const model = await ParallelModel.load(opts.modelDir, { backend: opts.backend, workers: opts.workers, log: opts.log ?? null });
     let clusterRun: ClusterRun | null = null;
     try {
       if (opts.clusterRun) clusterRun = readClusterRun(opts.clusterRun, model, dataset, opts);
