@@ -13,11 +13,10 @@
  * chunks fetched from an ActivationSource (e.g. streamed from disk); at most 2 chunks per worker
  * plus the one being fetched are alive at once.
  */
-import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import { workerCount } from '../exec/worker-count.ts';
+import { WorkerPool } from '../exec/worker-pool.ts';
 import { ApChunkKernel, CODE_NEG, CODE_POS, NonFiniteScoreError } from './average-precision.ts';
 import type { ApWorkerInit, ApWorkerJob, ApWorkerReply } from './ap-worker.ts';
-import { startModuleWorker } from '../worker-thread.ts';
 
 export { sampleNegatives } from '../rng.ts';
 
@@ -65,8 +64,8 @@ export interface ApEngineOptions {
    */
   chunkSize?: number;
   /**
-   * Worker threads. 0 runs on the calling thread. Default min(2, availableParallelism()),
-   * and never more than the number of chunks.
+   * Worker threads. 0 runs on the calling thread. Default: lib/exec's policy (RSN_WORKERS, else
+   * the available cores, as many as host memory holds), and never more than the number of chunks.
    */
   workers?: number;
   onProgress?: (p: ApProgress) => void;
@@ -163,10 +162,6 @@ function resolveChunkSize(requested: number | undefined, P: number, N: number): 
   return Math.min(N, Math.max(16, Math.floor((1 << 20) / P / 16) * 16));
 }
 
-function defaultWorkers(): number {
-  return Math.min(2, availableParallelism());
-}
-
 function makeResults(tasks: readonly RelationTask[], prep: PreparedTasks, N: number): TaskAp[] {
   return tasks.map((t, r) => ({ name: t.name, ap: new Float64Array(N), ...prep.counts[r] }));
 }
@@ -248,11 +243,13 @@ export async function computeNeuronAp(
   const prep = prepareTasks(tasks, P);
   const cs = resolveChunkSize(options.chunkSize, P, N);
   const numChunks = Math.ceil(N / cs);
-  const requested = options.workers ?? defaultWorkers();
-  if (!Number.isSafeInteger(requested) || requested < 0) {
+  const requested = options.workers;
+  if (requested !== undefined && (!Number.isSafeInteger(requested) || requested < 0)) {
     throw new RangeError(`workers must be a non-negative integer, found ${requested}`);
   }
-  const numWorkers = Math.min(requested, numChunks);
+  // A worker holds its chunks in flight, its result and the kernel's per-prompt scratch.
+  const perWorkerBytes = (IN_FLIGHT_PER_WORKER + 1) * P * cs * 4 + tasks.length * cs * 8 + P * 32;
+  const numWorkers = requested === 0 ? 0 : Math.min(workerCount({ requested, perWorkerBytes }), numChunks);
   if (numWorkers === 0) {
     // Same loop as the sync path, but awaiting the source so async sources work too.
     const kernel = new ApChunkKernel(P, tasks.length, prep.codes);
@@ -271,11 +268,6 @@ export async function computeNeuronAp(
   return runWithWorkers(source, tasks, prep, cs, numWorkers, options.onProgress);
 }
 
-/** Start one AP worker (ap-worker.ts). */
-function startWorker(init: ApWorkerInit): Worker {
-  return startModuleWorker(import.meta.url, 'ap-worker', init, 'AP worker threads');
-}
-
 /** Chunks in flight per worker: one computing, one queued, so a worker never waits on getChunk. */
 const IN_FLIGHT_PER_WORKER = 2;
 
@@ -292,72 +284,44 @@ async function runWithWorkers(
   const init: ApWorkerInit = { numPrompts: P, numTasks: tasks.length, codes: prep.codes };
   const results = makeResults(tasks, prep, N);
   const report = progressReporter(N, onProgress);
-  const workers: Worker[] = [];
-  const inFlight: number[] = [];
+  const pool = new WorkerPool<ApWorkerJob, ApWorkerReply>({ callerUrl: import.meta.url, moduleBase: 'ap-worker', threads: numWorkers, init });
+  const inFlight = new Set<Promise<void>>();
   let done = 0;
   let failure: Error | null = null;
-  // Resolved whenever a slot frees up or something fails; the producer loop awaits it.
-  let wake: (() => void) | null = null;
-  const notify = (): void => {
-    const w = wake;
-    wake = null;
-    w?.();
-  };
-  const fail = (e: Error): void => {
-    failure ??= e;
-    notify();
-  };
-
   try {
-    for (let i = 0; i < numWorkers; i++) {
-      const w = startWorker(init);
-      workers.push(w);
-      inFlight.push(0);
-      w.on('message', (msg: ApWorkerReply) => {
-        inFlight[i]--;
-        if (msg.type === 'error') {
-          fail(msg.name === NonFiniteScoreError.name ? new RangeError(msg.message) : new Error(`AP worker: ${msg.name}: ${msg.message}`));
-          return;
-        }
-        store(results, msg.start, msg.width, msg.ap);
-        done += msg.width;
-        report(done);
-        notify();
-      });
-      w.on('error', (e) => fail(new Error(`AP worker ${i} failed: ${e.message}`, { cause: e })));
-      w.on('exit', (code) => {
-        if (done < N) fail(new Error(`AP worker ${i} exited (code ${code}) before the run finished`));
-      });
-    }
-
-    const waitForChange = (): Promise<void> => new Promise((resolve) => (wake = resolve));
-    let id = 0;
-    for (let start = 0; start < N; start += cs) {
+    for (let start = 0; start < N && failure === null; start += cs) {
       const end = Math.min(N, start + cs);
       // Fetch before waiting for a slot, so reading the next chunk overlaps with compute.
       let chunk = checkChunk(await source.getChunk(start, end), P, start, end);
-      let slot = -1;
-      for (;;) {
-        if (failure !== null) throw failure;
-        slot = inFlight.indexOf(Math.min(...inFlight));
-        if (inFlight[slot] < IN_FLIGHT_PER_WORKER) break;
-        await waitForChange();
-      }
+      while (inFlight.size >= IN_FLIGHT_PER_WORKER * numWorkers && failure === null) await Promise.race(inFlight);
+      if (failure !== null) break;
       // Transfer, don't clone: a clone would copy the whole underlying buffer, which for a view
       // can be far bigger than the chunk. A shared buffer is already visible to the worker.
       const shared = typeof SharedArrayBuffer !== 'undefined' && chunk.buffer instanceof SharedArrayBuffer;
       if (!shared && (chunk.byteOffset !== 0 || chunk.byteLength !== chunk.buffer.byteLength)) chunk = chunk.slice();
-      const job: ApWorkerJob = { id: id++, start, width: end - start, data: chunk };
-      inFlight[slot]++;
-      workers[slot].postMessage(job, shared ? [] : [chunk.buffer as ArrayBuffer]);
+      const job: ApWorkerJob = { start, width: end - start, data: chunk };
+      const task: Promise<void> = pool.run(job, shared ? [] : [chunk.buffer as ArrayBuffer]).then(
+        (msg) => {
+          if (msg.type === 'error') {
+            failure ??= msg.name === NonFiniteScoreError.name ? new RangeError(msg.message) : new Error(`AP worker: ${msg.name}: ${msg.message}`);
+            return;
+          }
+          store(results, msg.start, msg.width, msg.ap);
+          done += msg.width;
+          report(done);
+        },
+        (e: Error) => {
+          failure ??= new Error(`an AP worker thread failed: ${e.message}`, { cause: e });
+        },
+      );
+      inFlight.add(task);
+      void task.finally(() => inFlight.delete(task));
     }
-    while (done < N) {
-      if (failure !== null) throw failure;
-      await waitForChange();
-    }
+    await Promise.all(inFlight);
+    if (failure !== null) throw failure;
     return results;
   } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
+    await pool.close();
   }
 }
 

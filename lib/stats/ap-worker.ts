@@ -1,12 +1,12 @@
 /**
- * Worker-thread side of the AP engine (ap-engine.ts). Each worker owns one ApChunkKernel (its
- * scratch buffers are reused across chunks) and answers one message per chunk. Started by
- * ap-engine.ts only; not an entry point of its own.
+ * Worker-thread side of the AP engine (ap-engine.ts), run by lib/exec's worker pool. Each
+ * worker owns one ApChunkKernel (its scratch buffers are reused across chunks) and answers one
+ * task per chunk; errors are replies, so a rejected task means the worker itself failed.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { withTransfer, workerInit } from '../exec/worker-init.ts';
 import { ApChunkKernel } from './average-precision.ts';
 
-/** Sent once, as workerData. */
+/** The pool's init, sent once to every worker. */
 export interface ApWorkerInit {
   numPrompts: number;
   numTasks: number;
@@ -16,7 +16,6 @@ export interface ApWorkerInit {
 
 /** Main → worker: one chunk, [P][width] prompt-major, neurons start..start+width. */
 export interface ApWorkerJob {
-  id: number;
   start: number;
   width: number;
   data: Float32Array;
@@ -24,29 +23,19 @@ export interface ApWorkerJob {
 
 /** Worker → main. `ap` is [R][width]. */
 export type ApWorkerReply =
-  | { type: 'result'; id: number; start: number; width: number; ap: Float64Array }
-  | { type: 'error'; id: number; name: string; message: string };
+  | { type: 'result'; start: number; width: number; ap: Float64Array }
+  | { type: 'error'; name: string; message: string };
 
-if (parentPort !== null) {
-  const port = parentPort;
-  const init = workerData as ApWorkerInit;
-  const kernel = new ApChunkKernel(init.numPrompts, init.numTasks, init.codes);
-  port.on('message', (job: ApWorkerJob) => {
-    try {
-      const ap = new Float64Array(init.numTasks * job.width);
-      kernel.run(job.data, job.width, ap, job.start);
-      const reply: ApWorkerReply = {
-        type: 'result',
-        id: job.id,
-        start: job.start,
-        width: job.width,
-        ap,
-      };
-      port.postMessage(reply, [ap.buffer]);
-    } catch (err) {
-      const e = err instanceof Error ? err : new Error(String(err));
-      const reply: ApWorkerReply = { type: 'error', id: job.id, name: e.name, message: e.message };
-      port.postMessage(reply);
-    }
-  });
+const init = workerInit<ApWorkerInit>();
+const kernel = new ApChunkKernel(init.numPrompts, init.numTasks, init.codes);
+
+export default function runApChunk(job: ApWorkerJob): ApWorkerReply {
+  try {
+    const ap = new Float64Array(init.numTasks * job.width);
+    kernel.run(job.data, job.width, ap, job.start);
+    return withTransfer({ type: 'result', start: job.start, width: job.width, ap } satisfies ApWorkerReply, [ap.buffer]);
+  } catch (err) {
+    const e = err instanceof Error ? err : new Error(String(err));
+    return { type: 'error', name: e.name, message: e.message };
+  }
 }
