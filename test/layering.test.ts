@@ -4,6 +4,8 @@
  * test/; scripts/ do not import test/. Every import form counts (static, `export … from`,
  * `import type`, dynamic `import()`, `import x = require()`, `typeof import()` types), found in
  * the TypeScript syntax tree so that comments and strings that merely mention a path do not.
+ * Inside lib/ the imports form no circle, and lib/model (the single-threaded runner) imports
+ * nothing of the layers built on it (lib/exec, lib/method, lib/runs, lib/notebook).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -131,6 +133,86 @@ test('the checker finds every import form and ignores mere mentions', () => {
       "scripts/s.ts:1 imports '../test/t.ts' (resolves into test/)",
       "weights-converter/w.ts:1 imports '../test/helpers/t.ts' (resolves into test/)",
     ]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+/** lib/ folder → the lib/ folders its files must not import. */
+const LIB_FORBIDDEN: Readonly<Record<string, readonly string[]>> = {
+  'lib/model': ['lib/exec', 'lib/method', 'lib/runs', 'lib/notebook'],
+};
+
+/** The relative-import graph of the .ts files under root/lib: file → files it imports (paths from root). */
+function libImportGraph(root: string): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  for (const file of tsFiles(join(root, 'lib'))) {
+    const targets = importsOf(file, readFileSync(file, 'utf8'))
+      .filter(({ specifier }) => specifier.startsWith('./') || specifier.startsWith('../'))
+      .map(({ specifier }) => relative(root, resolve(dirname(file), specifier)).split(sep).join('/'));
+    graph.set(relative(root, file).split(sep).join('/'), [...new Set(targets)]);
+  }
+  return graph;
+}
+
+/** Every import circle (each once, as "a → b → … → a", starting from its smallest file). */
+function importCycles(graph: Map<string, string[]>): string[] {
+  const cycles = new Set<string>();
+  const state = new Map<string, 'open' | 'done'>();
+  const path: string[] = [];
+  const visit = (file: string): void => {
+    state.set(file, 'open');
+    path.push(file);
+    for (const next of graph.get(file) ?? []) {
+      if (!graph.has(next)) continue;
+      if (state.get(next) === 'open') {
+        const loop = path.slice(path.indexOf(next));
+        const first = loop.indexOf([...loop].sort()[0]!);
+        const rotated = [...loop.slice(first), ...loop.slice(0, first)];
+        cycles.add([...rotated, rotated[0]].join(' → '));
+      } else if (!state.has(next)) visit(next);
+    }
+    path.pop();
+    state.set(file, 'done');
+  };
+  for (const file of [...graph.keys()].sort()) if (!state.has(file)) visit(file);
+  return [...cycles].sort();
+}
+
+function libLayerViolations(graph: Map<string, string[]>): string[] {
+  const found: string[] = [];
+  for (const [file, targets] of graph) {
+    for (const [from, banned] of Object.entries(LIB_FORBIDDEN)) {
+      if (!file.startsWith(from + '/')) continue;
+      for (const t of targets) if (banned.some((b) => t.startsWith(b + '/'))) found.push(`${file} imports ${t}`);
+    }
+  }
+  return found.sort();
+}
+
+test('lib/ has no import circle, and lib/model imports none of the layers above it', () => {
+  const graph = libImportGraph(ROOT);
+  assert.ok(graph.size > 50, 'lib/ has its .ts files');
+  assert.deepEqual(importCycles(graph), []);
+  assert.deepEqual(libLayerViolations(graph), []);
+});
+
+test('the circle check names every circle, type-only and re-export imports included', () => {
+  const root = mkdtempSync(join(tmpdir(), 'rsn-cycles-'));
+  try {
+    const put = (path: string, text: string): void => {
+      mkdirSync(dirname(join(root, path)), { recursive: true });
+      writeFileSync(join(root, path), text);
+    };
+    put('lib/model/a.ts', "import type { B } from './b.ts';\n");
+    put('lib/model/b.ts', "export { C } from '../exec/c.ts';\n");
+    put('lib/exec/c.ts', "import { A } from '../model/a.ts';\n");
+    put('lib/x.ts', "import { y } from './y.ts';\n// import { z } from './x.ts';\n");
+    put('lib/y.ts', "import { x } from './x.ts';\nimport { ext } from 'piscina';\n");
+    put('lib/z.ts', "import { x } from './x.ts';\n");
+    const graph = libImportGraph(root);
+    assert.deepEqual(importCycles(graph), ['lib/exec/c.ts → lib/model/a.ts → lib/model/b.ts → lib/exec/c.ts', 'lib/x.ts → lib/y.ts → lib/x.ts']);
+    assert.deepEqual(libLayerViolations(graph), ['lib/model/b.ts imports lib/exec/c.ts']);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -3,7 +3,7 @@
  * is light blue in notebook 02 finds it light blue in notebook 09 too. saveFigure applies it to
  * every trace that stands for a relation and has no colour of its own (applyRelationColors).
  */
-import type { PlotlySpec } from './figure.ts';
+import type { PlotlySpec } from './plotly-spec.ts';
 
 /**
  * The paper's (and the organism's) 12 relations, sorted, with their colours: from Paul Tol's

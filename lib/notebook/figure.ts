@@ -16,14 +16,10 @@ import { gzipSync } from 'node:zlib';
 import { writeFileAtomic } from '../data/io.ts';
 import { applyRelationColors } from './colors.ts';
 import { display, escapeHtml, scriptJson } from './display.ts';
+import type { PlotlySpec } from './plotly-spec.ts';
 import { notebookName, notebookOutputDir } from './state.ts';
 
-/** A plotly.js figure: traces, layout, config (https://plotly.com/javascript/reference/). */
-export interface PlotlySpec {
-  data: Record<string, unknown>[];
-  layout?: Record<string, unknown>;
-  config?: Record<string, unknown>;
-}
+export type { PlotlySpec } from './plotly-spec.ts';
 
 export interface FigureOptions {
   /** File name (no extension) under results/<model>/figures/; default <notebook>-fig<N>. */

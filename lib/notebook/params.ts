@@ -20,7 +20,7 @@
 import { ENV_VARS } from '../env.ts';
 import { ConfigError } from '../errors.ts';
 import { parseDecimalNumber } from '../numbers.ts';
-import { setRunDir } from './state.ts';
+import { setRunDir } from './run-dir.ts';
 
 export type ParamValue = string | number | boolean | readonly string[] | readonly number[];
 export type ParamDefaults = Record<string, ParamValue>;

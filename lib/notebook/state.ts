@@ -8,20 +8,13 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { currentParams } from './params.ts';
+import { currentRunDir } from './run-dir.ts';
 import { readEnv } from '../env.ts';
 import { DEFAULT_MODEL_DIR, resultsDir } from './paths.ts';
 
+export { currentRunDir, setRunDir } from './run-dir.ts';
+
 let name: string | null = null;
-let run: string | null = null;
-
-/** The run folder outputs go to from now on (null: the model's scratch folder). */
-export function setRunDir(dir: string | null): void {
-  run = dir;
-}
-
-export function currentRunDir(): string | null {
-  return run;
-}
 
 export function setNotebook(notebook: string): void {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(notebook)) throw new Error(`notebook name ${JSON.stringify(notebook)}: use letters, digits, ".", "_" and "-" (the .ipynb file name without extension)`);
@@ -42,7 +35,7 @@ export function outputModel(): string {
 
 /** <run folder>/<kind>/ (or results/<model>/scratch/<kind>/ outside a run), created. */
 export function notebookOutputDir(kind: 'figures' | 'tables' | 'verdicts'): string {
-  const dir = join(run ?? join(resultsDir(outputModel()), 'scratch'), kind);
+  const dir = join(currentRunDir() ?? join(resultsDir(outputModel()), 'scratch'), kind);
   mkdirSync(dir, { recursive: true });
   return dir;
 }
