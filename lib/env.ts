@@ -17,7 +17,7 @@ export const ENV_VARS = {
   model: { name: 'RSN_MODEL', what: "the model directory (also the notebooks' `model` parameter)" },
   chromium: { name: 'RSN_CHROMIUM', what: 'the Chromium/Chrome executable for rendering figures (default: chromium, chromium-browser or google-chrome on PATH)' },
   matMul: { name: 'RSN_MATMUL', what: "the wasm backend's matrix product: openblas (the native addon lib/wasm-kernels/sgemm.c, built on first use), wasm (TF.js's own) or auto (openblas when it builds and loads)" },
-  workers: { name: 'RSN_WORKERS', what: 'worker threads that share a call\'s rows on the CPU backends (default: the available cores; 1 = one thread)' },
+  workers: { name: 'RSN_WORKERS', what: "worker threads of lib/exec's pools: a model call's rows on the CPU backends, the AP engine's chunks (default: the available cores, fewer when host memory cannot hold them; 1 = one thread; at most 4 per core)" },
   jupyterPython: { name: 'RSN_JUPYTER_PYTHON', what: 'the python3 that has Jupyter (default /usr/bin/python3)' },
 } as const;
 
