@@ -21,7 +21,7 @@ export interface ForwardOptions {
   logits?: 'all' | 'last' | 'none';
   /**
    * Left-pad every row to at least this many tokens: a part of a batch padded as the whole
-   * batch is gives the whole batch's numbers bit for bit (the worker pool splits rows so).
+   * batch is gives the whole batch's numbers bit for bit (a caller that splits rows pads so).
    */
   padTo?: number;
 }
