@@ -1,15 +1,19 @@
 /**
  * Data parallelism on the CPU: TF.js's wasm and cpu backends compute on one thread, so a call's
- * rows are split into contiguous ranges, one per worker thread, each holding the model on its
- * own backend instance (model-worker.ts), and the results are put back in row order. Every part
- * is padded as the whole batch is (padTo) and carries only its rows' hooks, so the merged result
- * is the single-thread one bit for bit.
+ * rows are cut into parts of ROWS_PER_PART rows, each padded as the whole batch is (padTo) and
+ * carrying only its rows' hooks, and the parts run on worker threads that each hold the model on
+ * their own backend instance (model-worker.ts); the results are put back in row order.
  *
- * A call runs on the calling thread's LlamaModel instead when there is nothing to split (one
- * worker, one row), when it has custom hooks (functions stay on their thread), on a GPU backend
- * (one device), and for a model built in memory (workers load from a directory). A worker that
- * dies fails its call over to the calling thread; the pool starts a replacement for the next
- * call. Workers that cannot load the model end the pool: later calls run on this thread.
+ * The parts do not depend on the number of workers, and a part computes the same numbers on any
+ * thread (model-job.ts): so a call gives the same bits with 1, 2 or 16 workers, and after a
+ * worker failed. (Splitting the rows by the worker count would not: a BLAS kernel such as
+ * OpenBLAS's sums a row in an order that depends on where the row sits in the matrix.)
+ *
+ * Parts run on the calling thread's LlamaModel, one after another, with one worker, with custom
+ * hooks (functions stay on their thread), and for a model built in memory (workers load from a
+ * directory). On a GPU backend (one device) a call runs whole. A worker that dies fails its call
+ * over to the calling thread; the pool starts a replacement for the next call. Workers that
+ * cannot load the model end the pool: later calls run on this thread.
  */
 import type { Worker } from 'node:worker_threads';
 import { ActivationRecord } from '../model/activation-record.ts';
@@ -19,13 +23,20 @@ import { sliceHooks } from '../model/hooks.ts';
 import { LlamaModel, type LoadOptions } from '../model/llama.ts';
 import { predictMemory } from '../model/memory-plan.ts';
 import type { ForwardOptions, ForwardResult, GenerateOptions, GenerateResult, ModelRunner } from '../model/runner.ts';
-import type { ModelJob, ModelReply, ModelWorkerInit } from './model-worker.ts';
-import { splitRows } from './rows.ts';
+import { type ModelJob, type ModelReply, runModelJob } from './model-job.ts';
+import type { ModelWorkerInit } from './model-worker.ts';
+import { fixedParts } from './rows.ts';
 import { requestedWorkers, workerCount } from './worker-count.ts';
 import { WorkerPool } from './worker-pool.ts';
 
 /** Backends that compute on the calling thread's CPU; a GPU backend is one device, shared by all. */
 const CPU_BACKENDS = new Set(['wasm', 'cpu']);
+
+/**
+ * Rows per part on the CPU backends. Small enough that the usual calls (32–64 rows) keep 4–8
+ * workers busy, large enough that a part's products stay efficient (8 × the prompt length rows).
+ */
+export const ROWS_PER_PART = 8;
 
 /** The batch one worker is planned for: its share of a 64-prompt call of 32 tokens. */
 const WORKER_WORKLOAD = { batchSize: 32, promptLength: 32, newTokens: 2 };
@@ -64,6 +75,11 @@ export class ParallelModel implements ModelRunner {
     readonly workers: number,
     private readonly log: ((line: string) => void) | null,
   ) {}
+
+  /** Calls are cut into parts on the CPU backends only. */
+  private get partwise(): boolean {
+    return CPU_BACKENDS.has(this.local.info.backend?.name ?? '');
+  }
 
   /** Loads `dir` on this thread (LlamaModel.load) and plans the workers its calls get. */
   static async load(dir: string, opts: LoadOptions & ParallelOptions = {}): Promise<ParallelModel> {
@@ -110,9 +126,9 @@ export class ParallelModel implements ModelRunner {
     return this.pool?.threads ?? [];
   }
 
-  /** The pool for a call of `rows` rows, started on first use; null when the call runs on this thread. */
-  private poolFor(rows: number, hooks: Hooks | undefined): WorkerPool<ModelJob, ModelReply> | null {
-    if (this.workers < 2 || rows < 2 || hooks?.custom?.length || this.poolClosed) return null;
+  /** The pool for a call of `parts` parts, started on first use; null when the parts run on this thread. */
+  private poolFor(parts: number, hooks: Hooks | undefined): WorkerPool<ModelJob, ModelReply> | null {
+    if (this.workers < 2 || parts < 2 || hooks?.custom?.length || this.poolClosed) return null;
     const dir = this.local.info.dir!;
     this.pool ??= new WorkerPool<ModelJob, ModelReply>({
       callerUrl: import.meta.url,
@@ -123,18 +139,19 @@ export class ParallelModel implements ModelRunner {
     return this.pool;
   }
 
-  /**
-   * Part i of the rows goes to a worker, padded as the whole batch, with the hooks of its rows.
-   * Null when a worker failed: the caller then runs the call on this thread.
-   */
-  private async dispatch(pool: WorkerPool<ModelJob, ModelReply>, call: ModelJob['call'], sequences: readonly (readonly number[])[], opts: ForwardOptions | GenerateOptions): Promise<ModelReply[] | null> {
+  /** The call cut into parts of ROWS_PER_PART rows, each padded as the whole batch, with the hooks of its rows. */
+  private parts(call: ModelJob['call'], sequences: readonly (readonly number[])[], opts: ForwardOptions | GenerateOptions): ModelJob[] {
     const B = sequences.length;
     const padTo = Math.max(opts.padTo ?? 0, ...sequences.map((s) => s.length));
-    // Sliced before anything is sent, so a malformed perRow fails here with the caller's stack.
-    const parts = splitRows(B, pool.size).map(([start, end]) => ({ call, sequences: sequences.slice(start, end).map((s) => [...s]), opts: { ...opts, padTo, hooks: sliceHooks(opts.hooks, start, end, B) } }) as ModelJob);
+    // Sliced before anything runs, so a malformed perRow fails here with the caller's stack.
+    return fixedParts(B, ROWS_PER_PART).map(([start, end]) => ({ call, sequences: sequences.slice(start, end).map((s) => [...s]), opts: { ...opts, padTo, hooks: sliceHooks(opts.hooks, start, end, B) } }) as ModelJob);
+  }
+
+  /** The parts on the pool; null when a worker failed (the caller then runs them on this thread). */
+  private async onPool(pool: WorkerPool<ModelJob, ModelReply>, jobs: readonly ModelJob[]): Promise<ModelReply[] | null> {
     let replies: ModelReply[];
     try {
-      replies = await Promise.all(parts.map((job) => pool.run(job)));
+      replies = await Promise.all(jobs.map((job) => pool.run(job)));
     } catch (e) {
       this.log?.(`[rsn] workers: a worker thread failed (${(e as Error).message}); this call runs on the calling thread, the pool replaces the worker`);
       return null;
@@ -148,44 +165,39 @@ export class ParallelModel implements ModelRunner {
     return replies;
   }
 
-  /** Runs `pooled` on the pool, else (no pool, a worker died, the pool cannot load) `local` on this thread. */
-  private async run<T>(rows: number, hooks: Hooks | undefined, pooled: (pool: WorkerPool<ModelJob, ModelReply>) => Promise<T | null>, local: () => Promise<T>): Promise<T> {
-    const pool = this.poolFor(rows, hooks);
-    if (!pool) return local();
+  /** The parts on this thread, one after another. */
+  private async onThisThread(jobs: readonly ModelJob[]): Promise<ModelReply[]> {
+    const replies: ModelReply[] = [];
+    for (const job of jobs) replies.push(await runModelJob(this.local, job));
+    return replies;
+  }
+
+  /** Runs the parts on the pool, else (no pool, a worker died, the pool cannot load) on this thread. */
+  private async runParts(jobs: readonly ModelJob[], hooks: Hooks | undefined): Promise<ModelReply[]> {
+    const pool = this.poolFor(jobs.length, hooks);
+    if (!pool) return this.onThisThread(jobs);
     try {
-      return (await pooled(pool)) ?? (await local());
+      return (await this.onPool(pool, jobs)) ?? (await this.onThisThread(jobs));
     } catch (e) {
       if (!(e instanceof PoolLoadError)) throw e;
       this.log?.(`[rsn] workers: ${e.message}; running on one thread from now on`);
       this.poolClosed = true;
       this.pool = null;
       void pool.close();
-      return local();
+      return this.onThisThread(jobs);
     }
   }
 
   async forward(sequences: readonly (readonly number[])[], opts: ForwardOptions = {}): Promise<ForwardResult> {
-    return this.run(
-      sequences.length,
-      opts.hooks,
-      async (pool) => {
-        const replies = await this.dispatch(pool, 'forward', sequences, opts);
-        return replies && mergeForward(sequences, replies as Reply<'forward'>[]);
-      },
-      () => this.local.forward(sequences, opts),
-    );
+    if (!this.partwise || sequences.length === 0) return this.local.forward(sequences, opts);
+    const replies = await this.runParts(this.parts('forward', sequences, opts), opts.hooks);
+    return mergeForward(sequences, replies as Reply<'forward'>[]);
   }
 
   async generate(sequences: readonly (readonly number[])[], opts: GenerateOptions): Promise<GenerateResult> {
-    return this.run(
-      sequences.length,
-      opts.hooks,
-      async (pool) => {
-        const replies = await this.dispatch(pool, 'generate', sequences, opts);
-        return replies && { tokens: (replies as Reply<'generate'>[]).flatMap((r) => r.tokens) };
-      },
-      () => this.local.generate(sequences, opts),
-    );
+    if (!this.partwise || sequences.length === 0) return this.local.generate(sequences, opts);
+    const replies = await this.runParts(this.parts('generate', sequences, opts), opts.hooks);
+    return { tokens: (replies as Reply<'generate'>[]).flatMap((r) => r.tokens) };
   }
 
   dispose(): void {

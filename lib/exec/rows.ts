@@ -1,7 +1,7 @@
-/** How a call's rows are shared among workers. */
+/** How a call's rows are cut into parts. */
 
-/** Contiguous row ranges, as even as possible, at most `parts` of them and none empty. */
-export function splitRows(rows: number, parts: number): [number, number][] {
-  const n = Math.max(1, Math.min(parts, rows));
-  return Array.from({ length: n }, (_, i) => [Math.floor((i * rows) / n), Math.floor(((i + 1) * rows) / n)] as [number, number]);
+/** Contiguous row ranges of `size` rows (the last one shorter), in order; none for no rows. */
+export function fixedParts(rows: number, size: number): [number, number][] {
+  if (!Number.isInteger(size) || size < 1) throw new RangeError(`a part needs a positive integer of rows, got ${size}`);
+  return Array.from({ length: Math.ceil(rows / size) }, (_, i) => [i * size, Math.min(rows, (i + 1) * size)] as [number, number]);
 }

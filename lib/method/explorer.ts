@@ -14,7 +14,7 @@ import { promptsHash, type ActivationStore } from './activation-store.ts';
 import { relationPrompts, runJobs, type Context, type Job, type PromptSetName } from './jobs.ts';
 import { requireTokenizer, type KnownFacts } from './known.ts';
 import type { Dataset } from './dataset.ts';
-import type { LlamaModel } from '../model/llama.ts';
+import type { ModelRunner } from '../model/runner.ts';
 import { ablation, POOLS, type Neuron, type NeuronSite, type NeuronSpace, type PoolName } from './neurons.ts';
 import { buildIdentificationSet, topNeurons, type Ranking } from './ranking.ts';
 
@@ -23,7 +23,7 @@ import { buildIdentificationSet, topNeurons, type Ranking } from './ranking.ts';
  * from (a Pipeline is one).
  */
 export interface RankedRun {
-  readonly model: LlamaModel;
+  readonly model: ModelRunner;
   readonly dataset: Dataset;
   known(): Promise<KnownFacts>;
   ranking(): Promise<Ranking>;

@@ -1,13 +1,14 @@
 /**
- * The execution layer (lib/exec/parallel-model.ts): a call's rows split over worker threads, each
- * with the model on its own wasm backend, give the single-thread results bit for bit: logits,
- * pooled and full records, greedy tokens with per-row interventions (with and without the KV
- * cache), on the fixture and on the organism. Errors in a worker reach the caller with their name
- * and message and the next call works; a worker killed during a call fails the call over to the
- * calling thread and is replaced; custom hooks run on the calling thread; the worker count
- * follows RSN_WORKERS, host memory (cgroup-aware) and a hard cap, and is 1 on a GPU backend.
+ * The execution layer (lib/exec/parallel-model.ts): a call's rows cut into parts that run on
+ * worker threads, each with the model on its own wasm backend, give the one-thread results bit
+ * for bit, whatever the matrix product (RSN_MATMUL): logits, pooled and full records, greedy
+ * tokens with per-row interventions (with and without the KV cache), on the fixture and on the
+ * organism. Errors in a worker reach the caller with their name and message and the next call
+ * works; a worker killed during a call fails the call over to the calling thread and is
+ * replaced; custom hooks run on the calling thread; the worker count follows RSN_WORKERS, host
+ * memory (cgroup-aware) and a hard cap, and is 1 on a GPU backend.
  *
- * Run: node --import tsx --test test/row-pool.test.ts
+ * Run: node --import tsx --test test/parallel-model.test.ts
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,8 +20,8 @@ import { ConfigError, HookError } from '../lib/errors.ts';
 import { expectedTensors, parseLlamaConfig } from '../lib/model/config.ts';
 import type { Hooks } from '../lib/model/hooks.ts';
 import { cgroupAvailableBytes } from '../lib/exec/host-memory.ts';
-import { ParallelModel } from '../lib/exec/parallel-model.ts';
-import { splitRows } from '../lib/exec/rows.ts';
+import { ParallelModel, ROWS_PER_PART } from '../lib/exec/parallel-model.ts';
+import { fixedParts } from '../lib/exec/rows.ts';
 import { maxWorkers, requestedWorkers, workerCount } from '../lib/exec/worker-count.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
 import { predictMemory } from '../lib/model/memory-plan.ts';
@@ -33,9 +34,9 @@ after(() => rmSync(work, { recursive: true, force: true }));
 
 const identical = (a: Float32Array, b: Float32Array) => a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
 
-/** Prompts of different lengths (so rows are padded), and an odd count (so the split is uneven). */
+/** Prompts of different lengths (so rows are padded), more than two parts and the last one short. */
 function prompts(vocab: number): number[][] {
-  const lengths = [7, 3, 12, 1, 9, 5, 12];
+  const lengths = [7, 3, 12, 1, 9, 5, 12, 4, 8, 2, 11, 6, 10, 3, 7, 12, 5, 9, 1];
   return lengths.map((n, r) => [1, ...Array.from({ length: n - 1 }, (_, t) => 2 + ((r * 31 + t * 17) % (vocab - 2)))]);
 }
 
@@ -49,9 +50,10 @@ function perRowHooks(ids: number[][], width: number): Hooks {
 }
 
 for (const name of ['fixture tiny-llama', 'organism']) {
-  describe(`${name}: 2 workers give the single-thread results bit for bit`, () => {
-    let one: LlamaModel;
+  describe(`${name}: 2 workers give the one-thread results bit for bit`, () => {
+    let one: ParallelModel;
     let two: ParallelModel;
+    let whole: LlamaModel;
     before(async () => {
       let dir: string;
       if (name === 'organism') dir = (await prepareModel('data/organism')).dir;
@@ -59,12 +61,14 @@ for (const name of ['fixture tiny-llama', 'organism']) {
         dir = join(work, 'tiny');
         await convertCheckpoint({ inputDir: join(fixturesDir, 'tiny-llama-bf16'), outputDir: dir, dtype: 'float32' });
       }
-      one = await LlamaModel.load(dir, { backend: 'wasm', log: null });
+      one = await ParallelModel.load(dir, { backend: 'wasm', workers: 1, log: null });
       two = await ParallelModel.load(dir, { backend: 'wasm', workers: 2, log: null });
+      whole = await LlamaModel.load(dir, { backend: 'wasm', log: null });
     });
     after(() => {
       one.dispose();
       two.dispose();
+      whole.dispose();
     });
 
     test('forward: logits at every position, mean and full records, per-row interventions', async () => {
@@ -73,6 +77,8 @@ for (const name of ['fixture tiny-llama', 'organism']) {
       const a = await one.forward(ids, { hooks, logits: 'all' });
       const b = await two.forward(ids, { hooks, logits: 'all' });
       assert.equal(two.activeWorkers, 2, 'the call ran on 2 worker threads');
+      assert.equal(one.activeWorkers, 0, 'one worker: the parts ran on this thread');
+      assert.ok(ids.length > 2 * ROWS_PER_PART && ids.length % ROWS_PER_PART !== 0, 'three parts, the last one short');
       assert.deepEqual(b.logits!.shape, a.logits!.shape);
       assert.deepEqual([b.seqLen, b.lengths], [a.seqLen, a.lengths]);
       assert.ok(identical(a.logits!.data, b.logits!.data), 'logits differ');
@@ -81,11 +87,13 @@ for (const name of ['fixture tiny-llama', 'organism']) {
         assert.deepEqual(other.shape, rec.shape, point);
         assert.ok(identical(rec.data, other.data), `${point}: records differ`);
       }
-      // And the pool's rows are the rows: row 2 alone equals row 2 of the batch (as padded alone).
-      const alone = await one.forward([ids[2]!], { logits: 'last' });
-      const batch = await two.forward(ids, { logits: 'last' });
-      const V = one.config.vocabSize;
-      assert.ok(Math.max(...alone.logits!.data.map((v, i) => Math.abs(v - batch.logits!.data[2 * V + i]!))) < 1e-5);
+      // And the parts are the rows: the whole batch in one call on one thread gives the same
+      // numbers to float32 rounding (a BLAS kernel may sum a row in another order where it sits
+      // elsewhere in the matrix), and the same numbers bit for bit with TF.js's own matMul.
+      const all = await whole.forward(ids, { hooks, logits: 'all' });
+      const tol = 1e-5 * all.logits!.data.reduce((m, v) => Math.max(m, Math.abs(v)), 1);
+      assert.ok(all.logits!.data.reduce((m, v, i) => Math.max(m, Math.abs(v - b.logits!.data[i]!)), 0) < tol);
+      if (process.env['RSN_MATMUL'] === 'wasm') assert.ok(identical(all.logits!.data, b.logits!.data), 'TF.js matMul: the whole batch');
     });
 
     test('generate: the same tokens with per-row interventions, with and without the KV cache, and with micro-batches', async () => {
@@ -195,9 +203,11 @@ describe('how many workers', () => {
     assert.equal(cgroupAvailableBytes(files({})), null);
   });
 
-  test('rows split into contiguous, even, non-empty ranges', () => {
-    assert.deepEqual(splitRows(7, 2), [[0, 3], [3, 7]]);
-    assert.deepEqual(splitRows(1, 4), [[0, 1]]);
-    assert.deepEqual(splitRows(6, 3), [[0, 2], [2, 4], [4, 6]]);
+  test('rows are cut into contiguous parts of a fixed size, whatever the worker count', () => {
+    assert.deepEqual(fixedParts(19, 8), [[0, 8], [8, 16], [16, 19]]);
+    assert.deepEqual(fixedParts(8, 8), [[0, 8]]);
+    assert.deepEqual(fixedParts(1, 8), [[0, 1]]);
+    assert.deepEqual(fixedParts(0, 8), []);
+    assert.throws(() => fixedParts(4, 0), RangeError);
   });
 });
