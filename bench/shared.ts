@@ -4,7 +4,8 @@
  * shapes, best-of-N timing and the FLOP count of a forward pass.
  */
 import { expectedTensors, parseLlamaConfig, type LlamaConfig } from '../lib/model/config.ts';
-import { hookPointName, type RecordSpec } from '../lib/model/hooks.ts';
+import type { RecordSpec } from '../lib/model/hooks.ts';
+import { recordSpec } from '../lib/model/record-spec.ts';
 import type { ModelRunner } from '../lib/model/runner.ts';
 import { mulberry32 } from '../lib/rng.ts';
 
@@ -80,12 +81,9 @@ export async function bestTime(reps: number, f: () => Promise<unknown>): Promise
   return best;
 }
 
+/** Token means of every layer's gate, up and down: what the activation collection records. */
 export function ffnRecordSpecs(c: LlamaConfig): RecordSpec[] {
-  const out: RecordSpec[] = [];
-  for (let l = 0; l < c.numLayers; l++) {
-    for (const site of ['mlp.gate', 'mlp.up', 'mlp.down'] as const) out.push({ point: hookPointName(l, site), mode: 'mean' });
-  }
-  return out;
+  return recordSpec(c, (point) => /\.mlp\.(gate|up|down)$/.test(point), 'token-mean');
 }
 
 export interface Measured {

@@ -22,7 +22,7 @@ import { StreamedWeights } from '../lib/model/weight-source.ts';
 import { expectedTensors, parseLlamaConfig } from '../lib/model/config.ts';
 import { formatGB } from '../lib/model/memory-plan.ts';
 import { ablation, NeuronSpace, randomNeurons } from '../lib/method/neurons.ts';
-import { hookPointName } from '../lib/model/hooks.ts';
+import { recordSpec } from '../lib/model/record-spec.ts';
 import { parseDecimalInteger } from '../lib/numbers.ts';
 
 const root = resolve(new URL('..', import.meta.url).pathname);
@@ -122,7 +122,7 @@ result['loadSeconds'] = (performance.now() - t0) / 1000;
 const bos = Number(config['bos_token_id']);
 const prompts = Array.from({ length: B }, (_, b) => [bos, ...Array.from({ length: T - 1 - (b % 3) }, (_, t) => ((b * 131 + t * 977) % 31990) + 3)]);
 const space = NeuronSpace.forModel(model.config, 'ffn');
-const record = space.blocks.map((bl) => ({ point: hookPointName(bl.layer, bl.site), mode: 'mean' as const }));
+const record = recordSpec(model.config, space.hookPoints(), 'token-mean');
 t0 = performance.now();
 const pooled = await model.measurePeak(() => model.forward(prompts, { logits: 'none', hooks: { record } }));
 const pooledS = (performance.now() - t0) / 1000;

@@ -1,6 +1,7 @@
 /**
  * The hook points beyond the reference's gate/up/down outputs (embed, resid_pre, mlp.act,
- * resid_mid/post), runWithCache's indexed records, and the ablation ops, on the tiny fixture:
+ * resid_mid/post), runWithCache's indexed records, the reducers, the cache by name and by site
+ * (stack), and the ablation ops, on the tiny fixture:
  * against values computed here in float64 from the reference's own outputs and the checkpoint's
  * bytes, and against identities that a misplaced hook breaks.
  */
@@ -11,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
-import { hookPoints } from '../lib/model/hooks.ts';
+import { hookPoints, type Site } from '../lib/model/hooks.ts';
+import { type Reducer, recordSpec } from '../lib/model/record-spec.ts';
 import { ablation, NeuronSpace } from '../lib/method/neurons.ts';
 import { HookError } from '../lib/errors.ts';
 import { fixturesDir, loadReference, maxAbsDiff } from './helpers/reference.ts';
@@ -103,6 +105,60 @@ describe('hook points on the tiny Llama fixture', () => {
     assert.throws(() => act.token(0, ref.cases[0]!.input_ids.length), HookError);
     assert.throws(() => act.at(0, 0, 172), HookError);
     await assert.rejects(model.runWithCache(seqs, () => false), HookError);
+  });
+
+  test('reducers: token means (with and without BOS) are the means of the full record over each row\'s real tokens', async () => {
+    const seqs = ref.cases.map((c) => c.input_ids);
+    const points = ['blocks.0.mlp.up', 'blocks.2.resid_post'];
+    const full = (await model.runWithCache(seqs, points)).cache;
+    for (const [reducer, skip] of [['token-mean', 0], ['token-mean-no-bos', 1]] as const) {
+      const { cache } = await model.runWithCache(seqs, points, { reducer });
+      for (const point of points) {
+        const rec = cache.record(point);
+        const f = full.record(point);
+        assert.equal(rec.mode, 'mean');
+        assert.deepEqual(rec.shape, [seqs.length, f.units]);
+        seqs.forEach((ids, b) => {
+          // The mean over tokens skip … len−1 of row b, summed here in float64 (a row of only
+          // its BOS has no token left: zeros).
+          const expected = Array.from({ length: f.units }, (_, u) => {
+            let sum = 0;
+            for (let t = skip; t < ids.length; t++) sum += f.at(b, t, u);
+            return ids.length > skip ? sum / (ids.length - skip) : 0;
+          });
+          const tol = 1e-5 * Math.max(1, ...expected.map(Math.abs));
+          assert.ok(maxAbsDiff(expected, rec.row(b)) < tol, `${reducer} ${point} row ${b}`);
+        });
+      }
+    }
+    assert.throws(() => recordSpec(model.config, points, 'median' as Reducer), (e: Error) => e instanceof HookError && /reducer must be one of full, token-mean, token-mean-no-bos, got "median"/.test(e.message));
+    assert.throws(() => recordSpec(model.config, ['blocks.7.mlp.up']), (e: Error) => e instanceof HookError && /layer 7 does not exist/.test(e.message));
+    assert.deepEqual(recordSpec(model.config, (p) => p.startsWith('blocks.1.mlp.'), 'token-mean-no-bos').map((r) => [r.point, r.mode, r.skipFirstToken]), [
+      ['blocks.1.mlp.gate', 'mean', true],
+      ['blocks.1.mlp.up', 'mean', true],
+      ['blocks.1.mlp.act', 'mean', true],
+      ['blocks.1.mlp.down', 'mean', true],
+    ]);
+  });
+
+  test('the cache by name and by site: get/record a point, stack a site over the layers in layer order', async () => {
+    const seqs = ref.cases.map((c) => c.input_ids);
+    // Recorded out of order on purpose: the stack is in layer order whatever the request's order.
+    const { cache } = await model.runWithCache(seqs, ['blocks.2.mlp.act', 'blocks.0.mlp.act', 'blocks.1.mlp.act', 'blocks.1.resid_post']);
+    const stacked = cache.stack('mlp.act');
+    const one = cache.record('blocks.0.mlp.act');
+    assert.deepEqual(stacked.layers, [0, 1, 2]);
+    assert.deepEqual(stacked.shape, [3, ...one.shape]);
+    assert.equal(stacked.mode, 'full');
+    for (const l of [0, 1, 2]) {
+      const rec = cache.get(`blocks.${l}.mlp.act`)!;
+      assert.deepEqual(stacked.data.subarray(l * rec.data.length, (l + 1) * rec.data.length), rec.data, `layer ${l}`);
+    }
+    assert.deepEqual(cache.stack('resid_post').layers, [1]);
+    assert.throws(() => cache.stack('attn.q'), (e: Error) => e instanceof HookError && /no layer's "attn.q" was recorded; recorded: blocks\.2\.mlp\.act/.test(e.message));
+    assert.throws(() => cache.stack('mlp.bogus' as Site), HookError);
+    assert.throws(() => cache.record('blocks.0.mlp.up'), (e: Error) => e instanceof HookError && /no activations recorded at "blocks.0.mlp.up"/.test(e.message));
+    assert.equal(cache.get('blocks.0.mlp.up'), undefined, 'get is a Map lookup');
   });
 
   test('zeroing a unit of mlp.gate, mlp.up or mlp.act is the same intervention (SiLU(0) = 0)', async () => {

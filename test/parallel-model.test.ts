@@ -25,18 +25,19 @@ import { fixedParts } from '../lib/exec/rows.ts';
 import { maxWorkers, requestedWorkers, workerCount } from '../lib/exec/worker-count.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
 import { predictMemory } from '../lib/model/memory-plan.ts';
+import { runWithCache } from '../lib/model/record-spec.ts';
 import { prepareModel } from '../lib/notebook/model.ts';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
 import { fixturesDir } from './helpers/reference.ts';
 
-const work = mkdtempSync(join(tmpdir(), 'rsn-row-pool-test-'));
+const work = mkdtempSync(join(tmpdir(), 'rsn-parallel-model-test-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
 const identical = (a: Float32Array, b: Float32Array) => a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
 
 /** Prompts of different lengths (so rows are padded), more than two parts and the last one short. */
 function prompts(vocab: number): number[][] {
-  const lengths = [7, 3, 12, 1, 9, 5, 12, 4, 8, 2, 11, 6, 10, 3, 7, 12, 5, 9, 1];
+  const lengths = [7, 3, 12, 1, 9, 5, 12, 4, 8, 2, 11, 6, 10, 3, 7, 12, 5, 9, 1, 4, 6, 11, 2, 8, 10, 3, 12, 7, 1, 5, 9, 6, 4, 8, 2];
   return lengths.map((n, r) => [1, ...Array.from({ length: n - 1 }, (_, t) => 2 + ((r * 31 + t * 17) % (vocab - 2)))]);
 }
 
@@ -94,6 +95,15 @@ for (const name of ['fixture tiny-llama', 'organism']) {
       const tol = 1e-5 * all.logits!.data.reduce((m, v) => Math.max(m, Math.abs(v)), 1);
       assert.ok(all.logits!.data.reduce((m, v, i) => Math.max(m, Math.abs(v - b.logits!.data[i]!)), 0) < tol);
       if (process.env['RSN_MATMUL'] === 'wasm') assert.ok(identical(all.logits!.data, b.logits!.data), 'TF.js matMul: the whole batch');
+    });
+
+    test('runWithCache on the pool: the same cache as on one thread, stacked by site', async () => {
+      const ids = prompts(one.config.vocabSize);
+      const a = (await runWithCache(one, ids, (p) => p.endsWith('.mlp.act'), { reducer: 'token-mean-no-bos' })).cache.stack('mlp.act');
+      const b = (await runWithCache(two, ids, (p) => p.endsWith('.mlp.act'), { reducer: 'token-mean-no-bos' })).cache.stack('mlp.act');
+      assert.deepEqual([b.layers, b.shape, b.mode], [a.layers, a.shape, 'mean']);
+      assert.equal(b.shape[1], ids.length);
+      assert.ok(identical(a.data, b.data));
     });
 
     test('generate: the same tokens with per-row interventions, with and without the KV cache, and with micro-batches', async () => {

@@ -57,8 +57,9 @@ test('the README\'s Library snippet runs as written on the organism and prints w
     assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
     const lines = r.stdout.trim().split('\n');
     // The organism knows this fact (data/organism/relations/company_ceo.json): its CEO is Marc Houalla.
-    assert.equal(lines.at(-2), 'Marc');
-    assert.ok(Number.isFinite(Number(lines.at(-1))), `an activation value: ${lines.at(-1)}`);
+    assert.equal(lines.at(-3), 'Marc');
+    assert.ok(Number.isFinite(Number(lines.at(-2))), `an activation value: ${lines.at(-2)}`);
+    assert.equal(lines.at(-1), '4', 'the organism has 4 layers');
   } finally {
     rmSync(file, { force: true });
   }

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { sha256Hex, writeFileAtomic } from '../data/io.ts';
 import { CheckpointError } from '../errors.ts';
 import type { ModelRunner } from '../model/runner.ts';
-import { hookPointName, type RecordSpec } from '../model/hooks.ts';
+import { hookPointName } from '../model/hooks.ts';
+import { recordSpec } from '../model/record-spec.ts';
 import { Progress, type ProgressState } from '../progress.ts';
 import type { ActivationSource } from '../stats/ap-engine.ts';
 import { modelIdentity, type ModelIdentity } from './identity.ts';
@@ -244,12 +245,12 @@ export async function collectActivations(model: ModelRunner, tokenized: readonly
 export async function pooledBatch(model: ModelRunner, space: NeuronSpace, batch: readonly (readonly number[])[], includeBos = true): Promise<Float32Array> {
   // "Without BOS" drops the first token only where the tokenizer put a BOS there (Qwen2's adds none).
   const skipFirstToken = !includeBos && (model.tokenizer?.addsBos ?? true);
-  const record: RecordSpec[] = space.blocks.map((b) => ({ point: hookPointName(b.layer, b.site), mode: 'mean', skipFirstToken }));
+  const record = recordSpec(model.config, space.hookPoints(), skipFirstToken ? 'token-mean-no-bos' : 'token-mean');
   const r = await model.forward(batch, { logits: 'none', hooks: { record } });
   const B = batch.length;
   const rows = new Float32Array(B * space.size);
   for (const b of space.blocks) {
-    const data = r.records.get(hookPointName(b.layer, b.site))!.data;
+    const data = r.records.record(hookPointName(b.layer, b.site)).data;
     for (let i = 0; i < B; i++) rows.set(data.subarray(i * b.width, (i + 1) * b.width), i * space.size + b.offset);
   }
   return rows;

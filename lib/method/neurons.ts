@@ -100,6 +100,11 @@ export class NeuronSpace {
     return new NeuronSpace(c.numLayers, sites, (s) => siteWidth(c, s));
   }
 
+  /** The hook points of the space's blocks, in index order. */
+  hookPoints(): string[] {
+    return this.blocks.map((b) => hookPointName(b.layer, b.site));
+  }
+
   /** JSON form, saved with every artefact that uses global indices. */
   describe(): { numLayers: number; sites: NeuronSite[]; widths: Record<string, number>; size: number } {
     const widths: Record<string, number> = {};

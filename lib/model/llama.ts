@@ -12,11 +12,13 @@ import { CheckpointError, HookError, OutOfMemoryError, ShapeError } from '../err
 import { LlamaTokenizer } from '../tokenizer.ts';
 import { concatFloat32, padLeft, type PaddedBatch } from './batch.ts';
 import { type EmbeddingTable, gatherRows, linear, type LinearWeight } from './blocked.ts';
+import { ActivationCache } from './activation-cache.ts';
 import { ActivationRecord } from './activation-record.ts';
+import { type PointSelection, runWithCache, type RunWithCacheOptions } from './record-spec.ts';
 import { attentionContext, type DecoderMath, type DecoderPass, decoderLayer, disposeAttentionContext, embed, head } from './decoder.ts';
 import { checkPositionLimit, expectedTensors, type LlamaConfig, readLlamaConfig } from './config.ts';
 import { addsBosByDefault } from './family.ts';
-import { CompiledHooks, type Hooks, hookPoints, sliceHooks } from './hooks.ts';
+import { CompiledHooks, type Hooks, sliceHooks } from './hooks.ts';
 import { type ForwardOptions, type ForwardResult, type GenerateOptions, type GenerateResult, type ModelInfo, modelLabel, type ModelRunner } from './runner.ts';
 import { WeightStore } from './weights.ts';
 import { type ExecutionPlan, type LayerWeights, ResidentWeights, storeReader, StreamedWeights, type WeightSource } from './weight-source.ts';
@@ -236,7 +238,7 @@ export class LlamaModel implements ModelRunner {
       const wantAll = logitsMode === 'all' || hooks.recordPoints.has('logits');
       const logits = await this.runChunks(chunks, wantAll ? 'all' : logitsMode === 'last' ? 'last' : 'none');
       kept.push(...logits);
-      const records = new Map<string, ActivationRecord>();
+      const records = new ActivationCache();
       for (const spec of hooks.records) {
         const key = recordKey(spec.point, spec.mode, spec.skipFirstToken);
         const parts = chunks.map((ch) => ch.records!.get(key)!);
@@ -262,19 +264,9 @@ export class LlamaModel implements ModelRunner {
     }
   }
 
-  /**
-   * One forward pass that records every hook point `filter` accepts at every position (TransformerLens's
-   * run_with_cache). `filter`: a list of point names, or a predicate over all of them (hookPoints(config)).
-   */
-  async runWithCache(
-    sequences: readonly (readonly number[])[],
-    filter: readonly string[] | ((point: string) => boolean),
-    opts: Omit<ForwardOptions, 'hooks'> & { interventions?: Hooks['interventions'] } = {},
-  ): Promise<{ logits: ForwardResult['logits']; cache: Map<string, ActivationRecord>; lengths: number[] }> {
-    const points = typeof filter === 'function' ? hookPoints(this.config).filter(filter) : [...filter];
-    if (points.length === 0) throw new HookError('runWithCache: the filter selects no hook point');
-    const r = await this.forward(sequences, { ...opts, hooks: { record: points.map((point) => ({ point, mode: 'full' as const })), interventions: opts.interventions } });
-    return { logits: r.logits, cache: r.records, lengths: r.lengths };
+  /** runWithCache (record-spec.ts) on this model: TransformerLens's run_with_cache. */
+  runWithCache(sequences: readonly (readonly number[])[], points: PointSelection, opts: RunWithCacheOptions = {}): Promise<{ logits: ForwardResult['logits']; cache: ActivationCache; lengths: number[] }> {
+    return runWithCache(this, sequences, points, opts);
   }
 
   /** Greedy decoding of maxNewTokens tokens per row; hooks act at every position and step. */

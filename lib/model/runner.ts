@@ -5,7 +5,7 @@
  */
 import type { BackendChoice } from '../backend.ts';
 import type { LlamaTokenizer } from '../tokenizer.ts';
-import type { ActivationRecord } from './activation-record.ts';
+import type { ActivationCache } from './activation-cache.ts';
 import type { LlamaConfig } from './config.ts';
 import type { Hooks } from './hooks.ts';
 
@@ -33,7 +33,8 @@ export interface ForwardResult {
   lengths: number[];
   /** [B, T, V] for 'all', [B, V] for 'last'. */
   logits: { shape: number[]; data: Float32Array } | null;
-  records: Map<string, ActivationRecord>;
+  /** What hooks.record asked for, by hook point name. */
+  records: ActivationCache;
 }
 
 export interface GenerateOptions {
