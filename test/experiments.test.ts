@@ -34,6 +34,11 @@ import {
   type PerplexityResult,
   layerDistribution,
   overlapMatrix,
+  identification,
+  layers,
+  overlap,
+  overlapPair,
+  overlapRank,
   type CumulativityResult,
   type InterResult,
   type IntraResult,
@@ -90,6 +95,62 @@ describe('overlap and layer distribution of the top-k on a hand-built ranking', 
     // k = 0: nothing anywhere.
     assert.deepEqual(overlapMatrix(ranking, 0).counts, [[0, 0, 0], [0, 0, 0], [0, 0, 0]]);
     assert.deepEqual(layerDistribution(ranking, 0).counts, [[0, 0, 0], [0, 0, 0], [0, 0, 0]]);
+  });
+});
+
+describe('the ranking views as objects: identification, layers, overlap (summaries and verdicts that flip)', () => {
+  // 4 layers × (gate 4, up 4, down 2): layer L holds neurons 10L … 10L+9 (middle layers: 1 and 2).
+  const space = new NeuronSpace(4, ['mlp.gate', 'mlp.up', 'mlp.down'], (s) => (s === 'mlp.down' ? 2 : 4));
+  /** A ranking where each relation's listed neurons come first, in the listed order (AP 0.9, 0.89, …); the rest 0.1. */
+  const ranked = (tops: Record<string, number[]>): Ranking => ({
+    schema: RANKING_SCHEMA,
+    provenance: { model: { name: 'hand', dir: '', sha256: '', storageDtype: 'float32' }, dataHash: '', seed: 0, backend: '', version: '', createdAt: '' },
+    space,
+    includeBos: true,
+    negativeRatio: 4,
+    relations: Object.entries(tops).map(([name, top]) => ({
+      name,
+      numPositives: 1,
+      numNegatives: 4,
+      ap: Float32Array.from({ length: 40 }, (_, i) => (top.includes(i) ? 0.9 - 0.01 * top.indexOf(i) : 0.1)),
+    })),
+  });
+  const status = (v: { claim: string; status: string }[]) => v.map((x) => x.status);
+
+  test('identification: AP at rank k above chance for every relation, or not (k past the listed neurons)', () => {
+    const r = ranked({ x: [3, 14, 25], y: [5, 6, 7] });
+    const at3 = identification.summarise(r, { k: 3, poolSize: 40, kHow: 'hand' });
+    assert.deepEqual(at3.rows.map((row) => [row.relation, row.chance, row.apAtK, row.aboveTwiceChance]), [['x', 0.2, Math.fround(0.88), 3], ['y', 0.2, Math.fround(0.88), 3]]);
+    assert.ok(Math.abs(at3.rows[0]!.meanApTopK - (Math.fround(0.9) + Math.fround(0.89) + Math.fround(0.88)) / 3) < 1e-12);
+    assert.deepEqual(status(identification.verdicts(at3)), ['reproduced', 'reproduced']);
+    assert.match(identification.verdicts(at3)[1]!.paper as string, /^top-3000 of 835,584 \(0\.36 %\)/);
+    // Rank 4 is a 0.1 neuron: below the chance AP 0.2 for both relations.
+    assert.deepEqual(status(identification.verdicts(identification.summarise(r, { k: 4, poolSize: 40, kHow: 'hand' }))), ['reproduced', 'differs']);
+  });
+
+  test('layers: shares of the first, middle and last layers; the middle claim flips with where the top-k sit', () => {
+    const middle = layers.summarise(ranked({ x: [12, 13], y: [21, 25] }), { k: 2 });
+    assert.deepEqual(middle.middle, [1, 2]);
+    assert.deepEqual(middle.counts, [[0, 2, 0, 0], [0, 0, 2, 0]]);
+    assert.deepEqual(status(layers.verdicts(middle)), ['reproduced', 'reproduced']);
+    const edges = layers.summarise(ranked({ x: [1, 33], y: [12, 35] }), { k: 2 });
+    assert.deepEqual(edges.shares.map((r) => [r.firstQuarterShare, r.middleShare, r.lastQuarterShare, r.peakLayer]), [[0.5, 0, 0.5, 0], [0, 0.5, 0.5, 1]]);
+    assert.deepEqual(status(layers.verdicts(edges)), ['differs', 'differs']);
+  });
+
+  test('overlap: pairs largest first with ranks, chance k²/pool; the paper\'s pairs reproduced or not', () => {
+    const tops = { person_father: [1, 2, 3, 4], person_mother: [1, 2, 3, 9], company_ceo: [20, 21, 22, 30], company_hq: [20, 21, 31, 32], person_occupation: [5, 6, 7, 8] };
+    const ov = overlap.summarise(ranked(tops), { k: 4, poolSize: 40 });
+    assert.equal(ov.chance, 0.4);
+    assert.deepEqual(ov.pairs.slice(0, 2).map((p) => [p.a, p.b, p.overlap]), [['person_father', 'person_mother', 3], ['company_ceo', 'company_hq', 2]]);
+    assert.equal(overlapRank(ov, 'company_hq', 'company_ceo'), 2);
+    assert.equal(overlapPair(ov, 'person_father', 'person_occupation')!.overlap, 0);
+    const v = overlap.verdicts(ov);
+    // 3/4 = 75 % against the paper's 68.4 % (±15 points); person_sport_position absent; ceo/hq 2 ≥ 2 × 0.4 and rank 2 ≤ 10/4.
+    assert.deepEqual(status(v), ['reproduced', 'not applicable', 'reproduced']);
+    assert.equal(v[0]!.paper, '2053/3000 = 68.4 %');
+    const apart = overlap.summarise(ranked({ ...tops, person_mother: [9, 10, 11, 1], company_hq: [33, 34, 35, 36] }), { k: 4, poolSize: 40 });
+    assert.deepEqual(status(overlap.verdicts(apart)), ['differs', 'not applicable', 'differs']);
   });
 });
 

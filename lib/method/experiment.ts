@@ -30,3 +30,14 @@ export interface Experiment<Params, Plan extends { jobs: readonly J[] }, Result,
 export function quickCap(quick: boolean | undefined, value: number, quickValue: number): number {
   return quick ? Math.min(quickValue, value) : value;
 }
+
+/**
+ * A view of a ranked run that runs no model (identification, layers, overlap): its summary of
+ * `input` (e.g. the ranking) and its verdicts, the paper's numbers read as for an Experiment.
+ */
+export interface Analysis<Input, Params, Result> {
+  readonly name: string;
+  readonly paper: string;
+  summarise(input: Input, params: Params): Result;
+  verdicts(result: Result): VerdictInput[];
+}

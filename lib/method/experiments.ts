@@ -1,11 +1,9 @@
 /**
  * The paper's experiments (§4–§5, App. E/G/J), each one object with its plan, summary and
- * verdicts (lib/method/experiments/), the jobs they are made of (jobs.ts), and the views of a
- * ranking and of an intra-relation result that the notebooks show (layers, overlap, error
- * categories).
+ * verdicts (lib/method/experiments/; the views of a ranking, which run no model, as Analysis
+ * objects), the jobs they are made of (jobs.ts), and the error categories of an intra-relation
+ * result.
  */
-import { topNeurons, type Ranking } from './ranking.ts';
-import type { PoolName } from './neurons.ts';
 import type { IntraResult } from './experiments/intra-relation.ts';
 
 export * from './jobs.ts';
@@ -16,19 +14,9 @@ export * from './experiments/inter-relation.ts';
 export * from './experiments/k-sweep.ts';
 export * from './experiments/cumulativity.ts';
 export * from './experiments/perplexity.ts';
-
-// ---------------------------------------------------------------- E1/E2 layers and overlap (Figs. 1, 2)
-
-export function overlapMatrix(ranking: Ranking, k: number, pool: PoolName = 'ffn'): { relations: string[]; k: number; counts: number[][] } {
-  const names = ranking.relations.map((r) => r.name);
-  const sets = names.map((n) => new Set(topNeurons(ranking, n, k, pool)));
-  return { relations: names, k, counts: sets.map((a) => sets.map((b) => [...a].filter((x) => b.has(x)).length)) };
-}
-
-export function layerDistribution(ranking: Ranking, k: number, pool: PoolName = 'ffn'): { relations: string[]; k: number; counts: number[][] } {
-  const names = ranking.relations.map((r) => r.name);
-  return { relations: names, k, counts: names.map((n) => ranking.space.layerHistogram(topNeurons(ranking, n, k, pool))) };
-}
+export * from './experiments/identification.ts';
+export * from './experiments/layers.ts';
+export * from './experiments/overlap.ts';
 
 // ---------------------------------------------------------------- E14 error categories (Table 4)
 

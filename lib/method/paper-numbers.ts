@@ -9,6 +9,8 @@ import { ConfigError } from '../errors.ts';
 export const PAPER_NUMBERS_FILE = fileURLToPath(new URL('../../data/paper/numbers.json', import.meta.url));
 
 export interface PaperNumbers {
+  /** The top-k of LLaMA-2-7B's FFN neurons and the overlaps the paper names (§3–§4.1). */
+  ranking: { k: number; ffnPoolSize: number; overlapFatherMother: number; overlapOccupationSportPosition: number };
   intraRelation: { flipsTotalTable4: Record<string, number>; randomDropPoints: number; relationsAtZeroAccuracy: number };
   interRelation: { motherGainColumns: number };
   kSweep: { paperKs: number[]; ffnPoolSize: number };
@@ -29,6 +31,7 @@ export function parsePaperNumbers(json: unknown): PaperNumbers {
   const o = json as Record<string, Record<string, unknown>> | null;
   need(typeof o === 'object' && o !== null && (o as Record<string, unknown>)['schema'] === 'rsn-paper-numbers/1', 'schema', '"rsn-paper-numbers/1"');
   const p = o!;
+  for (const f of ['k', 'ffnPoolSize', 'overlapFatherMother', 'overlapOccupationSportPosition']) need(isNum(p['ranking']?.[f]), `ranking.${f}`, 'a number');
   need(isRecordOf(p['intraRelation']?.['flipsTotalTable4'], isNum), 'intraRelation.flipsTotalTable4', 'an object of numbers per relation');
   need(isNum(p['intraRelation']?.['randomDropPoints']), 'intraRelation.randomDropPoints', 'a number');
   need(isNum(p['intraRelation']?.['relationsAtZeroAccuracy']), 'intraRelation.relationsAtZeroAccuracy', 'a number');
