@@ -35,6 +35,9 @@ import {
   layerDistribution,
   overlapMatrix,
   identification,
+  dataAndFiltering,
+  paperModels,
+  otherPools,
   layers,
   overlap,
   overlapPair,
@@ -44,7 +47,8 @@ import {
   type IntraResult,
   type SweepResult,
 } from '../lib/method/experiments.ts';
-import { NeuronSpace } from '../lib/method/neurons.ts';
+import { NeuronSpace, type PoolName } from '../lib/method/neurons.ts';
+import { loadDataset } from '../lib/method/dataset.ts';
 import { hookPointName, type Intervention } from '../lib/model/hooks.ts';
 import { isCorrectAnswer } from '../lib/data/answer-check.ts';
 import type { Prompt } from '../lib/data/prompts.ts';
@@ -151,6 +155,65 @@ describe('the ranking views as objects: identification, layers, overlap (summari
     assert.equal(v[0]!.paper, '2053/3000 = 68.4 %');
     const apart = overlap.summarise(ranked({ ...tops, person_mother: [9, 10, 11, 1], company_hq: [33, 34, 35, 36] }), { k: 4, poolSize: 40 });
     assert.deepEqual(status(overlap.verdicts(apart)), ['differs', 'not applicable', 'differs']);
+  });
+});
+
+describe('data and filtering, and the other pools, as objects (summaries and verdicts that flip)', () => {
+  test('LLaMA-2-7B/13B from the paper numbers count 835,584 / 1,310,720 FFN neurons (Table 1); a relation list of the paper\'s shape reproduces', () => {
+    const dataset = loadDataset(join(process.cwd(), 'data', 'relations'));
+    const data = dataAndFiltering.summarise({ dataset, selected: [], models: paperModels(), known: null, skipped: 'not run here', modelTag: 'm' }, {});
+    assert.deepEqual(data.neuronCounts.map((r) => [r.model, r.ffn, r.allLinear]), [['LLaMA-2-7B', 835584, 1359872], ['LLaMA-2-13B', 1310720, 2129920]]);
+    // Counted here from the files: facts per relation, 50 held-out triples, no shared subject.
+    assert.deepEqual(data.relations.map((r) => r.facts), dataset.relations.map((r) => r.relation.samples.length));
+    assert.ok(data.relations.every((r) => r.evaTriples === 50 && r.eva === 50 * r.templates));
+    assert.equal(data.sharedSubjects, 0);
+    const v = dataAndFiltering.verdicts(data);
+    assert.deepEqual(v.map((x) => x.status), ['reproduced', data.relations.every((r) => r.facts > 300) ? 'reproduced' : 'differs', 'reproduced', 'reproduced', 'reproduced', 'not applicable']);
+    assert.equal(v.at(-1)!.detail, 'not computed: not run here');
+  });
+
+  test('the data verdicts flip: a subset, a small relation, other held-out sizes, a shared subject, P^det counted', () => {
+    const row = (relation: string, facts: number, evaTriples: number) => ({ relation, facts, subjects: facts, templates: 2, eva2Templates: 2, detTriples: facts - evaTriples, evaTriples, det: 0, eva: 0, eva2: 0 });
+    const base = { relations: [row('a', 400, 50), row('b', 301, 50)], sharedSubjects: 0, selected: [], neuronCounts: [], known: null, skipped: 'x', modelTag: 'm' };
+    assert.deepEqual(dataAndFiltering.verdicts(base).map((x) => x.status), ['differs', 'reproduced', 'reproduced', 'not applicable']);
+    const small = dataAndFiltering.verdicts({ ...base, relations: [row('a', 400, 50), row('b', 150, 40)], sharedSubjects: 1, selected: ['a', 'b'] });
+    assert.deepEqual(small.map((x) => x.status), ['not applicable', 'differs', 'differs', 'not applicable']);
+    assert.equal(small[1]!.detail, "b has 150 facts in this data (151 short of the paper's threshold)");
+    assert.equal(small[2]!.ours, '50/40');
+    const known = dataAndFiltering.verdicts({ ...base, known: [{ relation: 'a', total: 10, known: 3 }, { relation: 'b', total: 30, known: 5 }] });
+    assert.equal(known.at(-1)!.ours, '8 of 40 (20.0%)');
+  });
+
+  const inter = (pool: PoolName, dropPercent: number[][]): InterResult => ({
+    schema: 'rsn-inter/1',
+    provenance: { model: { name: 'hand', dir: '', sha256: '', storageDtype: 'float32' }, dataHash: '', seed: 0, backend: '', version: '', createdAt: '' },
+    k: 4,
+    pool,
+    set: 'eva',
+    relations: ['a', 'b'],
+    original: [1, 1],
+    accuracy: dropPercent.map((row) => row.map((d) => 1 - d / 100)),
+    dropPercent,
+  });
+  const faint = [[10, 30], [20, 5]];
+  const near = [[45, 10], [5, 40]];
+  const pools = { ffn: inter('ffn', [[50, 10], [5, 40]]), attn: inter('attn', faint), down: inter('down', faint), up: inter('up', [[5, 1], [2, 4]]), all: inter('all', near), gate: inter('gate', near) };
+  const sizes = { ffn: 30, attn: 40, down: 10, up: 10, all: 70, gate: 10 };
+
+  test('other pools: diagonal and off-diagonal means, contrast and diagonal maxima, counted by hand', () => {
+    const r = otherPools.summarise({ results: pools, sizes }, {});
+    assert.deepEqual(r.pools.map((p) => [p.pool, p.meanDiagonal, p.meanOffDiagonal, p.contrast, p.diagonalMax]), [
+      ['ffn', 45, 7.5, 37.5, 2], ['attn', 7.5, 25, -17.5, 0], ['down', 7.5, 25, -17.5, 0], ['up', 4.5, 1.5, 3, 2], ['all', 42.5, 7.5, 35, 2], ['gate', 42.5, 7.5, 35, 2],
+    ]);
+    assert.deepEqual(otherPools.verdicts(r).map((v) => v.status), ['reproduced', 'reproduced', 'reproduced', 'reproduced']);
+  });
+
+  test('other pools: a clearer gate pool flips the FFN claims; without ffn there is nothing to compare', () => {
+    const r = otherPools.summarise({ results: { ...pools, gate: inter('gate', [[90, 0], [0, 90]]) }, sizes }, {});
+    const v = otherPools.verdicts(r);
+    assert.deepEqual(v.map((x) => x.status), ['differs', 'reproduced', 'reproduced', 'differs']);
+    assert.equal(v[0]!.detail, 'gate is clearer than ffn (by 52.5 points)');
+    assert.deepEqual(otherPools.verdicts(otherPools.summarise({ results: { attn: pools.attn }, sizes }, {})).map((x) => x.status), ['not applicable']);
   });
 });
 

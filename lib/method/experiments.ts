@@ -14,9 +14,11 @@ export * from './experiments/inter-relation.ts';
 export * from './experiments/k-sweep.ts';
 export * from './experiments/cumulativity.ts';
 export * from './experiments/perplexity.ts';
+export * from './experiments/data-and-filtering.ts';
 export * from './experiments/identification.ts';
 export * from './experiments/layers.ts';
 export * from './experiments/overlap.ts';
+export * from './experiments/other-pools.ts';
 
 // ---------------------------------------------------------------- E14 error categories (Table 4)
 

@@ -5,10 +5,14 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.ts';
+import { type LlamaConfig, parseLlamaConfig } from '../model/config.ts';
 
 export const PAPER_NUMBERS_FILE = fileURLToPath(new URL('../../data/paper/numbers.json', import.meta.url));
 
 export interface PaperNumbers {
+  data: { relations: number; minFacts: number; evaTriples: number };
+  /** Per model of Table 1 (in the file's order): its config and neuron counts. */
+  table1: Record<string, { config: LlamaConfig; ffnNeurons: number; allLinearNeurons: number }>;
   /** The top-k of LLaMA-2-7B's FFN neurons and the overlaps the paper names (§3–§4.1). */
   ranking: { k: number; ffnPoolSize: number; overlapFatherMother: number; overlapOccupationSportPosition: number };
   intraRelation: { flipsTotalTable4: Record<string, number>; randomDropPoints: number; relationsAtZeroAccuracy: number };
@@ -32,6 +36,13 @@ export function parsePaperNumbers(json: unknown): PaperNumbers {
   need(typeof o === 'object' && o !== null && (o as Record<string, unknown>)['schema'] === 'rsn-paper-numbers/1', 'schema', '"rsn-paper-numbers/1"');
   const p = o!;
   for (const f of ['k', 'ffnPoolSize', 'overlapFatherMother', 'overlapOccupationSportPosition']) need(isNum(p['ranking']?.[f]), `ranking.${f}`, 'a number');
+  for (const f of ['relations', 'minFacts', 'evaTriples']) need(isNum(p['data']?.[f]), `data.${f}`, 'a number');
+  const models = p['table1']?.['models'];
+  need(isRecordOf(models, (m) => typeof m === 'object' && m !== null && isNum((m as Record<string, unknown>)['ffnNeurons']) && isNum((m as Record<string, unknown>)['allLinearNeurons'])), 'table1.models', 'per model, { config, ffnNeurons, allLinearNeurons }');
+  const table1: PaperNumbers['table1'] = {};
+  for (const [name, m] of Object.entries(models as Record<string, { config: unknown; ffnNeurons: number; allLinearNeurons: number }>)) {
+    table1[name] = { config: parseLlamaConfig(m.config, `${PAPER_NUMBERS_FILE}: table1.models.${name}.config`), ffnNeurons: m.ffnNeurons, allLinearNeurons: m.allLinearNeurons };
+  }
   need(isRecordOf(p['intraRelation']?.['flipsTotalTable4'], isNum), 'intraRelation.flipsTotalTable4', 'an object of numbers per relation');
   need(isNum(p['intraRelation']?.['randomDropPoints']), 'intraRelation.randomDropPoints', 'a number');
   need(isNum(p['intraRelation']?.['relationsAtZeroAccuracy']), 'intraRelation.relationsAtZeroAccuracy', 'a number');
@@ -42,7 +53,7 @@ export function parsePaperNumbers(json: unknown): PaperNumbers {
   need(Array.isArray(ranges) && ranges.every((r) => typeof r === 'string'), 'cumulativity.ranges', 'an array of strings');
   need(isRecordOf(p['cumulativity']?.['table3'], (v) => Array.isArray(v) && v.length === (ranges as unknown[]).length && v.every((c) => typeof c === 'string')), 'cumulativity.table3', 'per relation, one "total/affected" string per range');
   need(isRecordOf(p['perplexity']?.['table2'], (v) => Array.isArray(v) && v.length === 3 && v.every(isNum)), 'perplexity.table2', 'per relation, [sentences, before, after]');
-  return p as unknown as PaperNumbers;
+  return { ...(p as unknown as PaperNumbers), table1 };
 }
 
 let cached: PaperNumbers | null = null;

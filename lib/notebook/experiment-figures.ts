@@ -53,3 +53,45 @@ export function interHeatmap(inter: InterResult, title: string): PlotlySpec {
     },
   };
 }
+
+/**
+ * App. G: one acc_drop heatmap per pool in a grid of `cols` columns, on one colour scale
+ * symmetric around 0 (red = drop, blue = gain), its bar on the first panel.
+ */
+export function poolHeatmaps(results: Partial<Record<string, InterResult>>, sizes: Partial<Record<string, number>>, title: string, cols = 3): PlotlySpec {
+  const pools = Object.keys(results);
+  const R = results[pools[0]!]!.relations;
+  const gridRows = Math.ceil(pools.length / cols);
+  const ax = (i: number) => (i === 0 ? '' : String(i + 1));
+  const lim = Math.max(1, ...pools.flatMap((p) => results[p]!.dropPercent.flat().filter(Number.isFinite).map(Math.abs)));
+  // Every panel has the same columns; the bottom panel of each grid column names them.
+  const bottom = (i: number) => i + cols >= pools.length;
+  const axes = pools.flatMap((_, i) => [
+    [`xaxis${ax(i)}`, { showticklabels: bottom(i), tickangle: -90, tickfont: { size: 8 }, ...(bottom(i) ? { title: { text: 'zeroed relation', font: { size: 11 } } } : {}) }],
+    [`yaxis${ax(i)}`, { autorange: 'reversed', showticklabels: i % cols === 0, tickfont: { size: 8 } }],
+  ]);
+  return {
+    data: pools.map((p, i) => ({
+      type: 'heatmap',
+      z: results[p]!.dropPercent,
+      x: R,
+      y: R,
+      zmin: -lim,
+      zmax: lim,
+      colorscale: [[0, '#2166AC'], [0.5, '#F7F7F7'], [1, '#B2182B']],
+      showscale: i === 0,
+      ...(i === 0 ? { colorbar: { title: { text: 'acc_drop %' } } } : {}),
+      xaxis: `x${ax(i)}`,
+      yaxis: `y${ax(i)}`,
+      hovertemplate: `${p}: evaluated %{y}, zeroed %{x}: %{z:.1f} %<extra></extra>`,
+    })),
+    layout: {
+      title: { text: title },
+      height: 430 * gridRows + 160,
+      grid: { rows: gridRows, columns: cols, pattern: 'independent', ygap: 0.12 },
+      annotations: pools.map((p, i) => ({ text: `<b>${p}</b> (${sizes[p]} neurons)`, showarrow: false, xref: `x${ax(i)} domain`, yref: `y${ax(i)} domain`, x: 0.5, y: 1.06 })),
+      ...Object.fromEntries(axes),
+      margin: { l: 160, b: 150 },
+    },
+  };
+}
