@@ -20,6 +20,8 @@ export interface IntraOptions {
   ablate?: AblationOp;
   /** Quick mode: at most 3 random seeds and 50 P^det prompts per relation. */
   quick?: boolean;
+  /** Only these relations of the context (default: all; e.g. a relation of one's own). */
+  relations?: readonly string[];
 }
 
 export interface IntraSetResult {
@@ -43,6 +45,8 @@ export interface IntraResult {
 
 /** The selected neurons, the interventions and the jobs that run them. */
 export interface IntraPlan {
+  /** The relations planned, in the context's order. */
+  relations: string[];
   k: number;
   pool: PoolName;
   randomSeeds: number;
@@ -78,9 +82,13 @@ function plan(ctx: Context, opts: IntraOptions): IntraPlan {
   const how = opts.ablate ?? ctx.ablate;
   const poolIdx = ctx.space.poolIndices(pool);
   const random = Array.from({ length: seeds }, (_, s) => ablation(randomNeurons(poolIdx, k, 1000 + s), how));
+  const all = relationsOf(ctx);
+  const unknown = (opts.relations ?? []).filter((r) => !all.includes(r));
+  if (unknown.length) throw new RangeError(`intraRelation.plan: relations ${unknown.join(', ')} are not in the data (it has ${all.join(', ')})`);
+  const relations = opts.relations ? all.filter((r) => opts.relations!.includes(r)) : all;
   const own: Record<string, Ablation> = {};
   const jobs: Job[] = [];
-  for (const name of relationsOf(ctx)) {
+  for (const name of relations) {
     own[name] = ablation(topNeurons(ctx.ranking, name, k, pool), how);
     for (const set of sets) {
       const prompts = relationPrompts(ctx, name, set, detLimit);
@@ -89,7 +97,7 @@ function plan(ctx: Context, opts: IntraOptions): IntraPlan {
       random.forEach((m, s) => jobs.push({ key: { relation: name, set, condition: `random${s}` }, prompts, ablation: m }));
     }
   }
-  return { k, pool, randomSeeds: seeds, sets, detLimit, ablate: how, own, random, jobs };
+  return { relations, k, pool, randomSeeds: seeds, sets, detLimit, ablate: how, own, random, jobs };
 }
 
 function summarise(ctx: Context, plan: IntraPlan, results: readonly JobResult[]): IntraResult {
@@ -101,7 +109,7 @@ function summarise(ctx: Context, plan: IntraPlan, results: readonly JobResult[])
     k: plan.k,
     pool: plan.pool,
     randomSeeds: plan.randomSeeds,
-    relations: relationsOf(ctx).map((name) => ({
+    relations: plan.relations.map((name) => ({
       name,
       sets: Object.fromEntries(
         plan.sets.map((set) => {
