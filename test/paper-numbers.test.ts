@@ -13,6 +13,7 @@ test('the paper numbers cover the twelve relations of Table 2 and Table 4', () =
   assert.equal(Object.keys(p.perplexity.table2).length, LRE_RELATIONS);
   assert.deepEqual(Object.keys(p.intraRelation.flipsTotalTable4).sort(), Object.keys(p.perplexity.table2).sort());
   assert.equal(p.cumulativity.ranges.length, p.kSweep.paperKs.length - 2);
+  assert.deepEqual(Object.keys(p.errorCategories.table4Shares), Object.keys(p.intraRelation.flipsTotalTable4));
 });
 
 test('a damaged paper numbers file is refused, naming the field', () => {

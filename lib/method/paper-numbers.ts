@@ -21,6 +21,19 @@ export interface PaperNumbers {
   cumulativity: { ranges: string[]; table3: Record<string, string[]> };
   /** [sentences, perplexity before, after] per relation. */
   perplexity: { table2: Record<string, [number, number, number]> };
+  /** The mean |P^eva-2 − P^eva| original accuracy the text calls a small shift, read as none. */
+  eva2Templates: { originalShiftPoints: number };
+  /** Table 4's shares of the flips in %: [repeat, "The", "A."] per relation (the flips: intraRelation.flipsTotalTable4). */
+  errorCategories: { table4Shares: Record<string, [number, number, number]> };
+  /** Relations where resilient facts are more frequent [of, out of], the exceptions, and the Wilcoxon p over relations. */
+  factFrequency: {
+    resilientMoreFrequent7B: [number, number];
+    resilientMoreFrequent13B: [number, number];
+    exceptions7B: number;
+    exceptions13B: number;
+    wilcoxonP7B: number;
+    wilcoxonP13B: number;
+  };
 }
 
 function need(cond: boolean, field: string, expected: string): void {
@@ -53,6 +66,17 @@ export function parsePaperNumbers(json: unknown): PaperNumbers {
   need(Array.isArray(ranges) && ranges.every((r) => typeof r === 'string'), 'cumulativity.ranges', 'an array of strings');
   need(isRecordOf(p['cumulativity']?.['table3'], (v) => Array.isArray(v) && v.length === (ranges as unknown[]).length && v.every((c) => typeof c === 'string')), 'cumulativity.table3', 'per relation, one "total/affected" string per range');
   need(isRecordOf(p['perplexity']?.['table2'], (v) => Array.isArray(v) && v.length === 3 && v.every(isNum)), 'perplexity.table2', 'per relation, [sentences, before, after]');
+  need(isNum(p['eva2Templates']?.['originalShiftPoints']), 'eva2Templates.originalShiftPoints', 'a number');
+  const shares = p['errorCategories']?.['table4Shares'];
+  need(isRecordOf(shares, (v) => Array.isArray(v) && v.length === 3 && v.every(isNum)), 'errorCategories.table4Shares', 'per relation, [repeat, "The", "A."] in %');
+  const flips = p['intraRelation']!['flipsTotalTable4'] as Record<string, number>;
+  need(Object.keys(shares as object).every((r) => r in flips), 'errorCategories.table4Shares', 'for relations of intraRelation.flipsTotalTable4');
+  const ff = p['factFrequency'];
+  for (const f of ['resilientMoreFrequent7B', 'resilientMoreFrequent13B']) {
+    const v = ff?.[f];
+    need(Array.isArray(v) && v.length === 2 && v.every(isNum), `factFrequency.${f}`, '[relations, out of]');
+  }
+  for (const f of ['exceptions7B', 'exceptions13B', 'wilcoxonP7B', 'wilcoxonP13B']) need(isNum(ff?.[f]), `factFrequency.${f}`, 'a number');
   return { ...(p as unknown as PaperNumbers), table1 };
 }
 

@@ -2,7 +2,7 @@
  * Figures of the experiments' results, as plotly specs the notebooks show with showFigure: kept
  * here so that a notebook cell says what it plots, not how.
  */
-import type { InterResult, IntraResult, PromptSetName } from '../method/experiments.ts';
+import type { Eva2Result, FactFrequencyResult, FlipCategoriesResult, InterResult, IntraResult, PromptSetName } from '../method/experiments.ts';
 import type { PlotlySpec } from './figure.ts';
 
 const pct = (x: number) => 100 * x;
@@ -92,6 +92,72 @@ export function poolHeatmaps(results: Partial<Record<string, InterResult>>, size
       annotations: pools.map((p, i) => ({ text: `<b>${p}</b> (${sizes[p]} neurons)`, showarrow: false, xref: `x${ax(i)} domain`, yref: `y${ax(i)} domain`, x: 0.5, y: 1.06 })),
       ...Object.fromEntries(axes),
       margin: { l: 160, b: 150 },
+    },
+  };
+}
+
+/** Fig. 8: per relation, original and relation-k accuracy on P^eva and on P^eva-2. */
+export function eva2Bars(result: Eva2Result, title: string): PlotlySpec {
+  const { rows, k } = result;
+  const x = rows.map((r) => r.relation);
+  return {
+    data: [
+      { type: 'bar', name: 'P^eva original', x, y: rows.map((r) => r.evaOriginal), marker: { color: '#9ecae1' } },
+      { type: 'bar', name: `P^eva relation-${k}`, x, y: rows.map((r) => r.evaRelation), marker: { color: '#3182bd' } },
+      { type: 'bar', name: 'P^eva-2 original', x, y: rows.map((r) => r.eva2Original), marker: { color: '#fdae6b' } },
+      { type: 'bar', name: `P^eva-2 relation-${k}`, x, y: rows.map((r) => r.eva2Relation), marker: { color: '#e6550d' } },
+    ],
+    layout: { title: { text: title }, barmode: 'group', yaxis: { title: { text: 'accuracy %' }, range: [0, 105] }, xaxis: { tickangle: -30 }, height: 460 },
+  };
+}
+
+/** Table 4 stacked: per relation, the categories' shares of its flips, the flip count above each bar. */
+export function flipCategoryBars(result: FlipCategoriesResult, title: string): PlotlySpec {
+  const cats = result.relations;
+  const names = { repeat: 'repeat', the: '"The"', 'a.': '"A."', other: 'other' } as const;
+  return {
+    data: (['repeat', 'the', 'a.', 'other'] as const).map((c) => ({ type: 'bar', name: names[c], x: cats.map((x) => x.relation), y: cats.map((x) => (x.flips ? 100 * x.shares[c] : 0)) })),
+    layout: {
+      title: { text: `${title}<br><span style="font-size:12px">n = flipped prompts per relation</span>` },
+      barmode: 'stack',
+      yaxis: { title: { text: '% of flips' }, range: [0, 110] },
+      xaxis: { tickangle: -30, automargin: true },
+      height: 460,
+      // A relation without flips gets a note instead of an unexplained empty slot.
+      annotations: cats.map((x) => ({
+        x: x.relation,
+        y: x.flips ? 100 : 0,
+        yanchor: 'bottom',
+        showarrow: false,
+        text: x.flips ? `n = ${x.flips}` : 'no flips:<br>nothing to<br>categorise',
+        font: { size: x.flips ? 11 : 10, color: x.flips ? '#333' : '#888' },
+      })),
+    },
+  };
+}
+
+/** Fig. 23: per relation, the relative frequency difference of resilient vs sensitive facts, labelled with the group sizes. */
+export function frequencyBars(result: FactFrequencyResult, title: string): PlotlySpec {
+  const rows = result.rows ?? [];
+  return {
+    data: [
+      {
+        type: 'bar',
+        x: rows.map((r) => r.relation),
+        y: rows.map((r) => (Number.isFinite(r.dif) ? 100 * r.dif : null)),
+        // Short labels outside the bars keep one readable size (inside, plotly shrinks each to fit its bar).
+        text: rows.map((r) => `${r.resilient} / ${r.sensitive}`),
+        textposition: 'outside',
+        cliponaxis: false,
+        textfont: { size: 11 },
+        hovertemplate: '%{x}: %{y:.1f} % (resilient / sensitive facts: %{text})<extra></extra>',
+      },
+    ],
+    layout: {
+      title: { text: `${title}<br><span style="font-size:12px">bar labels: resilient / sensitive facts</span>` },
+      yaxis: { title: { text: 'dif % (> 0: resilient more frequent)' } },
+      xaxis: { tickangle: -30, automargin: true },
+      height: 440,
     },
   };
 }
