@@ -1,5 +1,5 @@
 /**
- * The paper's experiments (§4–§5, App. E/G/J), each one object with its plan, summary and
+ * The paper's experiments (§4–§5, App. C/E/G/J), each one object with its plan, summary and
  * verdicts (lib/method/experiments/; the views of a ranking, which run no model, as Analysis
  * objects), the jobs they are made of (jobs.ts), and the error categories of an intra-relation
  * result.
@@ -17,6 +17,8 @@ export * from './experiments/perplexity.ts';
 export * from './experiments/identification.ts';
 export * from './experiments/layers.ts';
 export * from './experiments/overlap.ts';
+export * from './experiments/multilingual.ts';
+export * from './experiments/gemma.ts';
 
 // ---------------------------------------------------------------- E14 error categories (Table 4)
 

@@ -17,6 +17,10 @@ export interface PaperNumbers {
   cumulativity: { ranges: string[]; table3: Record<string, string[]> };
   /** [sentences, perplexity before, after] per relation. */
   perplexity: { table2: Record<string, [number, number, number]> };
+  /** The languages the paper names as lower than English and as poor (§5.2). */
+  multilingual: { figures: string; lowerThanEnglish: string[]; poorAccuracy: string[] };
+  /** Gemma-7B's architecture and the k beyond which every relation falls (App. C). */
+  gemma: { family: string; numLayers: number; hiddenSize: number; intermediateSize: number; ffnPoolSize: number; allRelationsFallBeyondK: number };
 }
 
 function need(cond: boolean, field: string, expected: string): void {
@@ -42,6 +46,13 @@ export function parsePaperNumbers(json: unknown): PaperNumbers {
   need(Array.isArray(ranges) && ranges.every((r) => typeof r === 'string'), 'cumulativity.ranges', 'an array of strings');
   need(isRecordOf(p['cumulativity']?.['table3'], (v) => Array.isArray(v) && v.length === (ranges as unknown[]).length && v.every((c) => typeof c === 'string')), 'cumulativity.table3', 'per relation, one "total/affected" string per range');
   need(isRecordOf(p['perplexity']?.['table2'], (v) => Array.isArray(v) && v.length === 3 && v.every(isNum)), 'perplexity.table2', 'per relation, [sentences, before, after]');
+  need(typeof p['multilingual']?.['figures'] === 'string', 'multilingual.figures', 'a string');
+  for (const f of ['lowerThanEnglish', 'poorAccuracy']) {
+    const v = p['multilingual']?.[f];
+    need(Array.isArray(v) && v.length > 0 && v.every((l) => typeof l === 'string'), `multilingual.${f}`, 'a non-empty array of language codes');
+  }
+  need(typeof p['gemma']?.['family'] === 'string', 'gemma.family', 'a string');
+  for (const f of ['numLayers', 'hiddenSize', 'intermediateSize', 'ffnPoolSize', 'allRelationsFallBeyondK']) need(isNum(p['gemma']?.[f]), `gemma.${f}`, 'a number');
   return p as unknown as PaperNumbers;
 }
 
