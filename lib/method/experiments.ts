@@ -1,5 +1,5 @@
 /**
- * The paper's experiments (§2–§5, App. E/G/J), each one object with its plan, summary and
+ * The paper's experiments (§2–§5, App. C/E/G/J), each one object with its plan, summary and
  * verdicts (lib/method/experiments/; the views that run no model — of a ranking, or of an
  * intra-relation result — as Analysis objects), and the jobs they are made of (jobs.ts).
  */
@@ -20,3 +20,5 @@ export * from './experiments/other-pools.ts';
 export * from './experiments/eva2-templates.ts';
 export * from './experiments/error-categories.ts';
 export * from './experiments/fact-frequency.ts';
+export * from './experiments/multilingual.ts';
+export * from './experiments/gemma.ts';

@@ -34,6 +34,10 @@ export interface PaperNumbers {
     wilcoxonP7B: number;
     wilcoxonP13B: number;
   };
+  /** The languages the paper names as lower than English and as poor (§5.2). */
+  multilingual: { figures: string; lowerThanEnglish: string[]; poorAccuracy: string[] };
+  /** Gemma-7B's architecture and the k beyond which every relation falls (App. C). */
+  gemma: { family: string; numLayers: number; hiddenSize: number; intermediateSize: number; ffnPoolSize: number; allRelationsFallBeyondK: number };
 }
 
 function need(cond: boolean, field: string, expected: string): void {
@@ -77,6 +81,13 @@ export function parsePaperNumbers(json: unknown): PaperNumbers {
     need(Array.isArray(v) && v.length === 2 && v.every(isNum), `factFrequency.${f}`, '[relations, out of]');
   }
   for (const f of ['exceptions7B', 'exceptions13B', 'wilcoxonP7B', 'wilcoxonP13B']) need(isNum(ff?.[f]), `factFrequency.${f}`, 'a number');
+  need(typeof p['multilingual']?.['figures'] === 'string', 'multilingual.figures', 'a string');
+  for (const f of ['lowerThanEnglish', 'poorAccuracy']) {
+    const v = p['multilingual']?.[f];
+    need(Array.isArray(v) && v.length > 0 && v.every((l) => typeof l === 'string'), `multilingual.${f}`, 'a non-empty array of language codes');
+  }
+  need(typeof p['gemma']?.['family'] === 'string', 'gemma.family', 'a string');
+  for (const f of ['numLayers', 'hiddenSize', 'intermediateSize', 'ffnPoolSize', 'allRelationsFallBeyondK']) need(isNum(p['gemma']?.[f]), `gemma.${f}`, 'a number');
   return { ...(p as unknown as PaperNumbers), table1 };
 }
 
