@@ -81,7 +81,7 @@ describe('webgpu backend', () => {
     const model = await LlamaModel.fromArrays(config, randomWeights(config, 3), { log: null });
     const rows = Array.from({ length: B }, (_, b) => Array.from({ length: T }, (_, t) => 1 + ((b * 7 + t * 3) % 60)));
     const before = tf.memory().numTensors;
-    await assert.rejects(model.forward(rows, { logits: 'last' }), (e: unknown) => e instanceof DeviceError && /during forward on \(memory\) \(batch \d+ × 64 tokens\)/.test(e.message));
+    await assert.rejects(model.forward(rows, { logits: 'last' }), (e: unknown) => e instanceof DeviceError && /during forward on the in-memory model \(batch \d+ × 64 tokens\)/.test(e.message));
     assert.equal(tf.memory().numTensors, before, 'tensors leaked by the failed call');
     // Row results do not depend on the batch: the first two rows alone, after the failure, match them one by one.
     const pair = await model.forward(rows.slice(0, 2), { logits: 'last' });

@@ -13,7 +13,8 @@ import { CheckpointError } from '../errors.ts';
 import type { ModelRunner } from '../model/runner.ts';
 import { hookPointName } from '../model/hooks.ts';
 import { recordSpec } from '../model/record-spec.ts';
-import { Progress, type ProgressState } from '../progress.ts';
+import type { ProgressState } from '../progress.ts';
+import { forEachBatch } from './batches.ts';
 import type { ActivationSource } from '../stats/ap-engine.ts';
 import { modelIdentity, type ModelIdentity } from './identity.ts';
 import { NeuronSpace, type NeuronSite } from './neurons.ts';
@@ -200,14 +201,11 @@ export async function collectActivations(model: ModelRunner, tokenized: readonly
     ftruncateSync(fd, meta.completed * (c.end - c.start) * bpv);
     return fd;
   });
-  const progress = new Progress({ total: rowsTotal, itemName: 'prompts', label: 'activations', silent: opts.quiet, onUpdate: opts.onProgress });
-  progress.update(meta.completed);
+  const progress = { itemName: 'prompts', label: 'activations', silent: opts.quiet, onUpdate: opts.onProgress };
   try {
-    while (meta.completed < rowsTotal) {
-      const from = pStart + meta.completed;
-      const to = Math.min(pEnd, from + batchSize);
-      const B = to - from;
-      const rows = await pooledBatch(model, space, tokenized.slice(from, to), includeBos);
+    await forEachBatch({ total: rowsTotal, batchSize, from: meta.completed, progress }, async (start, end) => {
+      const B = end - start;
+      const rows = await pooledBatch(model, space, tokenized.slice(pStart + start, pStart + end), includeBos);
       meta.chunks.forEach((c, ci) => {
         const w = c.end - c.start;
         const buf = new Uint8Array(B * w * bpv);
@@ -226,12 +224,7 @@ export async function collectActivations(model: ModelRunner, tokenized: readonly
       meta.checkpoints.push(meta.completed);
       meta.updatedAt = new Date().toISOString();
       writeFileAtomic(join(dir, META), JSON.stringify(meta, null, 1));
-      progress.update(meta.completed);
-    }
-    progress.finish();
-  } catch (e) {
-    progress.abort();
-    throw e;
+    });
   } finally {
     for (const fd of fds) closeSync(fd);
   }

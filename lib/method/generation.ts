@@ -1,10 +1,11 @@
 /**
- * Greedy generation and scoring over many (prompt, ablation) rows in big padded batches, each
- * row with its own ablation: a whole experiment grid (relations × k × seeds) is a few batched
- * passes rather than one pass per configuration.
+ * Greedy generation and scoring over many (prompt, ablation) rows in big padded batches (the
+ * one batch loop, batches.ts), each row with its own ablation: a whole experiment grid
+ * (relations × k × seeds) is a few batched passes rather than one pass per configuration.
  */
 import type { ModelRunner } from '../model/runner.ts';
-import { Progress, type ProgressState } from '../progress.ts';
+import type { ProgressState } from '../progress.ts';
+import { forEachBatch } from './batches.ts';
 import type { Ablation, NeuronSpace } from './neurons.ts';
 
 export interface GreedyRow {
@@ -25,27 +26,18 @@ export interface RunOptions {
 
 /** Greedy continuation of every row; rows are batched by length, results come back in row order. */
 export async function greedyRows(model: ModelRunner, space: NeuronSpace, rows: readonly GreedyRow[], opts: RunOptions = {}): Promise<number[][]> {
-  const batchSize = opts.batchSize ?? 64;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
   const order = rows.map((_, i) => i).sort((a, b) => rows[a]!.ids.length - rows[b]!.ids.length || a - b);
   const out: number[][] = new Array(rows.length);
-  const progress = new Progress({ total: rows.length, itemName: 'prompts', label: opts.label ?? 'generate', silent: opts.quiet, onUpdate: opts.onProgress });
-  try {
-    for (let start = 0; start < order.length; start += batchSize) {
-      const idx = order.slice(start, start + batchSize);
-      const interventions = space.perRowInterventions(idx.map((i) => rows[i]!.ablation));
-      const { tokens } = await model.generate(
-        idx.map((i) => rows[i]!.ids),
-        { maxNewTokens: opts.maxNewTokens ?? 2, hooks: { interventions } },
-      );
-      idx.forEach((rowIndex, r) => (out[rowIndex] = tokens[r]!));
-      progress.update(Math.min(order.length, start + batchSize));
-    }
-    progress.finish();
-  } catch (e) {
-    progress.abort();
-    throw e;
-  }
+  const progress = { itemName: 'prompts', label: opts.label ?? 'generate', silent: opts.quiet, onUpdate: opts.onProgress };
+  await forEachBatch({ total: order.length, batchSize: opts.batchSize ?? 64, progress }, async (start, end) => {
+    const idx = order.slice(start, end);
+    const interventions = space.perRowInterventions(idx.map((i) => rows[i]!.ablation));
+    const { tokens } = await model.generate(
+      idx.map((i) => rows[i]!.ids),
+      { maxNewTokens: opts.maxNewTokens ?? 2, hooks: { interventions } },
+    );
+    idx.forEach((rowIndex, r) => (out[rowIndex] = tokens[r]!));
+  });
   return out;
 }
 
@@ -60,12 +52,11 @@ export interface ScoredRow {
  * the row's ablation applied. Perplexity of a row = exp(−logProb / count).
  */
 export async function scoreRows(model: ModelRunner, space: NeuronSpace, rows: readonly ScoredRow[], opts: RunOptions = {}): Promise<{ logProb: number; count: number }[]> {
-  const batchSize = opts.batchSize ?? 32;
   const V = model.config.vocabSize;
   const out: { logProb: number; count: number }[] = new Array(rows.length);
-  const progress = new Progress({ total: rows.length, itemName: 'sentences', label: opts.label ?? 'score', silent: opts.quiet, onUpdate: opts.onProgress });
-  for (let start = 0; start < rows.length; start += batchSize) {
-    const batch = rows.slice(start, start + batchSize);
+  const progress = { itemName: 'sentences', label: opts.label ?? 'score', silent: opts.quiet, onUpdate: opts.onProgress };
+  await forEachBatch({ total: rows.length, batchSize: opts.batchSize ?? 32, progress }, async (start, end) => {
+    const batch = rows.slice(start, end);
     const interventions = space.perRowInterventions(batch.map((r) => r.ablation));
     const r = await model.forward(batch.map((x) => x.ids), { logits: 'all', hooks: { interventions } });
     const T = r.seqLen;
@@ -84,8 +75,6 @@ export async function scoreRows(model: ModelRunner, space: NeuronSpace, rows: re
       }
       out[start + b] = { logProb: lp, count: len - 1 };
     });
-    progress.update(Math.min(rows.length, start + batchSize));
-  }
-  progress.finish();
+  });
   return out;
 }

@@ -225,3 +225,33 @@ export function sweepPanels(sweep: SweepResult, title: string): PlotlySpec {
     },
   };
 }
+
+/**
+ * Fig. 22: one panel per zeroed relation (a grid of `cols` columns), every relation's P^eva
+ * accuracy against k as a share of the FFN pool; the zeroed relation's own line dashed and thick.
+ */
+export function sweepGrid(sweep: SweepResult, title: string, cols = 4): PlotlySpec {
+  const R = sweep.relations;
+  const rows = Math.ceil(R.length / cols);
+  const axis = (i: number) => (i === 0 ? '' : String(i + 1));
+  const x = sweep.ks.map((k) => (100 * k) / sweep.poolSize);
+  const lines = R.flatMap((z, zi) =>
+    R.map((e, ei) => ({
+      type: 'scatter', mode: 'lines', name: e, legendgroup: e, showlegend: zi === (ei === 0 ? 1 : 0), legendrank: 10 + ei,
+      line: { dash: e === z ? 'dash' : 'solid', width: e === z ? 3 : 1 },
+      x, y: sweep.ks.map((_, ki) => 100 * sweep.accuracy[zi]![ki]![ei]!),
+      xaxis: `x${axis(zi)}`, yaxis: `y${axis(zi)}`, hovertemplate: `zeroed ${z}, evaluated ${e}: %{y:.0f} %<extra></extra>`,
+    })),
+  );
+  const key = { type: 'scatter', mode: 'lines', name: 'dashed, thick: the zeroed relation (* in the panel title)', x: [null], y: [null], line: { color: '#444', dash: 'dash', width: 3 }, legendrank: 1 };
+  const xMax = (100 * Math.max(...sweep.ks)) / sweep.poolSize;
+  return {
+    data: [...lines, key],
+    layout: {
+      title: { text: title },
+      grid: { rows, columns: cols, pattern: 'independent' }, height: 260 * rows + 200, legend: { orientation: 'h', y: -0.08, yanchor: 'top' },
+      annotations: R.map((z, zi) => ({ text: `${z}*`, showarrow: false, xref: `x${axis(zi)} domain`, yref: `y${axis(zi)} domain`, x: 0.5, y: 1.12, font: { size: 11 } })),
+      ...Object.fromEntries(R.flatMap((_, zi) => [[`xaxis${axis(zi)}`, { range: [0, xMax] }], [`yaxis${axis(zi)}`, { range: [0, 102] }]])),
+    },
+  };
+}
