@@ -38,6 +38,7 @@ import {
   dataAndFiltering,
   paperModels,
   otherPools,
+  neutralSentences,
   layers,
   overlap,
   overlapPair,
@@ -49,6 +50,7 @@ import {
 } from '../lib/method/experiments.ts';
 import { NeuronSpace, type PoolName } from '../lib/method/neurons.ts';
 import { loadDataset } from '../lib/method/dataset.ts';
+import type { KnownFacts } from '../lib/method/known.ts';
 import { hookPointName, type Intervention } from '../lib/model/hooks.ts';
 import { isCorrectAnswer } from '../lib/data/answer-check.ts';
 import type { Prompt } from '../lib/data/prompts.ts';
@@ -214,6 +216,25 @@ describe('data and filtering, and the other pools, as objects (summaries and ver
     assert.deepEqual(v.map((x) => x.status), ['differs', 'reproduced', 'reproduced', 'differs']);
     assert.equal(v[0]!.detail, 'gate is clearer than ffn (by 52.5 points)');
     assert.deepEqual(otherPools.verdicts(otherPools.summarise({ results: { attn: pools.attn }, sizes }, {})).map((x) => x.status), ['not applicable']);
+  });
+});
+
+describe('the neutral sentences of the perplexity experiment', () => {
+  test("the world's own sentences first, else Table 8's template × each distinct object of the known P^det", () => {
+    const dataset = loadDataset(join(process.cwd(), 'data', 'relations'), { relations: ['company_ceo', 'person_father'] });
+    const det = dataset.relations[0]!.det;
+    // Known: prompts 0, 1 and one more with the object of prompt 0 (the objects are listed once each).
+    const again = det.findIndex((p, i) => i > 1 && p.object === det[0]!.object);
+    const knownIdx = again > 0 ? [0, 1, again] : [0, 1];
+    const known = {
+      schema: 'rsn-known/1', provenance: {}, maxNewTokens: 2,
+      relations: [{ name: 'company_ceo', total: det.length, known: knownIdx, outputs: [] }, { name: 'person_father', total: 0, known: [], outputs: [] }],
+    } as unknown as KnownFacts;
+    const objects = [...new Set(knownIdx.map((i) => det[i]!.object))];
+    const s = neutralSentences(dataset, known, { neutralSentences: { person_father: ['A sentence.'] } });
+    assert.deepEqual(s['company_ceo'], objects.map((o) => `The major shift in strategy was attributed to the leadership of ${o}.`));
+    assert.deepEqual(s['person_father'], ['A sentence.']);
+    assert.deepEqual(neutralSentences(dataset, known, null)['person_father'], []);
   });
 });
 

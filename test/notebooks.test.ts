@@ -137,7 +137,7 @@ describe('notebook files follow the pattern', () => {
     for (const f of files) assert.match(f, /^\d\d-[a-z0-9-]+\.ipynb$/);
   });
   for (const f of files) {
-    test(`${f}: tslab kernel, claim first, parameters in the first code cell, verdict last, no outputs`, () => {
+    test(`${f}: tslab kernel, claim first, parameters in the first code cell, verdict last, no outputs, no line over 140 characters`, () => {
       const nb = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { nbformat: number; metadata: { kernelspec?: { name?: string } }; cells: Cell[] };
       const src = (c: Cell) => (Array.isArray(c.source) ? c.source.join('') : c.source);
       assert.equal(nb.nbformat, 4);
@@ -152,6 +152,8 @@ describe('notebook files follow the pattern', () => {
       if (/beyond the paper/i.test(src(nb.cells[0]!))) assert.ok(code.every((c) => !/rsn\.(verdict|showVerdicts)\(/.test(src(c))), 'a notebook beyond the paper gives no verdict');
       else assert.match(src(code[code.length - 1]!), /rsn\.(verdict|showVerdicts)\(/, 'the last code cell gives the verdict');
       for (const c of code) assert.deepEqual([c.outputs, c.execution_count], [[], null], 'notebooks are committed without outputs');
+      const wide = code.flatMap((c, i) => src(c).split('\n').filter((l) => l.length > 140).map((l) => `code cell ${i + 1}: ${l.slice(0, 60)}…`));
+      assert.deepEqual(wide, [], 'no code line over 140 characters');
       assert.equal(new Set(nb.cells.map((c) => c.id)).size, nb.cells.length, 'every cell has a unique id');
     });
   }

@@ -20,7 +20,7 @@ export interface PaperNumbers {
   kSweep: { paperKs: number[]; ffnPoolSize: number };
   cumulativity: { ranges: string[]; table3: Record<string, string[]> };
   /** [sentences, perplexity before, after] per relation. */
-  perplexity: { table2: Record<string, [number, number, number]> };
+  perplexity: { table2: Record<string, [number, number, number]>; table8: Record<string, string> };
   /** The mean |P^eva-2 − P^eva| original accuracy the text calls a small shift, read as none. */
   eva2Templates: { originalShiftPoints: number };
   /** Table 4's shares of the flips in %: [repeat, "The", "A."] per relation (the flips: intraRelation.flipsTotalTable4). */
@@ -70,6 +70,7 @@ export function parsePaperNumbers(json: unknown): PaperNumbers {
   need(Array.isArray(ranges) && ranges.every((r) => typeof r === 'string'), 'cumulativity.ranges', 'an array of strings');
   need(isRecordOf(p['cumulativity']?.['table3'], (v) => Array.isArray(v) && v.length === (ranges as unknown[]).length && v.every((c) => typeof c === 'string')), 'cumulativity.table3', 'per relation, one "total/affected" string per range');
   need(isRecordOf(p['perplexity']?.['table2'], (v) => Array.isArray(v) && v.length === 3 && v.every(isNum)), 'perplexity.table2', 'per relation, [sentences, before, after]');
+  need(isRecordOf(p['perplexity']?.['table8'], (v) => typeof v === 'string' && v.includes('<o>')), 'perplexity.table8', 'per relation, a template with <o> for the object');
   need(isNum(p['eva2Templates']?.['originalShiftPoints']), 'eva2Templates.originalShiftPoints', 'a number');
   const shares = p['errorCategories']?.['table4Shares'];
   need(isRecordOf(shares, (v) => Array.isArray(v) && v.length === 3 && v.every(isNum)), 'errorCategories.table4Shares', 'per relation, [repeat, "The", "A."] in %');

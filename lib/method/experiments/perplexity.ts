@@ -8,6 +8,8 @@ import type { Provenance } from '../identity.ts';
 import { topNeurons } from '../ranking.ts';
 import { mean, median } from '../../stats/summary.ts';
 import { holds, type VerdictInput } from '../verdicts.ts';
+import type { Dataset } from '../dataset.ts';
+import { knownPrompts, type KnownFacts } from '../known.ts';
 
 export interface PerplexityResult {
   schema: 'rsn-perplexity/1';
@@ -107,3 +109,21 @@ export const perplexity: Experiment<PerplexityOptions, PerplexityPlan, Perplexit
   summarise,
   verdicts: (result, ctx) => verdicts(result, ctx),
 };
+
+/**
+ * The neutral sentences per relation: the world's own (a model organism's world.json), else the
+ * paper's Table 8 template of the relation filled with each distinct object of its known P^det.
+ */
+export function neutralSentences(dataset: Dataset, known: KnownFacts, world: { neutralSentences: Record<string, string[]> } | null): Record<string, string[]> {
+  const table8 = paperNumbers().perplexity.table8;
+  const sentences: Record<string, string[]> = {};
+  for (const r of dataset.relations) {
+    const name = r.relation.name;
+    if (world?.neutralSentences[name]) sentences[name] = world.neutralSentences[name]!;
+    else if (table8[name]) {
+      const objects = [...new Set(knownPrompts(dataset, known, name).map((p) => p.object))];
+      sentences[name] = objects.map((o) => table8[name]!.replace('<o>', () => o));
+    }
+  }
+  return sentences;
+}
