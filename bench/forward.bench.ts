@@ -97,7 +97,8 @@ try {
   for (const w of [1, n]) {
     const m = await ParallelModel.load(converted, { log: null, workers: w });
     const batch = randomIds(32, 16, cfg.vocabSize, 2);
-    await m.forward(batch.slice(0, 4), { logits: 'last' }); // starts the pool outside the timing
+    // Starts the pool (and the workers' model loads) outside the timing: a full batch has parts for every worker.
+    await m.forward(batch, { logits: 'last' });
     // Two threads on a shared machine vary more than one: best of more repetitions.
     const workerReps = quick ? 3 : 5;
     perWorkers.push({ workers: m.workers, ...(await measureModel(`random llama (h512, 8 layers) from disk, ${m.workers} worker(s)`, m, batch, 8, workerReps, { noCache: true })) });
