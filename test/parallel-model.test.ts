@@ -21,9 +21,9 @@ import { expectedTensors, parseLlamaConfig } from '../lib/model/config.ts';
 import type { Hooks } from '../lib/model/hooks.ts';
 import { cgroupAvailableBytes } from '../lib/exec/host-memory.ts';
 import { ParallelModel, ROWS_PER_PART } from '../lib/exec/parallel-model.ts';
-import { fixedParts } from '../lib/exec/rows.ts';
 import { maxWorkers, requestedWorkers, workerCount } from '../lib/exec/worker-count.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
+import { rowRanges } from '../lib/model/batch.ts';
 import { predictMemory } from '../lib/model/memory-plan.ts';
 import { runWithCache } from '../lib/model/record-spec.ts';
 import { prepareModel } from '../lib/notebook/model.ts';
@@ -214,10 +214,10 @@ describe('how many workers', () => {
   });
 
   test('rows are cut into contiguous parts of a fixed size, whatever the worker count', () => {
-    assert.deepEqual(fixedParts(19, 8), [[0, 8], [8, 16], [16, 19]]);
-    assert.deepEqual(fixedParts(8, 8), [[0, 8]]);
-    assert.deepEqual(fixedParts(1, 8), [[0, 1]]);
-    assert.deepEqual(fixedParts(0, 8), []);
-    assert.throws(() => fixedParts(4, 0), RangeError);
+    assert.deepEqual(rowRanges(19, 8), [[0, 8], [8, 16], [16, 19]]);
+    assert.deepEqual(rowRanges(8, 8), [[0, 8]]);
+    assert.deepEqual(rowRanges(1, 8), [[0, 1]]);
+    assert.deepEqual(rowRanges(0, 8), []);
+    assert.throws(() => rowRanges(4, 0), RangeError);
   });
 });

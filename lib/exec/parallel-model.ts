@@ -18,7 +18,7 @@
 import type { Worker } from 'node:worker_threads';
 import { ActivationCache } from '../model/activation-cache.ts';
 import { ActivationRecord } from '../model/activation-record.ts';
-import { concatFloat32 } from '../model/batch.ts';
+import { concatFloat32, rowRanges } from '../model/batch.ts';
 import type { Hooks } from '../model/hooks.ts';
 import { sliceHooks } from '../model/hooks.ts';
 import { LlamaModel, type LoadOptions } from '../model/llama.ts';
@@ -26,7 +26,6 @@ import { predictMemory } from '../model/memory-plan.ts';
 import type { ForwardOptions, ForwardResult, GenerateOptions, GenerateResult, ModelRunner } from '../model/runner.ts';
 import { type ModelJob, type ModelReply, runModelJob } from './model-job.ts';
 import type { ModelWorkerInit } from './model-worker.ts';
-import { fixedParts } from './rows.ts';
 import { requestedWorkers, workerCount } from './worker-count.ts';
 import { WorkerPool } from './worker-pool.ts';
 
@@ -146,7 +145,7 @@ export class ParallelModel implements ModelRunner {
     const B = sequences.length;
     const padTo = Math.max(opts.padTo ?? 0, ...sequences.map((s) => s.length));
     // Sliced before anything runs, so a malformed perRow fails here with the caller's stack.
-    return fixedParts(B, ROWS_PER_PART).map(([start, end]) => ({ call, sequences: sequences.slice(start, end).map((s) => [...s]), opts: { ...opts, padTo, hooks: sliceHooks(opts.hooks, start, end, B) } }) as ModelJob);
+    return rowRanges(B, ROWS_PER_PART).map(([start, end]) => ({ call, sequences: sequences.slice(start, end).map((s) => [...s]), opts: { ...opts, padTo, hooks: sliceHooks(opts.hooks, start, end, B) } }) as ModelJob);
   }
 
   /** The parts on the pool; null when a worker failed (the caller then runs them on this thread). */

@@ -82,3 +82,9 @@ export function concatFloat32(parts: readonly Float32Array[]): Float32Array {
   }
   return out;
 }
+
+/** Contiguous [start, end) ranges of `size` rows covering 0 … rows (the last one shorter); none for no rows. */
+export function rowRanges(rows: number, size: number): [number, number][] {
+  if (!Number.isInteger(size) || size < 1) throw new RangeError(`a range needs a positive integer of rows, got ${size}`);
+  return Array.from({ length: Math.ceil(rows / size) }, (_, i) => [i * size, Math.min(rows, (i + 1) * size)] as [number, number]);
+}

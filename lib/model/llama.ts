@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { checkDeviceErrors, clearDeviceErrors, initBackend } from '../backend.ts';
 import { CheckpointError, HookError, OutOfMemoryError, ShapeError } from '../errors.ts';
 import { LlamaTokenizer } from '../tokenizer.ts';
-import { concatFloat32, padLeft, type PaddedBatch } from './batch.ts';
+import { concatFloat32, padLeft, type PaddedBatch, rowRanges } from './batch.ts';
 import { type EmbeddingTable, gatherRows, linear, type LinearWeight } from './blocked.ts';
 import { ActivationCache } from './activation-cache.ts';
 import { ActivationRecord } from './activation-record.ts';
@@ -229,7 +229,7 @@ export class LlamaModel implements ModelRunner {
     const chunks: Chunk[] = [];
     const kept: tf.Tensor[] = [];
     try {
-      for (const [start, end] of rowRanges(batch.batchSize, microBatch)) {
+      for (const [start, end] of chunkRanges(batch.batchSize, microBatch)) {
         const part = sliceRows(batch, start, end);
         // Records are filled by runChunks as layers go; released in `finally` even when a later layer throws.
         chunks.push({ batch: part, keyValid: part.valid, cache: null, hooks: new CompiledHooks(sliceHooks(opts.hooks, start, end, batch.batchSize), this.config, end - start), records: new Map() });
@@ -298,7 +298,7 @@ export class LlamaModel implements ModelRunner {
     const B = sequences.length;
     const tokens: number[][] = sequences.map(() => []);
     if (opts.maxNewTokens === 0 || B === 0) return { tokens };
-    const ranges = rowRanges(B, microBatch);
+    const ranges = chunkRanges(B, microBatch);
     const cached = opts.useCache !== false && ranges.length === 1;
     const current = sequences.map((s) => [...s]);
     const state = ranges.map(([start, end]) => ({
@@ -508,11 +508,9 @@ function cutAtEos(tokens: number[][], eos: number): void {
   }
 }
 
-/** [start, end) row ranges of at most `size` rows covering 0 … n. */
-function rowRanges(n: number, size: number): [number, number][] {
-  const out: [number, number][] = [];
-  for (let start = 0; start < n; start += size) out.push([start, Math.min(n, start + size)]);
-  return out.length ? out : [[0, 0]];
+/** The micro-batches of a call; a call with no rows still runs one empty chunk. */
+function chunkRanges(n: number, size: number): [number, number][] {
+  return n > 0 ? rowRanges(n, size) : [[0, 0]];
 }
 
 /** [rows, S] → [rows, S + 1] with `value` in the new last column. */
