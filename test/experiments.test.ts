@@ -36,6 +36,7 @@ import {
   overlapMatrix,
   identification,
   dataAndFiltering,
+  knownFilter,
   paperModels,
   otherPools,
   neutralSentences,
@@ -184,6 +185,43 @@ describe('data and filtering, and the other pools, as objects (summaries and ver
     assert.equal(small[2]!.ours, '50/40');
     const known = dataAndFiltering.verdicts({ ...base, known: [{ relation: 'a', total: 10, known: 3 }, { relation: 'b', total: 30, known: 5 }] });
     assert.equal(known.at(-1)!.ours, '8 of 40 (20.0%)');
+  });
+
+  test('the filter: one job per relation with every detection prompt, no ablation; shards take whole length-ordered batches, each row once', () => {
+    const dataset = loadDataset(join(process.cwd(), 'data', 'relations'), { relations: ['company_ceo', 'person_father', 'star_constellation'] });
+    const plan = knownFilter.plan(dataset, {});
+    assert.equal(plan.maxNewTokens, 2);
+    assert.deepEqual(plan.jobs.map((j) => [j.key['relation'], j.prompts.length, j.ablation]), dataset.relations.map((r) => [r.relation.name, r.det.length, null]));
+    const total = dataset.relations.reduce((a, r) => a + r.det.length, 0);
+    assert.deepEqual(plan.rows.flat(), Array.from({ length: total }, (_, i) => i));
+    // The single run's batches, counted here: every detection prompt ordered by length (characters stand in for tokens), then row; 7 per batch.
+    const all = dataset.relations.flatMap((r) => r.det);
+    const order = all.map((_, i) => i).sort((a, b) => all[a]!.text.length - all[b]!.text.length || a - b);
+    const batches = Array.from({ length: Math.ceil(total / 7) }, (_, b) => order.slice(7 * b, 7 * b + 7));
+    const shards = [0, 1, 2].map((index) => knownFilter.shardPlan(plan, { index, count: 3 }, (t) => t.length, 7));
+    const seen = shards.flatMap((sp) => sp.rows.flat()).sort((a, b) => a - b);
+    assert.deepEqual(seen, Array.from({ length: total }, (_, i) => i), 'every row in exactly one shard');
+    for (const sp of shards) {
+      const rows = new Set(sp.rows.flat());
+      // Whole batches only: a batch's rows are all in this shard or none are.
+      for (const b of batches) assert.ok(b.every((r) => rows.has(r)) || b.every((r) => !rows.has(r)));
+      sp.jobs.forEach((j, ji) => assert.deepEqual(j.prompts, sp.rows[ji]!.map((r) => all[r]!)));
+    }
+    assert.throws(() => knownFilter.shardPlan(plan, { index: 0, count: total }, (t) => t.length, 7), /at most \d+ shard/);
+  });
+
+  test('the filter summary keeps the rows answered correctly; its verdict says when the filter did not run', () => {
+    const dataset = loadDataset(join(process.cwd(), 'data', 'relations'), { relations: ['company_ceo', 'person_father'] });
+    const plan = knownFilter.plan(dataset, {});
+    const results = plan.jobs.map((j, ji) => ({ key: j.key, outputs: j.prompts.map((_, i) => `o${ji}.${i}`), correct: j.prompts.map((_, i) => i % 3 === ji), accuracy: NaN }));
+    const known = knownFilter.summarise(plan, results, { model: { name: 'hand', dir: '', sha256: '', storageDtype: 'float32' }, dataHash: '', seed: 0, backend: '', version: '', createdAt: '' });
+    known.relations.forEach((r, ji) => {
+      assert.deepEqual(r.known, Array.from({ length: r.total }, (_, i) => i).filter((i) => i % 3 === ji));
+      assert.equal(r.outputs[4], `o${ji}.4`);
+    });
+    assert.throws(() => knownFilter.summarise(plan, results.slice(1), known.provenance), /not those of this plan/);
+    assert.equal(knownFilter.verdicts([{ total: 10, known: 3 }, { total: 30, known: 5 }], 'm')[0]!.ours, '8 of 40 (20.0%)');
+    assert.equal(knownFilter.verdicts(null, 'm', 'no tokenizer')[0]!.detail, 'not computed: no tokenizer');
   });
 
   const inter = (pool: PoolName, dropPercent: number[][]): InterResult => ({
@@ -406,6 +444,23 @@ describe('the method on the organism', () => {
   };
   const evaPrompts = (name: string) => p.dataset.relations.find((r) => r.relation.name === name)!.eva;
   const count = (xs: readonly boolean[]) => xs.filter(Boolean).length;
+
+  test("inter-relation restricted to one relation: its row and column of the full matrix (to a near-tie prompt), the rest NaN", async () => {
+    const ctx = await p.context();
+    const only = 'person_father';
+    const plan = interRelation.plan(ctx, { k, involving: only });
+    const n = inter.relations.length;
+    assert.equal(plan.jobs.length, n + (2 * n - 1), 'every original, the row and the column');
+    const part = interRelation.summarise(ctx, plan, await p.evaluate(plan.jobs));
+    const f = inter.relations.indexOf(only);
+    part.accuracy.forEach((row, i) => row.forEach((a, j) => {
+      if (i !== f && j !== f) return assert.ok(Number.isNaN(a) && Number.isNaN(part.dropPercent[i]![j]!), `cell ${i},${j} is left out`);
+      // Another batch composition than the full matrix's: a near-tie answer may flip, by one prompt at most.
+      const prompts = plan.jobs.find((x) => x.key['evaluated'] === inter.relations[i])!.prompts.length;
+      assert.ok(Math.abs(a - inter.accuracy[i]![j]!) * prompts <= 1 + 1e-9, `${inter.relations[i]} with ${inter.relations[j]} zeroed: ${a} vs ${inter.accuracy[i]![j]}`);
+    }));
+    assert.throws(() => interRelation.plan(ctx, { k, involving: 'nope' }), /involving: "nope" is not one of the relations/);
+  });
 
   test('inter-relation accuracies and drops, and intra-relation flips, equal correct answers counted here, prompt by prompt', async () => {
     const ranking = await p.ranking();

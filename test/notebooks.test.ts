@@ -137,7 +137,7 @@ describe('notebook files follow the pattern', () => {
     for (const f of files) assert.match(f, /^\d\d-[a-z0-9-]+\.ipynb$/);
   });
   for (const f of files) {
-    test(`${f}: tslab kernel, claim first, parameters in the first code cell, verdict last, no outputs, no line over 140 characters`, () => {
+    test(`${f}: tslab kernel, claim first, parameters in the first code cell, verdict last, no outputs, no line over 140 characters, no code cell over 17 lines`, () => {
       const nb = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { nbformat: number; metadata: { kernelspec?: { name?: string } }; cells: Cell[] };
       const src = (c: Cell) => (Array.isArray(c.source) ? c.source.join('') : c.source);
       assert.equal(nb.nbformat, 4);
@@ -154,6 +154,9 @@ describe('notebook files follow the pattern', () => {
       for (const c of code) assert.deepEqual([c.outputs, c.execution_count], [[], null], 'notebooks are committed without outputs');
       const wide = code.flatMap((c, i) => src(c).split('\n').filter((l) => l.length > 140).map((l) => `code cell ${i + 1}: ${l.slice(0, 60)}…`));
       assert.deepEqual(wide, [], 'no code line over 140 characters');
+      // Cells say what they do and leave how to lib: about 15 lines each.
+      const long = code.map((c, i) => ({ cell: i + 1, lines: src(c).split('\n').length })).filter((c) => c.lines > 17);
+      assert.deepEqual(long, [], 'no code cell over 17 lines');
       assert.equal(new Set(nb.cells.map((c) => c.id)).size, nb.cells.length, 'every cell has a unique id');
     });
   }

@@ -29,7 +29,8 @@ import { makeContext, relationPrompts, runJobs } from '../lib/method/experiments
 import { ablation, randomNeurons, ZERO } from '../lib/method/neurons.ts';
 import { topNeurons } from '../lib/method/ranking.ts';
 import { provenance } from '../lib/method/identity.ts';
-import { findKnownFacts, type KnownFacts } from '../lib/method/known.ts';
+import type { KnownFacts } from '../lib/method/known.ts';
+import { findKnownFacts } from '../lib/method/experiments/known-filter.ts';
 import { NeuronSpace } from '../lib/method/neurons.ts';
 import { buildIdentificationSet, rankNeurons, type Ranking } from '../lib/method/ranking.ts';
 import type { OrganismMeasurement } from '../lib/organism/evaluate.ts';

@@ -12,6 +12,7 @@ export * from './experiments/inter-relation.ts';
 export * from './experiments/k-sweep.ts';
 export * from './experiments/cumulativity.ts';
 export * from './experiments/perplexity.ts';
+export * from './experiments/known-filter.ts';
 export * from './experiments/data-and-filtering.ts';
 export * from './experiments/identification.ts';
 export * from './experiments/layers.ts';

@@ -236,3 +236,44 @@ export async function singleNeuronAblation(ctx: Context, relation: string, index
   });
   return { relation, index, label: neuronLabel(ctx.space, index), sets: out };
 }
+
+/** One relation of another ranking, compared with `relation`'s top-k of this one. */
+export interface TopKAgreement {
+  other: string;
+  /** How many of the other relation's top-k are also in this relation's top-k. */
+  shared: number;
+  otherTop: string;
+  ownTop: string;
+  /** The largest |AP difference| over the FFN pool. */
+  largestApDifference: number;
+  positives: [number, number];
+}
+
+/**
+ * How far `relation`'s top-k in `ranking` agrees with each of `others` in `otherRanking` (e.g. a
+ * copied relation against its source, ranked on other data): shared top-k neurons, the top
+ * neuron of each, and the largest AP difference over the FFN pool.
+ */
+export function topKAgreement(ranking: Ranking, relation: string, otherRanking: Ranking, others: readonly string[], k: number): TopKAgreement[] {
+  const find = (r: Ranking, name: string) => {
+    const rel = r.relations.find((x) => x.name === name);
+    if (!rel) throw new ConfigError(`relation "${name}" is not in the ranking (${r.relations.map((x) => x.name).join(', ')})`, undefined, 'relation');
+    return rel;
+  };
+  const own = find(ranking, relation);
+  const mine = topNeurons(ranking, relation, k);
+  const mineSet = new Set(mine);
+  const pool = ranking.space.poolIndices('ffn');
+  return others.map((o) => {
+    const theirs = topNeurons(otherRanking, o, k);
+    const rel = find(otherRanking, o);
+    return {
+      other: o,
+      shared: Array.from(theirs).filter((i) => mineSet.has(i)).length,
+      otherTop: neuronLabel(otherRanking.space, theirs[0]!),
+      ownTop: neuronLabel(ranking.space, mine[0]!),
+      largestApDifference: Array.from(pool).reduce((m, i) => Math.max(m, Math.abs(own.ap[i]! - rel.ap[i]!)), 0),
+      positives: [own.numPositives, rel.numPositives],
+    };
+  });
+}

@@ -42,7 +42,7 @@ export function resultProvenance(ctx: Context, settings: Record<string, unknown>
   return provenance(ctx.model, ctx.dataset.hash, ctx.dataset.seed, { ...settings, ablation: describeAblation(how) });
 }
 
-function ids(ctx: Context, text: string): number[] {
+function ids(ctx: Pick<Context, 'tok' | 'cache'>, text: string): number[] {
   let v = ctx.cache.get(text);
   if (!v) {
     v = ctx.tok.encode(text);
@@ -65,8 +65,16 @@ export interface JobResult {
   accuracy: number;
 }
 
+/** What running jobs needs: a Context has it; so has a model alone (jobRunner), for the filter, which runs before there are known facts or a ranking. */
+export type JobRunner = Pick<Context, 'model' | 'tok' | 'space' | 'run' | 'cache'>;
+
+/** A runner of jobs on a model alone; ablations index its FFN neurons. */
+export function jobRunner(model: ModelRunner, run: RunOptions = {}): JobRunner {
+  return { model, tok: requireTokenizer(model), space: NeuronSpace.forModel(model.config, 'ffn'), run, cache: new Map() };
+}
+
 /** Runs every job's prompts under its ablation, all jobs batched together. */
-export async function runJobs(ctx: Context, jobs: readonly Job[], label = 'evaluate'): Promise<JobResult[]> {
+export async function runJobs(ctx: JobRunner, jobs: readonly Job[], label = 'evaluate'): Promise<JobResult[]> {
   const rows = jobs.flatMap((j) => j.prompts.map((p) => ({ ids: ids(ctx, p.text), object: p.object, ablation: j.ablation })));
   const answers = await gradeAnswers(ctx.model, ctx.tok, rows, { space: ctx.space, label, ...ctx.run });
   let at = 0;

@@ -13,6 +13,7 @@ import {
   type PromptSetName,
   type SweepResult,
 } from '../method/experiments.ts';
+import { topNeurons, type Ranking, type RelationRanking } from '../method/ranking.ts';
 import type { PlotlySpec } from './figure.ts';
 
 const pct = (x: number) => 100 * x;
@@ -253,5 +254,29 @@ export function sweepGrid(sweep: SweepResult, title: string, cols = 4): PlotlySp
       annotations: R.map((z, zi) => ({ text: `${z}*`, showarrow: false, xref: `x${axis(zi)} domain`, yref: `y${axis(zi)} domain`, x: 0.5, y: 1.12, font: { size: 11 } })),
       ...Object.fromEntries(R.flatMap((_, zi) => [[`xaxis${axis(zi)}`, { range: [0, xMax] }], [`yaxis${axis(zi)}`, { range: [0, 102] }]])),
     },
+  };
+}
+
+/**
+ * Figs. 1–2's premise: every relation's AP by rank over the FFN pool (log ranks, a few hundred
+ * points per curve, also for LLaMA-2's 835,584 neurons), the chance AP and the cut at k;
+ * `highlight` draws one relation in black over the others.
+ */
+export function apByRankCurves(ranking: Ranking, opts: { pool: number; k: number; chance: number; title: string; highlight?: string }): PlotlySpec {
+  const { pool, k, chance, highlight } = opts;
+  const ranks = [...new Set(Array.from({ length: 300 }, (_, i) => Math.round(Math.exp((i / 299) * Math.log(pool)))))];
+  const curve = (r: RelationRanking) => {
+    const top = topNeurons(ranking, r.name, pool);
+    const style = highlight === undefined ? {} : r.name === highlight ? { line: { width: 3, color: 'black' } } : { line: { width: 1 }, opacity: 0.5 };
+    return { type: 'scatter', mode: 'lines', name: r.name === highlight ? `${r.name} (yours)` : r.name, x: ranks, y: ranks.map((x) => r.ap[top[x - 1]!]!), ...style };
+  };
+  const order = [...ranking.relations.filter((r) => r.name !== highlight), ...ranking.relations.filter((r) => r.name === highlight)];
+  return {
+    data: [
+      ...order.map(curve),
+      { type: 'scatter', mode: 'lines', name: `chance (${chance.toFixed(2)})`, x: [1, pool], y: [chance, chance], line: { dash: 'dash', color: highlight === undefined ? 'black' : 'gray' } },
+      { type: 'scatter', mode: 'lines', name: `k = ${k}`, x: [k, k], y: [0, 1], line: { dash: 'dot', color: 'gray' } },
+    ],
+    layout: { title: { text: opts.title }, xaxis: { title: { text: 'rank' }, type: 'log' }, yaxis: { title: { text: 'average precision' }, range: [0, 1.02] }, height: 470 },
   };
 }

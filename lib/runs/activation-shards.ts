@@ -16,7 +16,8 @@ import type { Dataset } from '../method/dataset.ts';
 import { provenance, type Provenance } from '../method/identity.ts';
 import { requireTokenizer, type KnownFacts } from '../method/known.ts';
 import { POOLS, type NeuronSite } from '../method/neurons.ts';
-import { rankableIdentificationSet, type IdentificationSet } from '../method/ranking.ts';
+import type { IdentificationSet } from '../method/ranking.ts';
+import { identification } from '../method/experiments/identification.ts';
 import { checkShardSet, shardBatchRange, shardName, WHOLE, type ShardSpec } from '../shard-spec.ts';
 
 export const IDENTIFICATION_FILE = 'identification.json';
@@ -89,7 +90,7 @@ export async function runCollectStage(model: ModelRunner, dataset: Dataset, know
   const dtype = opts.dtype ?? 'float32';
   const batchSize = opts.batchSize ?? COLLECT_BATCH_SIZE;
   const sites = [...(opts.recordAttention ? POOLS.all : POOLS.ffn)];
-  const idset = rankableIdentificationSet(dataset, known, seed);
+  const idset = identification.plan(dataset, known, seed);
   const tok = requireTokenizer(model);
   const tokenized = idset.prompts.map((p) => tok.encode(p.text));
   const promptRange = shardBatchRange(tokenized.length, batchSize, shard, 'known prompts');

@@ -13,7 +13,8 @@ import type { GradedAnswer } from '../method/accuracy.ts';
 import type { Dataset } from '../method/dataset.ts';
 import type { RunOptions } from '../method/generation.ts';
 import { modelIdentity, provenance, type Provenance } from '../method/identity.ts';
-import { assembleKnownFacts, findKnownFactsShard, KNOWN_BATCH_SIZE, KNOWN_SCHEMA, relationSizes, type KnownFacts } from '../method/known.ts';
+import { assembleKnownFacts, KNOWN_SCHEMA, relationSizes, type KnownFacts } from '../method/known.ts';
+import { KNOWN_BATCH_SIZE, runFilterShard } from '../method/experiments/known-filter.ts';
 import { checkShardSet, shardName, type ShardSpec } from '../shard-spec.ts';
 
 export const KNOWN_FILE = 'known.json';
@@ -123,7 +124,7 @@ export async function runKnownStage(model: ModelRunner, dataset: Dataset, shard:
       return { file, reused: true };
     }
   }
-  const part = await findKnownFactsShard(model, dataset, shard, run);
+  const part = await runFilterShard(model, dataset, shard, run);
   mkdirSync(outDir, { recursive: true });
   if (whole) {
     const answers = new Map(part.rows.map((row, k) => [row, part.answers[k]!]));

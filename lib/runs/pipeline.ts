@@ -20,10 +20,12 @@ import type { Experiment, ResultsOf } from '../method/experiment.ts';
 import { makeContext, runJobs, runScoreJobs, type Context, type Job, type JobResult, type ScoreJob, type ScoreResult } from '../method/jobs.ts';
 import { modelIdentity, provenance } from '../method/identity.ts';
 import { readIdentification, storeFingerprint } from './activation-shards.ts';
-import { findKnownFacts, type KnownFacts } from '../method/known.ts';
+import type { KnownFacts } from '../method/known.ts';
+import { findKnownFacts, knownFilter, type FilterPlan } from '../method/experiments/known-filter.ts';
+import { identification } from '../method/experiments/identification.ts';
 import { knownExpectation, KNOWN_FILE, readKnownFacts } from './known-shards.ts';
 import { NeuronSpace, POOLS, type NeuronSite } from '../method/neurons.ts';
-import { loadRanking, PAPER_NEGATIVE_RATIO, rankableIdentificationSet, rankNeurons, saveRanking, type Ranking } from '../method/ranking.ts';
+import { loadRanking, PAPER_NEGATIVE_RATIO, rankNeurons, saveRanking, type Ranking } from '../method/ranking.ts';
 import type { RunOptions } from '../method/generation.ts';
 import { codeFingerprint, StageCache } from './stage-cache.ts';
 
@@ -229,7 +231,12 @@ export class Pipeline {
     return this.cache.get(name, { ranking: this.rankingSettings(), run: this.runSettings(), stage: settings }, compute);
   }
 
-  /** P^det: the detection prompts the model answers correctly (2-token greedy prefix check). */
+  /** The filter's plan for this model and data: one job per relation with every detection prompt. */
+  filterPlan(): FilterPlan {
+    return knownFilter.plan(this.dataset, { maxNewTokens: this.opts.run?.maxNewTokens });
+  }
+
+  /** P^det: the detection prompts the model answers correctly (2-token greedy prefix check): the filter's plan, run and summarised. */
   async known(): Promise<KnownFacts> {
     this.knownCache ??= await this.cache.get('known', this.knownSettings(), () => findKnownFacts(this.model, this.dataset, this.opts.run));
     return this.knownCache;
@@ -291,7 +298,7 @@ export class Pipeline {
     const seed = this.opts.seed ?? 0;
     const includeBos = this.opts.includeBos ?? true;
     const t0 = performance.now();
-    const idset = rankableIdentificationSet(this.dataset, known, seed);
+    const idset = identification.plan(this.dataset, known, seed);
     const tok = this.model.tokenizer!;
     const storeDir = this.activationsDir();
     const collect = () =>

@@ -4,6 +4,7 @@ import type { LlamaConfig } from '../../model/config.ts';
 import type { Dataset } from '../dataset.ts';
 import type { Analysis } from '../experiment.ts';
 import type { KnownFacts } from '../known.ts';
+import { knownFilter } from './known-filter.ts';
 import { NeuronSpace } from '../neurons.ts';
 import { paperNumbers } from '../paper-numbers.ts';
 import { compare, type VerdictInput } from '../verdicts.ts';
@@ -170,20 +171,13 @@ function verdicts(result: DataResult): VerdictInput[] {
       detail: `${c.detail}; all-linear: paper ${row.paperAllLinear}, ours ${row.allLinear}`,
     });
   }
-  const totals = result.known ? result.known.reduce((a, r) => ({ det: a.det + r.total, known: a.known + r.known }), { det: 0, known: 0 }) : null;
-  out.push({
-    claim: 'P^det: the detection prompts the model answers correctly (2-token prefix check)',
-    paper: 'sizes not printed (only as diagonals of Figs. 10–11)',
-    ours: totals ? `${totals.known} of ${totals.det} (${((100 * totals.known) / Math.max(1, totals.det)).toFixed(1)}%)` : null,
-    status: 'not applicable',
-    detail: totals ? `model-specific; ${result.modelTag} differs from LLaMA-2 by design` : `not computed: ${result.skipped}`,
-  });
+  out.push(...knownFilter.verdicts(result.known, result.modelTag, result.skipped));
   return out;
 }
 
 export const dataAndFiltering: Analysis<DataInput, Record<string, never>, DataResult> = {
   name: 'data and filtering',
   paper: '§2.4–2.5, Table 1',
-  summarise: (input) => summarise(input),
+  summarise,
   verdicts,
 };

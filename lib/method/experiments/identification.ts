@@ -1,7 +1,7 @@
 /** §3, Fig. 2's premise: every relation has neurons whose AP is far above chance, down to rank k. */
 import type { Analysis } from '../experiment.ts';
 import { paperNumbers } from '../paper-numbers.ts';
-import { type Ranking, topNeurons } from '../ranking.ts';
+import { rankableIdentificationSet, type Ranking, topNeurons } from '../ranking.ts';
 import type { VerdictInput } from '../verdicts.ts';
 
 export interface IdentificationParams {
@@ -94,9 +94,16 @@ function verdicts(result: IdentificationResult): VerdictInput[] {
   ];
 }
 
-export const identification: Analysis<Ranking, IdentificationParams, IdentificationResult> = {
+/**
+ * Identification's plan is the identification set: per relation, its known detection prompts as
+ * positives and 4× as many other relations' known prompts as negatives. Its job is the ranking
+ * (every prompt's token-mean activations once, then the AP of every neuron per relation), which
+ * the pipeline caches with its activation store; summarise and verdicts read that ranking.
+ */
+export const identification: Analysis<Ranking, IdentificationParams, IdentificationResult> & { plan: typeof rankableIdentificationSet } = {
   name: 'identification',
   paper: '§3 (the AP ranking behind Figs. 1–2)',
+  plan: rankableIdentificationSet,
   summarise,
   verdicts,
 };

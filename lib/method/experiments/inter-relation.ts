@@ -1,4 +1,5 @@
 /** §4.2.2, Fig. 4: every relation evaluated with each relation's top-k zeroed (the acc_drop matrix). */
+import { ConfigError } from '../../errors.ts';
 import type { Experiment } from '../experiment.ts';
 import { capK, checkResults, relationPrompts, relationsOf, resultProvenance, type Context, type Job, type JobResult } from '../jobs.ts';
 import { type Ablation, ablation, type AblationOp, type PoolName } from '../neurons.ts';
@@ -28,6 +29,12 @@ export interface InterOptions {
   set?: 'eva' | 'eva2';
   /** How the selected neurons are ablated (default: the context's, i.e. zeroed as in the paper). */
   ablate?: AblationOp;
+  /**
+   * Only this relation's row and column of the matrix: its prompts under every relation's top-k,
+   * and every relation's prompts under its top-k (other cells are NaN). A relation of one's own
+   * needs no more.
+   */
+  involving?: string;
 }
 
 /** Every relation's top-k, and each relation's prompts under each of them. */
@@ -48,12 +55,16 @@ function plan(ctx: Context, opts: InterOptions): InterPlan {
   const set = opts.set ?? 'eva';
   const how = opts.ablate ?? ctx.ablate;
   const names = relationsOf(ctx);
+  const only = opts.involving;
+  if (only !== undefined && !names.includes(only)) throw new ConfigError(`involving: "${only}" is not one of the relations (${names.join(', ')})`, undefined, 'involving');
   const own: Record<string, Ablation> = Object.fromEntries(names.map((n) => [n, ablation(topNeurons(ctx.ranking, n, k, pool), how)]));
   const jobs: Job[] = [];
   for (const evaluated of names) {
     const prompts = relationPrompts(ctx, evaluated, set);
     jobs.push({ key: { evaluated, zeroed: '' }, prompts, ablation: null });
-    for (const zeroed of names) jobs.push({ key: { evaluated, zeroed }, prompts, ablation: own[zeroed]! });
+    for (const zeroed of names) {
+      if (only === undefined || evaluated === only || zeroed === only) jobs.push({ key: { evaluated, zeroed }, prompts, ablation: own[zeroed]! });
+    }
   }
   return { k, pool, set, ablate: how, relations: names, own, jobs };
 }
@@ -61,7 +72,8 @@ function plan(ctx: Context, opts: InterOptions): InterPlan {
 function summarise(ctx: Context, plan: InterPlan, results: readonly JobResult[]): InterResult {
   checkResults('interRelation.summarise', plan.jobs, results);
   const names = plan.relations;
-  const acc = (e: string, z: string) => results.find((r) => r.key['evaluated'] === e && r.key['zeroed'] === z)!.accuracy;
+  // Cells a plan `involving` one relation left out are NaN.
+  const acc = (e: string, z: string) => results.find((r) => r.key['evaluated'] === e && r.key['zeroed'] === z)?.accuracy ?? NaN;
   const original = names.map((n) => acc(n, ''));
   const accuracy = names.map((e) => names.map((z) => acc(e, z)));
   const dropPercent = accuracy.map((row, i) => row.map((a) => (original[i]! > 0 ? ((original[i]! - a) / original[i]!) * 100 : NaN)));

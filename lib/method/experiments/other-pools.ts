@@ -105,6 +105,6 @@ function verdicts(result: PoolsResult): VerdictInput[] {
 export const otherPools: Analysis<PoolsInput, Record<string, never>, PoolsResult> = {
   name: 'other pools',
   paper: 'App. G, Figs. 25–29',
-  summarise: (input) => summarise(input),
+  summarise,
   verdicts,
 };
