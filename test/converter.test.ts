@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
@@ -176,7 +177,7 @@ describe('converting the fixtures', () => {
     assert.ok(report.peakRssBytes > 0);
     const j = data.json;
     assert.equal(j.format, 'rsn-llama-tfjs');
-    assert.equal(j.formatVersion, 1);
+    assert.equal(j.formatVersion, 2);
     assert.equal(j.storageDtype, 'float32');
     assert.equal(j.source.dir, BF16_FIXTURE.replace(/\/$/, ''));
     assert.deepEqual(j.source.files, ['model.safetensors']);
@@ -204,6 +205,14 @@ describe('converting the fixtures', () => {
     assert.equal(k.quantization, undefined);
     // config.json copied byte for byte.
     assert.deepEqual(await readFile(join(out, 'config.json')), await readFile(join(BF16_FIXTURE, 'config.json')));
+    // Every other file of the output, with its size and sha256 counted here.
+    const files = (await readdir(out)).filter((n) => n !== 'model.json').sort();
+    assert.deepEqual(Object.keys(j.files).sort(), files);
+    for (const n of files) {
+      const bytes = await readFile(join(out, n));
+      assert.deepEqual(j.files[n], { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') }, n);
+    }
+    assert.match(String((j as unknown as Record<string, unknown>)['checksum']), /^[0-9a-f]{64}$/);
     const f16 = converted.get('sharded-f16')!.data.json;
     assert.deepEqual(f16.source.files, [SHARD1, SHARD2]);
     assert.deepEqual(f16.weightsManifest[3].weights[0].quantization, { dtype: 'float16', original_dtype: 'float32' });

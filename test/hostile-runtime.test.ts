@@ -21,6 +21,7 @@ import { initBackend } from '../lib/backend.ts';
 import { readLlamaConfig } from '../lib/model/config.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
 import { WeightStore } from '../lib/model/weights.ts';
+import { seal } from '../lib/data/sealed-json.ts';
 import { CheckpointError, ConfigError, ShapeError } from '../lib/errors.ts';
 import { fixturesDir } from './helpers/reference.ts';
 
@@ -70,11 +71,22 @@ function hashDir(dir: string): string {
 
 type Manifest = { weightsManifest: { paths: string[]; weights: { name: string; shape: number[]; quantization?: unknown }[] }[]; [k: string]: unknown };
 
-function editManifest(dir: string, edit: (m: Manifest) => unknown): void {
+/**
+ * Edit model.json and seal it again, as a hand-made manifest that knows the checksum would be:
+ * these cases test the reader's checks behind the checksum (the checksum itself: its own cases).
+ */
+function editManifest(dir: string, edit: (m: Manifest) => unknown, opts: { reseal?: boolean } = {}): void {
   const file = join(dir, 'model.json');
   const m = JSON.parse(readFileSync(file, 'utf8')) as Manifest;
-  const replaced = edit(m);
-  writeFileSync(file, JSON.stringify(replaced === undefined ? m : replaced, null, 2));
+  const replaced = edit(m) ?? m;
+  const plain = typeof replaced === 'object' && replaced !== null && !Array.isArray(replaced);
+  writeFileSync(file, JSON.stringify(plain && opts.reseal !== false ? seal(replaced) : replaced, null, 2));
+}
+
+/** Record a changed file's new size and digest in model.json (sealed again), as if the converter had written it. */
+function recordDigest(dir: string, name: string): void {
+  const bytes = readFileSync(join(dir, name));
+  editManifest(dir, (m) => void ((m['files'] as Record<string, unknown>)[name] = { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') }));
 }
 
 /** Where flat element `index` of `tensor` lives: shard file and byte position in it. */
@@ -113,6 +125,8 @@ function poke(dir: string, tensor: string, index: number, value: keyof typeof FL
   } finally {
     closeSync(fd);
   }
+  // The digest of the shard is updated too: these cases test the non-finite checks behind it.
+  recordDigest(dir, basename(file));
 }
 
 interface Expected {
@@ -196,14 +210,14 @@ const MANIFEST_CASES: Case[] = [
   { name: 'model.json is an array', base: 'f32', damage: (d) => editManifest(d, () => []), expect: { error: ConfigError, message: /model\.json: expected a JSON object, found \[\]/, file: 'model.json' } },
   { name: 'no "format"', base: 'f32', damage: (d) => editManifest(d, (m) => void delete m['format']), expect: field('format', '"rsn-llama-tfjs", found nothing') },
   {
-    name: 'formatVersion 2 (CLI)',
+    name: 'formatVersion 3 (CLI)',
     base: 'f32',
-    damage: (d) => editManifest(d, (m) => void (m['formatVersion'] = 2)),
+    damage: (d) => editManifest(d, (m) => void (m['formatVersion'] = 3)),
     cli: (d) => ['logits', '--model', d, '--ids', '1,5,9'],
-    expect: { code: 1, message: /model\.json: formatVersion 2 is not supported; this reader supports formatVersion 1 \(re-convert/ },
+    expect: { code: 1, message: /model\.json: formatVersion 3 is not supported; this reader supports formatVersion 1, 2 \(re-convert/ },
   },
-  { name: 'formatVersion missing', base: 'f16', damage: (d) => editManifest(d, (m) => void delete m['formatVersion']), expect: { error: ConfigError, message: /model\.json: formatVersion is missing; this reader supports formatVersion 1/, field: 'formatVersion' } },
-  { name: 'formatVersion "1" (a string)', base: 'f32', damage: (d) => editManifest(d, (m) => void (m['formatVersion'] = '1')), expect: { error: ConfigError, message: /formatVersion "1" is not supported; this reader supports formatVersion 1/, field: 'formatVersion' } },
+  { name: 'formatVersion missing', base: 'f16', damage: (d) => editManifest(d, (m) => void delete m['formatVersion']), expect: { error: ConfigError, message: /model\.json: formatVersion is missing; this reader supports formatVersion 1, 2/, field: 'formatVersion' } },
+  { name: 'formatVersion "1" (a string)', base: 'f32', damage: (d) => editManifest(d, (m) => void (m['formatVersion'] = '1')), expect: { error: ConfigError, message: /formatVersion "1" is not supported; this reader supports formatVersion 1, 2/, field: 'formatVersion' } },
   { name: 'storageDtype bfloat16', base: 'f32', damage: (d) => editManifest(d, (m) => void (m['storageDtype'] = 'bfloat16')), expect: field('storageDtype', '"float32" or "float16", found "bfloat16"') },
   { name: 'weightsManifest an object', base: 'f32', damage: (d) => editManifest(d, (m) => void (m.weightsManifest = {} as never)), expect: field('weightsManifest', 'a non-empty array of weight groups, found \\{\\}') },
   { name: 'weightsManifest empty', base: 'f32', damage: (d) => editManifest(d, (m) => void (m.weightsManifest = [])), expect: field('weightsManifest', 'a non-empty array') },
@@ -236,6 +250,43 @@ const MANIFEST_CASES: Case[] = [
   { name: 'model.json not JSON', base: 'f32', damage: (d) => writeFileSync(join(d, 'model.json'), '{"format": '), expect: { error: CheckpointError, message: /model\.json: not valid JSON/, file: 'model.json' } },
   { name: 'a weight the config needs is not listed', base: 'f32', damage: (d) => editManifest(d, (m) => void (m.weightsManifest[0]!.weights[2]!.name = 'lm_head.weights')), expect: { error: CheckpointError, message: /model\.json: weight lm_head\.weight is missing/, tensor: 'lm_head.weight' } },
   { name: 'a shape the config does not imply', base: 'f32', damage: (d) => editManifest(d, (m) => void (m.weightsManifest[0]!.weights[2]!.shape = [64, 300])), expect: { error: ShapeError, message: /weight lm_head\.weight has shape \[64,300\], config\.json implies \[300,64\]/ } },
+  // The file record: model.json is sealed, and every file it names is checked against its digest.
+  {
+    name: 'two weight entries swapped by hand (not sealed again)',
+    base: 'f32',
+    damage: (d) => editManifest(d, (m) => void m.weightsManifest[1]!.weights.reverse(), { reseal: false }),
+    expect: { error: CheckpointError, message: /model\.json: its content does not match its checksum \(edited or damaged after it was written\)/, file: 'model.json' },
+  },
+  {
+    name: 'one bit of a weight flipped (CLI)',
+    base: 'f16',
+    damage: (d) => {
+      const f = join(d, 'group2-shard1of1.bin');
+      const b = readFileSync(f);
+      b[1001]! ^= 0x01;
+      writeFileSync(f, b);
+    },
+    cli: (d) => ['logits', '--model', d, '--ids', '1,5,9'],
+    expect: { code: 1, message: /group2-shard1of1\.bin: its bytes are not those the converter wrote \(sha256 [0-9a-f]{12}…, model\.json records [0-9a-f]{12}…\): the file was changed or damaged; convert the checkpoint again/ },
+  },
+  {
+    name: 'tokenizer.json replaced',
+    base: 'organism',
+    damage: (d) => writeFileSync(join(d, 'tokenizer.json'), readFileSync(join(d, 'tokenizer.json'), 'utf8').replace('"<s>"', '"<S>"')),
+    expect: { error: CheckpointError, message: /tokenizer\.json: its bytes are not those the converter wrote/, file: 'tokenizer.json' },
+  },
+  {
+    name: 'config.json grown by a byte',
+    base: 'f32',
+    damage: (d) => appendFileSync(join(d, 'config.json'), ' '),
+    expect: { error: CheckpointError, message: /config\.json: \d+ bytes, but model\.json records \d+: the file was changed or cut short since it was converted/, file: 'config.json' },
+  },
+  {
+    name: 'a shard the file record does not name',
+    base: 'f32',
+    damage: (d) => editManifest(d, (m) => void delete (m['files'] as Record<string, unknown>)['group1-shard1of1.bin']),
+    expect: field('weightsManifest[1].paths[0]', 'a shard whose digest "files" records'),
+  },
 ];
 
 const SHARD_CASES: Case[] = [

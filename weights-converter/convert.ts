@@ -10,12 +10,13 @@
  *     append to the group's shard files in a temp dir, then rename the temp dir into place.
  * Memory use is bounded by the chunk buffers (~32 MiB), independent of tensor and model size.
  */
-import { randomBytes } from 'node:crypto';
-import { copyFile, lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { endianness, hostname } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { CheckpointError } from '../lib/errors.ts';
+import { seal } from '../lib/data/sealed-json.ts';
 import { expectedTensors, isIgnorableTensor, readLlamaConfig } from '../lib/model/config.ts';
 import type { LlamaConfig } from '../lib/model/config.ts';
 import { familyName, MODEL_FAMILIES } from '../lib/model/family.ts';
@@ -84,16 +85,19 @@ export interface ManifestGroup {
 /** The contents of `<out>/model.json`. */
 export interface ConvertedModelJson {
   format: 'rsn-llama-tfjs';
-  formatVersion: 1;
+  formatVersion: 2;
   storageDtype: StorageDtype;
   source: { dir: string; files: string[]; dtypes: string[] };
   convertedAt: string;
   converter: string;
   weightsManifest: ManifestGroup[];
+  /** Size and sha256 of every file written next to model.json: a load checks them. */
+  files: Record<string, { size: number; sha256: string }>;
 }
 
 export const MODEL_FORMAT = 'rsn-llama-tfjs';
-export const MODEL_FORMAT_VERSION = 1;
+/** 2: model.json records every file's digest and carries a checksum of its own content. */
+export const MODEL_FORMAT_VERSION = 2;
 export const CONVERTER_ID = 'rsn-weights-converter 1';
 export const DEFAULT_SHARD_BYTES = 64 * 1024 * 1024;
 /** Files copied verbatim when present (config.json is required). */
@@ -383,6 +387,9 @@ async function readExactly(fh: FileHandle, buf: Uint8Array, position: number, fi
 /** Appends a group's bytes to `group{g}-shard{i}of{n}.bin` files of at most shardBytes each. */
 class ShardWriter {
   readonly paths: string[];
+  /** Size and sha256 of each shard written, by file name. */
+  readonly digests: Record<string, { size: number; sha256: string }> = {};
+  private hash: Hash | null = null;
   private index = 0;
   private inShard = 0;
   private written = 0;
@@ -401,9 +408,13 @@ class ShardWriter {
   async write(bytes: Uint8Array): Promise<void> {
     let off = 0;
     while (off < bytes.length) {
-      if (this.fh === null) this.fh = await open(join(this.dir, this.paths[this.index]), 'wx');
+      if (this.fh === null) {
+        this.fh = await open(join(this.dir, this.paths[this.index]), 'wx');
+        this.hash = createHash('sha256');
+      }
       const take = Math.min(bytes.length - off, this.shardBytes - this.inShard);
       await writeAll(this.fh, bytes.subarray(off, off + take));
+      this.hash!.update(bytes.subarray(off, off + take));
       off += take;
       this.inShard += take;
       this.written += take;
@@ -421,6 +432,8 @@ class ShardWriter {
     if (this.fh === null) return;
     const fh = this.fh;
     this.fh = null;
+    if (this.hash) this.digests[this.paths[this.index]] = { size: this.inShard, sha256: this.hash.digest('hex') };
+    this.hash = null;
     try {
       if (sync) await fh.datasync();
     } finally {
@@ -434,6 +447,7 @@ class ShardWriter {
     }
     if (this.fh === null && this.index === 0 && this.totalBytes === 0) {
       await writeFile(join(this.dir, this.paths[0]), new Uint8Array(0));
+      this.digests[this.paths[0]] = { size: 0, sha256: createHash('sha256').digest('hex') };
     }
     await this.closeCurrent(true);
   }
@@ -708,6 +722,7 @@ export async function convertCheckpoint(opts: ConvertOptions): Promise<ConvertRe
     let bytesDone = 0;
     let bytesWritten = 0;
     const manifest: ManifestGroup[] = [];
+    const digests: Record<string, { size: number; sha256: string }> = {};
 
     for (let g = 0; g < plan.groups.length; g++) {
       const tensors = plan.groups[g];
@@ -749,6 +764,7 @@ export async function convertCheckpoint(opts: ConvertOptions): Promise<ConvertRe
         weights.push(w);
       }
       await writer.finish();
+      Object.assign(digests, writer.digests);
       manifest.push({ paths: [...writer.paths], weights });
       writer = null;
       bytesWritten += groupBytes;
@@ -756,10 +772,17 @@ export async function convertCheckpoint(opts: ConvertOptions): Promise<ConvertRe
 
     for (const f of COPIED_FILES) {
       const src = join(inputDir, f);
-      if (await exists(src)) {
-        await copyFile(src, join(tmpDir, f));
-        bytesWritten += (await stat(src)).size;
-      }
+      if (!(await exists(src))) continue;
+      // A side file must be a file of the checkpoint: not a link to (or a copy of) a file elsewhere.
+      const refuse = (why: string): never => {
+        throw new CheckpointError(`${src}: ${why} the checkpoint directory ${inputDir}; side files (${COPIED_FILES.join(', ')}) must be regular files inside it`, src);
+      };
+      await checkInsideInput(inputDir, await realpath(inputDir), f, refuse, () => refuse('does not resolve to a file inside'));
+      if (!(await stat(src)).isFile()) refuse('is not a regular file in');
+      const bytes = await readFile(src);
+      await writeFile(join(tmpDir, f), bytes, { flag: 'wx' });
+      digests[f] = { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+      bytesWritten += bytes.length;
     }
     const modelJson: ConvertedModelJson = {
       format: MODEL_FORMAT,
@@ -769,8 +792,9 @@ export async function convertCheckpoint(opts: ConvertOptions): Promise<ConvertRe
       convertedAt: new Date().toISOString(),
       converter: CONVERTER_ID,
       weightsManifest: manifest,
+      files: digests,
     };
-    const text = `${JSON.stringify(modelJson, null, 2)}\n`;
+    const text = `${JSON.stringify(seal(modelJson), null, 2)}\n`;
     await writeFile(join(tmpDir, 'model.json'), text);
     bytesWritten += Buffer.byteLength(text);
 

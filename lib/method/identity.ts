@@ -1,7 +1,6 @@
 /** What produced an artefact: recorded in every saved stage so results can be traced and reused safely. */
 import { backendKey } from '../backend.ts';
-import { readFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import { sha256Hex } from '../data/io.ts';
 import type { ModelRunner } from '../model/runner.ts';
 
@@ -11,7 +10,7 @@ export interface ModelIdentity {
   name: string;
   /** null for a model built in memory. */
   dir: string | null;
-  /** sha256 of config.json + the weights manifest (names, shapes, storage); not of the weight bytes, which would take minutes for 7B. */
+  /** sha256 over the weights manifest and the bytes of every file of the model (weights, config, tokenizer), as checked at load. */
   sha256: string;
   storageDtype: string;
 }
@@ -20,14 +19,8 @@ export function modelIdentity(model: ModelRunner): ModelIdentity {
   const dir = model.info.dir;
   // In-memory models: the config is all there is.
   if (dir === null) return { name: 'in-memory', dir, sha256: sha256Hex(JSON.stringify(model.config)), storageDtype: model.info.storageDtype };
-  let sha: string;
-  try {
-    const manifest = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as { weightsManifest: unknown; source?: unknown };
-    sha = sha256Hex(readFileSync(join(dir, 'config.json'), 'utf8') + JSON.stringify(manifest.weightsManifest) + JSON.stringify(manifest.source ?? null));
-  } catch {
-    sha = sha256Hex(JSON.stringify(model.config)); // a directory without a manifest
-  }
-  return { name: basename(dir), dir, sha256: sha, storageDtype: model.info.storageDtype };
+  if (model.info.contentSha256 === null) throw new Error(`${dir}: a model loaded from a directory has the digest of its files`);
+  return { name: basename(dir), dir, sha256: model.info.contentSha256, storageDtype: model.info.storageDtype };
 }
 
 export interface Provenance {

@@ -31,6 +31,11 @@ export type { ForwardOptions, ForwardResult, GenerateOptions, GenerateResult, Mo
 
 export interface LoadOptions {
   backend?: string;
+  /**
+   * How the files are checked against model.json's digests: 'stat' (default) reads a file again
+   * only when its size, time or inode changed since its last check; 'full' reads every byte.
+   */
+  verify?: 'stat' | 'full';
   log?: ((line: string) => void) | null;
   /**
    * Where layer weights live: all on the device, one layer at a time (see weight-source.ts), or
@@ -141,7 +146,7 @@ export class LlamaModel implements ModelRunner {
   static async load(dir: string, opts: LoadOptions = {}): Promise<LlamaModel> {
     const backend = await initBackend({ backend: opts.backend, log: opts.log });
     const config = readLlamaConfig(join(dir, 'config.json'));
-    const store = new WeightStore(dir);
+    const store = new WeightStore(dir, { verify: opts.verify });
     for (const spec of expectedTensors(config)) {
       if (!store.has(spec.name)) throw new CheckpointError(`${dir}/model.json: weight ${spec.name} is missing`, join(dir, 'model.json'), spec.name);
       const found = store.shape(spec.name);
@@ -164,7 +169,7 @@ export class LlamaModel implements ModelRunner {
       plan === 'streamed'
         ? new StreamedWeights(config, store)
         : ResidentWeights.build(config, storeReader(store), `${dir}/model.json`);
-    const model = new LlamaModel(config, weights, tokenizer, { dir, storageDtype: store.storageDtype, backend });
+    const model = new LlamaModel(config, weights, tokenizer, { dir, storageDtype: store.storageDtype, backend, contentSha256: store.contentSha256 });
     model.memoryBudget = budget;
     model.microBatch = microBatch;
     return model;
@@ -181,7 +186,7 @@ export class LlamaModel implements ModelRunner {
   ): Promise<LlamaModel> {
     const backend = await initBackend({ backend: opts.backend, log: opts.log });
     const weights = ResidentWeights.build(config, read, 'in-memory weights');
-    return new LlamaModel(config, weights, opts.tokenizer ?? null, { dir: null, storageDtype: 'float32', backend });
+    return new LlamaModel(config, weights, opts.tokenizer ?? null, { dir: null, storageDtype: 'float32', backend, contentSha256: null });
   }
 
   dispose(): void {

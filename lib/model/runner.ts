@@ -65,6 +65,8 @@ export interface ModelInfo {
   dir: string | null;
   storageDtype: string;
   backend: BackendChoice | null;
+  /** sha256 over the manifest and the checked digests of every file loaded (weights, config, tokenizer); null for weights built in memory. */
+  contentSha256: string | null;
 }
 
 /** A short name for messages: the directory, or what an in-memory model is. */

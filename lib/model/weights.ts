@@ -8,6 +8,9 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CheckpointError, ConfigError } from '../errors.ts';
 import { HALF_TO_FLOAT32, halfToFloat } from '../half.ts';
+import { canonicalJson, sha256Hex } from '../data/io.ts';
+import { unseal } from '../data/sealed-json.ts';
+import { type FileDigest, verifiedDigests } from './file-digests.ts';
 
 export interface ManifestWeight {
   name: string;
@@ -26,12 +29,17 @@ export interface ModelManifest {
   formatVersion: number;
   storageDtype: 'float32' | 'float16';
   weightsManifest: ManifestGroup[];
+  /** formatVersion 2: size and sha256 of every file the converter wrote (shards, config and tokenizer files). */
+  files?: Record<string, FileDigest>;
   [extra: string]: unknown;
 }
 
 export const MODEL_FORMAT = 'rsn-llama-tfjs';
 /** The model.json format versions this reader understands (weights-converter/README.md). */
-export const SUPPORTED_FORMAT_VERSIONS: readonly number[] = [1];
+export const SUPPORTED_FORMAT_VERSIONS: readonly number[] = [1, 2];
+
+/** Files next to the weights that change what a model computes or how its prompts are tokenized. */
+export const SIDE_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json'] as const;
 
 interface WeightLocation {
   name: string;
@@ -91,6 +99,14 @@ export function parseModelManifest(raw: unknown, file: string): ModelManifest {
       (v as unknown[]).forEach((x, i) => typeof x === 'string' || fail(`source.${field}[${i}]`, 'a string', x));
     }
   }
+  const files = raw['files'];
+  if (version >= 2 || files !== undefined) {
+    if (!isObject(files)) fail('files', 'an object naming the size and sha256 of every converted file', files);
+    for (const [name, d] of Object.entries(files as Json)) {
+      if (name.includes('/') || name.includes('\\') || name.startsWith('.')) fail(`files.${name}`, 'a plain file name inside the model directory', name);
+      if (!isObject(d) || !Number.isSafeInteger(d['size']) || typeof d['sha256'] !== 'string' || !/^[0-9a-f]{64}$/.test(d['sha256'])) fail(`files.${name}`, '{"size": bytes, "sha256": 64 hex digits}', d);
+    }
+  }
   const groups = raw['weightsManifest'];
   if (!Array.isArray(groups) || groups.length === 0) fail('weightsManifest', 'a non-empty array of weight groups', groups);
   const names = new Set<string>();
@@ -108,6 +124,7 @@ export function parseModelManifest(raw: unknown, file: string): ModelManifest {
       // A shard path outside the model directory would let a model.json read any file.
       if (name.includes('/') || name.includes('\\') || name.startsWith('.')) fail(f, 'a plain file name inside the model directory', name);
       if (paths.has(name)) fail(f, 'a shard no other group lists', name);
+      if (isObject(files) && !(name in (files as Json))) fail(f, 'a shard whose digest "files" records', name);
       paths.add(name);
     });
     const ws = group['weights'];
@@ -150,7 +167,12 @@ export class WeightStore {
   /** Per group: shard file paths and their sizes, for offset → file lookups. */
   private readonly shards: { path: string; size: number }[][] = [];
 
-  constructor(readonly dir: string) {
+  /** Size and sha256 of every file of the model (shards, config and tokenizer files), checked against model.json's record. */
+  readonly digests: Record<string, FileDigest>;
+  /** sha256 over the manifest and every file's digest: changes with any weight, config or tokenizer byte. */
+  readonly contentSha256: string;
+
+  constructor(readonly dir: string, opts: { verify?: 'stat' | 'full' } = {}) {
     const file = join(dir, 'model.json');
     if (!existsSync(file)) {
       throw new CheckpointError(
@@ -164,6 +186,8 @@ export class WeightStore {
     } catch (e) {
       throw new CheckpointError(`${file}: not valid JSON (${(e as Error).message})`, file);
     }
+    // formatVersion 2 is sealed: an edited manifest (two entries swapped) is refused, not loaded.
+    if (isObject(raw) && typeof raw['formatVersion'] === 'number' && raw['formatVersion'] >= 2) raw = unseal(raw, file);
     this.manifest = parseModelManifest(raw, file);
     this.manifest.weightsManifest.forEach((g, gi) => {
       const files = g.paths.map((p) => {
@@ -187,6 +211,17 @@ export class WeightStore {
       }
       checkShardSizes(file, gi, g, files, offset);
     });
+    const recorded = this.manifest.files ?? null;
+    const shardNames = this.manifest.weightsManifest.flatMap((g) => g.paths);
+    const sideNames = recorded ? Object.keys(recorded).filter((n) => !shardNames.includes(n)) : SIDE_FILES.filter((n) => existsSync(join(dir, n)));
+    for (const n of sideNames) {
+      const path = join(dir, n);
+      if (!existsSync(path)) throw new CheckpointError(`${path}: missing, but ${file} records it; convert the checkpoint again`, path);
+      if (!statSync(path).isFile()) throw new CheckpointError(`${path}: not a regular file`, path);
+    }
+    this.digests = verifiedDigests(dir, [...shardNames, ...sideNames].sort(), recorded, { full: opts.verify === 'full' });
+    const { weightsManifest, source, storageDtype } = this.manifest;
+    this.contentSha256 = sha256Hex(canonicalJson({ weightsManifest, source: source ?? null, storageDtype, files: this.digests }));
   }
 
   has(name: string): boolean {

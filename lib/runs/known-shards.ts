@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalJson, writeFileAtomic } from '../data/io.ts';
+import { seal, unseal } from '../data/sealed-json.ts';
 import { CheckpointError, ConfigError } from '../errors.ts';
 import type { ModelRunner } from '../model/runner.ts';
 import type { GradedAnswer } from '../method/accuracy.ts';
@@ -56,8 +57,9 @@ function identityOf(p: Provenance, settings: KnownSettings): string {
 function readJson(file: string, what: string): Record<string, unknown> {
   if (!existsSync(file)) throw new CheckpointError(`${file}: missing (${what})`, file);
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    return unseal(JSON.parse(readFileSync(file, 'utf8')), file);
   } catch (e) {
+    if (e instanceof CheckpointError) throw new CheckpointError(`${e.message}; run it again`, file);
     throw new CheckpointError(`${file}: not readable JSON (${(e as Error).message}); the shard is damaged, run it again`, file);
   }
 }
@@ -73,6 +75,9 @@ function readShard(dir: string): KnownShardFile {
   if (!Array.isArray(s.rows) || !Array.isArray(s.outputs) || !Array.isArray(s.correct) || s.outputs.length !== s.rows.length || s.correct.length !== s.rows.length) bad('rows/outputs/correct', 'arrays of one length');
   if (!Array.isArray(s.relations)) bad('relations', 'an array');
   if (typeof s.provenance?.model?.sha256 !== 'string' || typeof s.provenance.dataHash !== 'string') bad('provenance', 'a provenance record with model and dataHash');
+  const total = s.relations.reduce((a, r) => a + (Number.isInteger(r?.total) ? r.total : NaN), 0);
+  if (!s.rows.every((r, i) => Number.isInteger(r) && r >= 0 && r < total && (i === 0 || r > s.rows[i - 1]!))) bad('rows', `ascending distinct prompt numbers below ${total}`);
+  if (!s.correct.every((c) => typeof c === 'boolean')) bad('correct', 'booleans');
   return s;
 }
 
@@ -88,6 +93,10 @@ export function readKnownFacts(dir: string, expect?: { model: string; dataHash: 
   const k = readJson(file, 'not a known-facts directory: run `rsn known` first') as unknown as KnownFile;
   if (k.schema !== KNOWN_SCHEMA) throw new CheckpointError(`${file}: field "schema" is ${JSON.stringify(k.schema)}, expected "${KNOWN_SCHEMA}"`, file);
   if (!Array.isArray(k.relations) || typeof k.settings !== 'object' || k.settings === null) throw new CheckpointError(`${file}: fields "relations" and "settings" are required`, file);
+  k.relations.forEach((r, ri) => {
+    const ok = Number.isInteger(r?.total) && Array.isArray(r.outputs) && r.outputs.length === r.total && Array.isArray(r.known) && r.known.every((i, j) => Number.isInteger(i) && i >= 0 && i < r.total && (j === 0 || i > r.known[j - 1]!));
+    if (!ok) throw new CheckpointError(`${file}: relations[${ri}] must hold "total", one output per prompt and ascending distinct "known" indices below total`, file);
+  });
   if (expect) {
     const diff: string[] = [];
     if (k.provenance?.model?.sha256 !== expect.model) diff.push(`model ${k.provenance?.model?.name} (${String(k.provenance?.model?.sha256).slice(0, 12)}) ≠ the model given (${expect.model.slice(0, 12)})`);
@@ -129,7 +138,7 @@ export async function runKnownStage(model: ModelRunner, dataset: Dataset, shard:
   if (whole) {
     const answers = new Map(part.rows.map((row, k) => [row, part.answers[k]!]));
     const known: KnownFile = { ...assembleKnownFacts(relationSizes(dataset), answers, prov, settings.maxNewTokens), settings };
-    writeFileAtomic(file, JSON.stringify(known));
+    writeFileAtomic(file, JSON.stringify(seal(known)));
   } else {
     const body: KnownShardFile = {
       schema: KNOWN_SHARD_SCHEMA,
@@ -141,7 +150,7 @@ export async function runKnownStage(model: ModelRunner, dataset: Dataset, shard:
       outputs: part.answers.map((a) => a.output),
       correct: part.answers.map((a) => a.correct),
     };
-    writeFileAtomic(file, JSON.stringify(body));
+    writeFileAtomic(file, JSON.stringify(seal(body)));
   }
   log(`[rsn] known: ${whole ? 'the filter' : shardName(shard)} graded ${part.rows.length} of ${part.totalRows} detection prompts → ${file}`);
   return { file, reused: false };
@@ -198,7 +207,7 @@ export function mergeKnownShards(dirs: readonly string[], outDir: string, log: (
   const tmp = `${outDir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   try {
-    writeFileAtomic(join(tmp, KNOWN_FILE), JSON.stringify(known));
+    writeFileAtomic(join(tmp, KNOWN_FILE), JSON.stringify(seal(known)));
     renameSync(tmp, outDir);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });

@@ -12,8 +12,9 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { canonicalJson, sha256Hex, writeFileAtomic } from '../data/io.ts';
+import { readSealedJson, seal } from '../data/sealed-json.ts';
 
-export const STAGE_SCHEMA = 'rsn-stage/1';
+export const STAGE_SCHEMA = 'rsn-stage/2';
 
 /** sha256 of a key's canonical JSON. */
 export function keyHash(key: unknown): string {
@@ -183,7 +184,7 @@ export class StageCache {
     if (!existsSync(file)) return { found: false };
     let problem: string;
     try {
-      const entry = JSON.parse(readFileSync(file, 'utf8')) as StageEntry;
+      const entry = readSealedJson(file) as unknown as StageEntry;
       if (entry?.schema !== STAGE_SCHEMA) problem = `field "schema" is ${JSON.stringify(entry?.schema)}, expected "${STAGE_SCHEMA}"`;
       else if (!isDeepStrictEqual(JSON.parse(canonicalJson(entry.key)), JSON.parse(canonicalJson(this.key(stage, settings))))) problem = 'its key does not match the settings asked for';
       else return { found: true, value: decodeExact(entry.value) as T };
@@ -197,7 +198,7 @@ export class StageCache {
   write(stage: string, settings: unknown, value: unknown): string {
     const file = this.path(stage, settings);
     const entry: StageEntry = { schema: STAGE_SCHEMA, stage, key: this.key(stage, settings), createdAt: new Date().toISOString(), value: encodeExact(value) };
-    writeFileAtomic(file, JSON.stringify(entry));
+    writeFileAtomic(file, JSON.stringify(seal(entry)));
     return file;
   }
 
