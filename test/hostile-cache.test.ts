@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
@@ -34,6 +34,24 @@ const BATCH = 4;
 /** A result without its provenance's creation time (the only part a recomputation changes). */
 function timeless<T>(x: T): unknown {
   return JSON.parse(JSON.stringify(encodeExact(x)).replace(/"createdAt":"[^"]*"/g, '"createdAt":""'));
+}
+
+/** The entry's text with its first accuracy changed to another valid number. */
+function editedAccuracy(text: string): string {
+  const edited = text.replace(/"accuracy":(\d(?:\.\d+)?)/, (_, v: string) => `"accuracy":${Number(v) > 0.5 ? Number(v) - 0.25 : Number(v) + 0.25}`);
+  assert.notEqual(edited, text, 'the entry holds an accuracy');
+  return edited;
+}
+
+/** Flip the lowest mantissa bit of the first value of the first float32 tensor of a safetensors file (still a finite number). */
+function nudgeFirstWeight(file: string): string {
+  const bytes = readFileSync(file);
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, { dtype?: string; data_offsets?: [number, number] }>;
+  const [name, entry] = Object.entries(header).find(([n, e]) => n !== '__metadata__' && e.dtype === 'F32')!;
+  bytes[8 + headerLength + entry.data_offsets![0]]! ^= 0x01;
+  writeFileSync(file, bytes);
+  return name;
 }
 
 function sameRanking(a: Ranking, b: Ranking): boolean {
@@ -146,6 +164,7 @@ describe('pipeline caches on the organism', () => {
       ['empty', () => writeFileSync(target, '')],
       ['another entry copied over it', () => writeFileSync(target, readFileSync(other))],
       ['wrong schema', () => writeFileSync(target, JSON.stringify({ schema: 'x' }))],
+      ['an accuracy edited by hand', () => writeFileSync(target, editedAccuracy(bytes.toString('utf8')))],
     ];
     for (const [name, damage] of cases) {
       damage();
@@ -156,6 +175,27 @@ describe('pipeline caches on the organism', () => {
       assert.ok(isDeepStrictEqual(timeless(result), timeless(original)), `${name}: the recomputed result differs from the original`);
     }
     p.dispose();
+  });
+
+  test('a checkpoint re-converted into the same folder with one weight changed gets a new identity: nothing of the old weights is reused', async () => {
+    const source = join(work, 'organism-copy');
+    cpSync(organism, source, { recursive: true });
+    const out = join(work, 'model-reconverted');
+    await convertCheckpoint({ inputDir: source, outputDir: out, dtype: 'float32' });
+    const log: string[] = [];
+    const opts = { ...options(join(work, 'cache-reconverted'), {}, log), modelDir: out };
+    const first = await Pipeline.open(opts);
+    await first.known();
+    const firstDir = first.dir;
+    first.dispose();
+    const tensor = nudgeFirstWeight(join(source, 'model.safetensors'));
+    await convertCheckpoint({ inputDir: source, outputDir: out, dtype: 'float32', force: true });
+    log.length = 0;
+    const second = await Pipeline.open(opts);
+    await second.known();
+    second.dispose();
+    assert.notEqual(second.dir, firstDir, `one bit of ${tensor} changed: another model identity, another cache folder`);
+    assert.ok(log.some((l) => /known: computed/.test(l)) && !log.some((l) => /cached/.test(l)), log.join(' | '));
   });
 
   test('a damaged ranking file is detected by its checksum and the ranking recomputed from the kept store', async () => {

@@ -139,6 +139,15 @@ describe('merging refuses what would give a wrong ranking, naming the shard', ()
     assert.equal(badJson.code, 1);
     assert.match(badJson.stderr, /known-2-damaged\/known-shard\.json: not readable JSON/);
 
+    // An answer's "correct" flag edited by hand: the shard's checksum no longer matches.
+    cpSync(w('known-1'), w('known-1-edited'), { recursive: true });
+    const edited = JSON.parse(readFileSync(w('known-1/known-shard.json'), 'utf8')) as { correct: boolean[]; rows: number[] };
+    edited.correct[0] = !edited.correct[0];
+    writeFileSync(w('known-1-edited/known-shard.json'), JSON.stringify(edited));
+    const flipped = await rsn(['merge', w('known-0'), w('known-1-edited'), w('known-2'), '--out', w('bad-merge')]);
+    assert.equal(flipped.code, 1);
+    assert.match(flipped.stderr, /known-1-edited\/known-shard\.json: its content does not match its checksum/);
+
     const mixed = await rsn(['merge', w('known-0'), w('acts-1'), '--out', w('bad-merge')]);
     assert.equal(mixed.code, 1);
     assert.match(mixed.stderr, /holds activations but .*known-0 holds known: merge one stage's shards at a time/);

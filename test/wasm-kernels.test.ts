@@ -10,7 +10,8 @@
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -195,6 +196,36 @@ describe('OpenBLAS matMul on the wasm backend', () => {
     } finally {
       if (saved === undefined) delete process.env['CC'];
       else process.env['CC'] = saved;
+    }
+  });
+
+  test('a damaged addon (cut short, or one byte changed) is never loaded: it is removed and built again', () => {
+    // Another compiler name gives another addon file, so the shared one is left alone.
+    const env = { ...process.env, CC: 'gcc', RSN_MATMUL: 'openblas' };
+    const saved = process.env['CC'];
+    process.env['CC'] = 'gcc';
+    const path = addonPath();
+    if (saved === undefined) delete process.env['CC'];
+    else process.env['CC'] = saved;
+    const run = () => spawnSync(process.execPath, ['--import', 'tsx', '-e', "const b = await import('./lib/backend.ts'); const c = await b.initBackend({ backend: 'wasm', log: null }); console.log(c.matMul.name);"], { cwd: ROOT, encoding: 'utf8', env });
+    const intact = () => createHash('sha256').update(readFileSync(path)).digest('hex') === readFileSync(`${path}.sha256`, 'utf8').trim();
+    const first = run();
+    assert.equal(first.status, 0, first.stderr);
+    assert.ok(intact(), 'the build recorded the digest of what it wrote');
+    const damages: [string, () => void][] = [
+      ['cut short', () => truncateSync(path, 1000)],
+      ['one byte changed', () => {
+        const b = readFileSync(path);
+        b[b.length >> 1]! ^= 0xff;
+        writeFileSync(path, b);
+      }],
+    ];
+    for (const [name, damage] of damages) {
+      damage();
+      const r = run();
+      assert.deepEqual([r.status, r.signal], [0, null], `${name}: ${r.stderr}`);
+      assert.equal(r.stdout.trim().split('\n').pop(), 'openblas', `${name}: the rebuilt addon is used`);
+      assert.ok(intact(), `${name}: rebuilt whole`);
     }
   });
 

@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 import { envVarName, readEnv } from '../env.ts';
 import { BackendError } from '../errors.ts';
-import { addonPath, ensureAddon } from './build.ts';
+import { addonIntact, addonPath, ensureAddon } from './build.ts';
 import { heapOffset, replaceWasmKernel, type WasmBackend } from './wasm-backend.ts';
 
 export type MatMulEngineName = 'openblas' | 'wasm';
@@ -45,6 +45,8 @@ let active: MatMulEngine | null = null;
 function loadAddon(build: boolean): SgemmAddon {
   const built = build ? ensureAddon() : { ok: true as const, path: addonPath(), built: false };
   if (!built.ok) throw new Error(built.reason);
+  // Loading a damaged shared object can kill the process (SIGBUS) before any error is thrown.
+  if (!addonIntact(built.path)) throw new Error(`${built.path} does not match the digest its build recorded (damaged); it was removed and is built again on the next start`);
   const addon = createRequire(import.meta.url)(built.path) as SgemmAddon;
   addon.setThreads(1);
   selfCheck(addon);
@@ -90,7 +92,13 @@ function registerKernel(addon: SgemmAddon): void {
     const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
     const backend = args.backend as unknown as WasmBackend;
     const out = backend.makeOutput([...outer, A.outer, B.outer], 'float32');
-    const offset = (t: tf.TensorInfo) => heapOffset(backend, t);
+    // Each operand must be an allocation of its own: when the heap is exhausted, TF.js's allocator
+    // can hand out offset 0, which lies inside the heap but overlaps other tensors.
+    const offset = (t: tf.TensorInfo) => {
+      const at = heapOffset(backend, t);
+      if (at <= 0 && tf.util.sizeFromShape(t.shape) > 0) throw new Error(`wasm heap allocation failed: a ${t.shape.join('×')} tensor got offset ${at} (the heap is exhausted)`);
+      return at;
+    };
     // Read the heap after makeOutput: an allocation may have grown (and replaced) it.
     addon.matMul(backend.wasm.HEAPU8.buffer as ArrayBuffer, offset(a), offset(b), offset(out), Math.max(A.batch, B.batch), A.batch > 1 ? 1 : 0, B.batch > 1 ? 1 : 0, A.outer, B.outer, A.inner, transposeA ? 1 : 0, transposeB ? 1 : 0);
     return out;
