@@ -37,9 +37,10 @@ Slurm job arrays and Kubernetes Indexed Jobs (deploy/); merged, they give the by
   rsn collect --model DIR --data DIR --known DIR --out DIR [--shard i/n] [--batch-size N]
             [--dtype float32|float16] [--no-bos] [--attention] [--backend NAME] [--quiet]
       Pooled activations of the identification set for a prompt range (resumes when re-run).
-  rsn merge DIR... --out DIR
-      Merge known-facts shards, activation shards or ranking parts (checked: same model, data
-      and settings; every shard once, no gaps or overlaps).
+  rsn merge DIR... --out DIR [--allow-mixed-engines]
+      Merge known-facts shards, activation shards or ranking parts (checked: same model, data,
+      settings and numeric engine; every shard once, no gaps or overlaps). Shards computed on
+      different engines (CPU kernel, matMul, GPU) merge only with --allow-mixed-engines.
   rsn rank --store DIR --out DIR [--neurons a:b | --shard i/n] [--workers N]
       AP ranking of a merged store; a neuron range writes a part for \`rsn merge\`.
 
@@ -220,10 +221,10 @@ async function collectCommand(args: string[]): Promise<number> {
 }
 
 async function mergeCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseCommandLine(args, { out: { type: 'string' } }, true);
+  const { values, positionals } = parseCommandLine(args, { out: { type: 'string' }, 'allow-mixed-engines': { type: 'boolean' } }, true);
   const out = opt(values, 'out');
-  if (positionals.length === 0) throw new UsageError('give the shard directories to merge: rsn merge DIR... --out DIR');
-  mergeShards(positionals, out, stderrLog);
+  if (positionals.length === 0) throw new UsageError('give the shard directories to merge: rsn merge DIR... --out DIR [--allow-mixed-engines]');
+  await mergeShards(positionals, out, stderrLog, { allowMixedEngines: values['allow-mixed-engines'] === true });
   return 0;
 }
 

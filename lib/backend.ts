@@ -334,13 +334,16 @@ export function maxBindingBytes(): number {
 }
 
 /**
- * The backend as far as it reaches results, for cache keys and provenance: its name, and on wasm
- * the matMul engine too (OpenBLAS and TF.js's kernel sum in different orders, so their results
- * differ in the last bits).
+ * The numeric engine as far as it reaches results, for cache, store and shard identities and
+ * provenance: the backend, on wasm the matMul engine with OpenBLAS's version and CPU kernel, on
+ * WebGPU the adapter. Two engines sum in different orders, so their results differ in the last
+ * bits: results of different engines are never mixed without being told to.
  */
 export function backendKey(choice: BackendChoice | null | undefined): string {
   if (!choice) return 'unknown';
-  return choice.matMul ? `${choice.name}+${choice.matMul.name}` : choice.name;
+  if (choice.matMul) return `${choice.name}+${choice.matMul.key}`;
+  if (choice.adapter) return `${choice.name}+${[choice.adapter.vendor, choice.adapter.architecture, choice.adapter.device].filter(Boolean).join('/') || 'adapter'}`;
+  return choice.name;
 }
 
 /** The backend chosen so far, or null before initBackend. */

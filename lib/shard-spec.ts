@@ -68,3 +68,24 @@ export function checkShardSet(shards: readonly ShardSpec[], label: (i: number) =
   const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !seen.has(i));
   if (missing.length) throw new ConfigError(`${missing.map((i) => shardName({ index: i, count })).join(', ')} missing: the ${shards.length} shard(s) given leave a gap; run the missing shard(s) and merge again`, undefined, 'shards');
 }
+
+/** How merges treat shards computed by different numeric engines (backendKey). */
+export interface MergeOptions {
+  /** Merge shards of different engines anyway; the merged provenance then names them all ("mixed: …"). */
+  allowMixedEngines?: boolean;
+}
+
+/**
+ * The numeric engine of a merge: the shards' common one; with shards of different engines
+ * (another CPU kernel, another matMul, another GPU: results that differ in the last bits) refused,
+ * naming two of them, unless `allowMixedEngines`, and then "mixed: a, b".
+ */
+export function mergedEngine(engines: readonly string[], label: (i: number) => string, opts: MergeOptions = {}): string {
+  const distinct = [...new Set(engines)];
+  if (distinct.length <= 1) return distinct[0] ?? 'unknown';
+  const other = engines.findIndex((e) => e !== engines[0]);
+  if (!opts.allowMixedEngines) {
+    throw new ConfigError(`${label(other)} was computed with the engine ${engines[other]}, ${label(0)} with ${engines[0]}: their results differ in the last bits; merge them anyway with --allow-mixed-engines (the merged provenance then says so)`, undefined, 'shards');
+  }
+  return `mixed: ${distinct.join(', ')}`;
+}

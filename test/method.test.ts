@@ -118,10 +118,10 @@ describe('activation store', () => {
     // batch changes float rounding in the last bit).
     await collectActivations(model, ids, join(work, 'part-b'), { promptRange: [16, 40], batchSize: 8, chunkNeurons: 500, quiet: true });
     await collectActivations(model, ids, join(work, 'part-a'), { promptRange: [0, 16], batchSize: 8, chunkNeurons: 500, quiet: true });
-    const merged = mergeStores([join(work, 'part-b'), join(work, 'part-a')], join(work, 'merged'));
+    const merged = await mergeStores([join(work, 'part-b'), join(work, 'part-a')], join(work, 'merged'));
     assert.deepEqual(merged.readRange(0, merged.space.size), full.readRange(0, full.space.size));
-    assert.throws(() => mergeStores([join(work, 'part-b')], join(work, 'merged')), /already exists/);
-    assert.throws(() => mergeStores([join(work, 'part-b'), join(work, 'store-full')], join(work, 'merged2')), /covers prompts from 0, expected|consecutive/);
+    await assert.rejects(mergeStores([join(work, 'part-b')], join(work, 'merged')), /already exists/);
+    await assert.rejects(mergeStores([join(work, 'part-b'), join(work, 'store-full')], join(work, 'merged2')), /covers prompts from 0, expected|consecutive/);
     assert.ok(!existsSync(join(work, 'merged2')));
   });
 

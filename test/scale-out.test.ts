@@ -31,9 +31,9 @@ const model = join(work, 'model');
 const w = (name: string) => join(work, name);
 after(() => rmSync(work, { recursive: true, force: true }));
 
-async function rsn(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+async function rsn(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await run(process.execPath, [bin, ...args], { env: { ...process.env, RSN_BACKEND: 'wasm' } });
+    const r = await run(process.execPath, [bin, ...args], { env: { ...process.env, RSN_BACKEND: 'wasm', ...env } });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };
@@ -157,8 +157,22 @@ describe('merging refuses what would give a wrong ranking, naming the shard', ()
     assert.match(ranks.stderr, /neurons 810–1621 are missing: no part covers them/);
 
     assert.ok(!existsSync(w('bad-merge')), 'a refused merge leaves no output');
-    assert.ok(!readdirSync(work).some((f) => f.includes('.tmp-') || f.includes('.merging-')), 'and no temp directory');
+    assert.ok(!readdirSync(work).some((f) => f.includes('.tmp-') || f.includes('.staging-')), 'and no staging directory');
     assert.ok(existsSync(w('acts-1-damaged')) && existsSync(w('known-2-damaged/known-shard.json')), 'the inputs are kept');
+  });
+
+  test('a shard computed by another numeric engine is refused at merge unless allowed; then the merged provenance names both', async () => {
+    // TF.js's own matMul instead of OpenBLAS: another summation order, as another CPU kernel would be.
+    const other = await rsn(['known', '--model', model, '--data', data, '--relations', RELATIONS, '--shard', '1/3', '--out', w('known-1-other-engine')], { RSN_MATMUL: 'wasm' });
+    assert.equal(other.code, 0, other.stderr);
+    const refused = await rsn(['merge', w('known-0'), w('known-1-other-engine'), w('known-2'), '--out', w('known-mixed')]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /known-1-other-engine \(shard 1\/3\) was computed with the engine wasm\+wasm, .*known-0 \(shard 0\/3\) with wasm\+openblas-[^:]+: their results differ in the last bits; merge them anyway with --allow-mixed-engines/);
+    assert.ok(!existsSync(w('known-mixed')));
+    const allowed = await rsn(['merge', w('known-0'), w('known-1-other-engine'), w('known-2'), '--out', w('known-mixed'), '--allow-mixed-engines']);
+    assert.equal(allowed.code, 0, allowed.stderr);
+    const merged = JSON.parse(readFileSync(w('known-mixed/known.json'), 'utf8')) as KnownFacts;
+    assert.match(String(merged.provenance.backend), /^mixed: wasm\+openblas-.*, wasm\+wasm$|^mixed: wasm\+wasm, wasm\+openblas-/);
   });
 
   test('bad shard arguments are refused before any work', async () => {

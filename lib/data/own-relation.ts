@@ -14,9 +14,10 @@
  * positives and the negatives. Overlaps are reported, and `dropOverlapping` leaves such base
  * relations out.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join, relative, resolve, isAbsolute } from 'node:path';
 import { formatJson, sha256Hex } from './io.ts';
+import { writeThroughStagingSync } from './staging.ts';
 import { fillTemplate } from './prompts.ts';
 import { DataError, loadRelations, parseRelation, RELATION_SCHEMA, SUBJECT_SLOT, validateRelation, type Relation, type RelationData } from './relation.ts';
 import { DEFAULT_EVAL_TRIPLES, formatSplit, splitFileName, splitRelation, subjectKey } from './split.ts';
@@ -264,23 +265,21 @@ export function buildOwnData(opts: OwnDataOptions): OwnData {
   const result: Omit<OwnData, 'reused'> = { dir, relation: name, format: own.format, base: base.map((r) => r.name), dropped, overlaps, evaluation: split.evaluation.length, detection: split.detection.length };
   if (existsSync(join(dir, MANIFEST))) return { ...result, reused: true };
 
-  const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(join(tmp, 'splits'), { recursive: true });
-  mkdirSync(join(tmp, 'meta'), { recursive: true });
   try {
-    for (const b of baseFiles) {
-      writeFileSync(join(tmp, basename(b.relation.file)), b.bytes);
-      if (b.splitBytes) writeFileSync(join(tmp, 'splits', splitFileName(b.relation.name, seed)), b.splitBytes);
-    }
-    writeFileSync(join(tmp, `${name}.json`), own.bytes);
-    writeFileSync(join(tmp, 'splits', splitName), formatSplit(split));
-    // Written last: a folder with a manifest is complete.
-    writeFileSync(join(tmp, MANIFEST), JSON.stringify({ schema: OWN_DATA_VERSION, hash, source: { baseDir: resolve(opts.baseDir), relationFile: resolve(opts.relationFile) }, ...result, dir: undefined }, null, 1) + '\n');
-    if (existsSync(dir)) rmSync(dir, { recursive: true, force: true }); // an incomplete folder (no manifest) from a killed run
-    renameSync(tmp, dir);
+    writeThroughStagingSync(dir, (tmp) => {
+      mkdirSync(join(tmp, 'splits'), { recursive: true });
+      mkdirSync(join(tmp, 'meta'), { recursive: true });
+      for (const b of baseFiles) {
+        writeFileSync(join(tmp, basename(b.relation.file)), b.bytes);
+        if (b.splitBytes) writeFileSync(join(tmp, 'splits', splitFileName(b.relation.name, seed)), b.splitBytes);
+      }
+      writeFileSync(join(tmp, `${name}.json`), own.bytes);
+      writeFileSync(join(tmp, 'splits', splitName), formatSplit(split));
+      // Written last: a folder with a manifest is complete.
+      writeFileSync(join(tmp, MANIFEST), JSON.stringify({ schema: OWN_DATA_VERSION, hash, source: { baseDir: resolve(opts.baseDir), relationFile: resolve(opts.relationFile) }, ...result, dir: undefined }, null, 1) + '\n');
+      if (existsSync(dir)) rmSync(dir, { recursive: true, force: true }); // an incomplete folder (no manifest) from a killed run
+    });
   } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
     // Another process may have made the same folder meanwhile; its content is the same by construction.
     if (existsSync(join(dir, MANIFEST))) return { ...result, reused: true };
     throw e;

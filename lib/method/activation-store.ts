@@ -6,9 +6,11 @@
  * and a chunk damaged since (missing, truncated, altered) is detected and its rows collected
  * again. Stores that cover consecutive prompt ranges of the same prompt list can be merged.
  */
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256Hex, writeFileAtomic } from '../data/io.ts';
+import { writeThroughStaging } from '../data/staging.ts';
 import { CheckpointError } from '../errors.ts';
 import type { ModelRunner } from '../model/runner.ts';
 import { hookPointName } from '../model/hooks.ts';
@@ -380,12 +382,16 @@ export class ActivationStore {
   }
 }
 
+/** Bytes copied per read when merging: a few pieces per chunk file, each a moment in which a signal can be answered. */
+const MERGE_PIECE_BYTES = 64 << 20;
+
 /**
  * Concatenate stores that hold consecutive prompt ranges of the same list (e.g. two machines
- * each did half) into `outDir`, written to a temp dir and renamed on success. Stores given
- * open are not verified again (a verification reads the whole store).
+ * each did half) into `outDir`, written through a staging folder and renamed on success (a
+ * signal or an error leaves no partial output; see lib/data/staging.ts). Stores given open are
+ * not verified again (a verification reads the whole store).
  */
-export function mergeStores(dirs: readonly (string | ActivationStore)[], outDir: string): ActivationStore {
+export async function mergeStores(dirs: readonly (string | ActivationStore)[], outDir: string, log?: (line: string) => void): Promise<ActivationStore> {
   const stores = dirs.map((d) => (typeof d === 'string' ? ActivationStore.open(d) : d)).sort((a, b) => a.meta.promptStart - b.meta.promptStart);
   const first = stores[0];
   if (!first) throw new RangeError('mergeStores needs at least one store');
@@ -399,23 +405,32 @@ export function mergeStores(dirs: readonly (string | ActivationStore)[], outDir:
     expect = m.promptEnd;
   }
   if (existsSync(outDir)) throw new CheckpointError(`${outDir}: already exists; merge into a new directory`, outDir);
-  const tmp = `${outDir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  try {
-    const bpv = bytesPer(first.meta.dtype);
-    const chunks = first.meta.chunks;
+  const bpv = bytesPer(first.meta.dtype);
+  const chunks = first.meta.chunks;
+  await writeThroughStaging(outDir, async (tmp) => {
+    mkdirSync(tmp, { recursive: true });
+    const piece = Buffer.allocUnsafe(MERGE_PIECE_BYTES);
     for (const c of chunks) {
-      const fd = openSync(join(tmp, c.file), 'w');
+      const out = await open(join(tmp, c.file), 'wx');
       try {
         for (const s of stores) {
           const sc = s.meta.chunks.find((x) => x.start === c.start && x.end === c.end);
-          const data = sc ? readFileSync(join(s.dir, sc.file)).subarray(0, s.meta.completed * (c.end - c.start) * bpv) : null;
-          if (!data) throw new CheckpointError(`${s.dir}: has no chunk for neurons ${c.start}–${c.end}`, s.dir);
-          writeSync(fd, data);
+          if (!sc) throw new CheckpointError(`${s.dir}: has no chunk for neurons ${c.start}–${c.end}`, s.dir);
+          const bytes = s.meta.completed * (c.end - c.start) * bpv;
+          const src = await open(join(s.dir, sc.file), 'r');
+          try {
+            for (let at = 0; at < bytes; ) {
+              const { bytesRead } = await src.read(piece, 0, Math.min(piece.length, bytes - at), at);
+              if (bytesRead === 0) throw new CheckpointError(`${join(s.dir, sc.file)}: ends after ${at} of ${bytes} bytes`, s.dir);
+              await out.write(piece, 0, bytesRead);
+              at += bytesRead;
+            }
+          } finally {
+            await src.close();
+          }
         }
       } finally {
-        closeSync(fd);
+        await out.close();
       }
     }
     const total = expect - first.meta.promptStart;
@@ -436,10 +451,6 @@ export function mergeStores(dirs: readonly (string | ActivationStore)[], outDir:
       updatedAt: new Date().toISOString(),
     };
     writeFileAtomic(join(tmp, META), JSON.stringify(meta, null, 1));
-    renameSync(tmp, outDir);
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
+  }, log);
   return ActivationStore.open(outDir);
 }

@@ -3,10 +3,11 @@
  * classifier of "the prompt expresses r", positives = P^det(r), negatives = 4 × as many drawn
  * from the other relations' P^det; neurons ranked by AP, descending.
  */
-import { mkdirSync, readFileSync, existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Prompt } from '../data/prompts.ts';
 import { sha256Hex } from '../data/io.ts';
+import { writeThroughStagingSync } from '../data/staging.ts';
 import { CheckpointError, ConfigError } from '../errors.ts';
 import { computeNeuronAp, topK, type ApProgress, type RelationTask } from '../stats/ap-engine.ts';
 import { sampleNegatives } from '../rng.ts';
@@ -153,10 +154,8 @@ export function rankRange(r: Ranking, relation: string, ka: number, kb: number, 
 }
 
 export function saveRanking(r: Ranking, dir: string, csvTop = 50000): void {
-  const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  try {
+  writeThroughStagingSync(dir, (tmp) => {
+    mkdirSync(tmp, { recursive: true });
     for (const rel of r.relations) {
       writeFileSync(join(tmp, `${rel.name}.ap.f32`), new Uint8Array(rel.ap.buffer, rel.ap.byteOffset, rel.ap.byteLength));
       const top = topNeurons(r, rel.name, Math.min(csvTop, r.space.poolIndices(r.space.sites).length), r.space.sites);
@@ -188,11 +187,7 @@ export function saveRanking(r: Ranking, dir: string, csvTop = 50000): void {
     };
     writeFileSync(join(tmp, 'ranking.json'), JSON.stringify(meta, null, 1));
     rmSync(dir, { recursive: true, force: true });
-    renameSync(tmp, dir);
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
+  });
 }
 
 export function loadRanking(dir: string): Ranking {

@@ -5,9 +5,10 @@
  * settings it was made for. Merging the shards gives the single run's store, which
  * `rankStoreDir` ranks without the model.
  */
-import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Prompt } from '../data/prompts.ts';
+import { writeThroughStaging } from '../data/staging.ts';
 import { canonicalJson, sha256Hex, writeFileAtomic } from '../data/io.ts';
 import { CheckpointError, ConfigError } from '../errors.ts';
 import type { ModelRunner } from '../model/runner.ts';
@@ -18,7 +19,7 @@ import { requireTokenizer, type KnownFacts } from '../method/known.ts';
 import { POOLS, type NeuronSite } from '../method/neurons.ts';
 import type { IdentificationSet } from '../method/ranking.ts';
 import { identification } from '../method/experiments/identification.ts';
-import { checkShardSet, shardBatchRange, shardName, WHOLE, type ShardSpec } from '../shard-spec.ts';
+import { checkShardSet, mergedEngine, shardBatchRange, shardName, WHOLE, type MergeOptions, type ShardSpec } from '../shard-spec.ts';
 
 export const IDENTIFICATION_FILE = 'identification.json';
 export const IDENTIFICATION_SCHEMA = 'rsn-identification/1';
@@ -50,8 +51,9 @@ export interface IdentificationFile {
 }
 
 /** Everything two shards must share to be parts of one run (not the shard, its range or when it ran). */
-function runIdentity(f: IdentificationFile): string {
-  return canonicalJson({ model: f.provenance.model.sha256, data: f.provenance.dataHash, backend: f.provenance.backend, settings: f.settings, prompts: f.promptsSha256, tasks: f.tasks });
+/** With `engine`, the numeric engine is part of it (a shard is only resumed or reused by the same engine). */
+function runIdentity(f: IdentificationFile, engine = true): string {
+  return canonicalJson({ model: f.provenance.model.sha256, data: f.provenance.dataHash, ...(engine ? { backend: f.provenance.backend } : {}), settings: f.settings, prompts: f.promptsSha256, tasks: f.tasks });
 }
 
 export function readIdentification(dir: string): IdentificationFile {
@@ -107,6 +109,9 @@ export async function runCollectStage(model: ModelRunner, dataset: Dataset, know
   const identFile = join(outDir, IDENTIFICATION_FILE);
   if (existsSync(identFile)) {
     const found = readIdentification(outDir);
+    if (runIdentity(found, false) === runIdentity(ident, false) && found.provenance.backend !== ident.provenance.backend) {
+      throw new ConfigError(`${identFile}: these activations were computed with the engine ${found.provenance.backend}, this process computes with ${ident.provenance.backend} (results differ in the last bits); run the shard on a machine of the same kind, or into another --out`, identFile, 'out');
+    }
     if (runIdentity(found) !== runIdentity(ident) || canonicalJson(found.shard) !== canonicalJson(shard)) {
       throw new ConfigError(`${identFile}: activations of another run (model, data, known facts, settings or shard) are already there; choose another --out`, identFile, 'out');
     }
@@ -146,7 +151,7 @@ export function storeFingerprint(store: ActivationStore): string {
  * unfinished or damaged shard is refused, naming it), all made for the same run, together
  * covering every prompt once. An `outDir` already holding this very store is left as it is.
  */
-export function mergeActivationShards(dirs: readonly string[], outDir: string, log: (line: string) => void = () => {}): { store: ActivationStore; reused: boolean } {
+export async function mergeActivationShards(dirs: readonly string[], outDir: string, log: (line: string) => void = () => {}, opts: MergeOptions = {}): Promise<{ store: ActivationStore; reused: boolean }> {
   const idents = dirs.map((d) => {
     try {
       return readIdentification(d);
@@ -157,8 +162,9 @@ export function mergeActivationShards(dirs: readonly string[], outDir: string, l
   const label = (i: number) => `${dirs[i]} (${shardName(idents[i]!.shard)})`;
   const first = idents[0]!;
   idents.forEach((f, i) => {
-    if (runIdentity(f) !== runIdentity(first)) throw new ConfigError(`${label(i)} was collected for another model, data, known facts or settings than ${label(0)}`, dirs[i], 'shards');
+    if (runIdentity(f, false) !== runIdentity(first, false)) throw new ConfigError(`${label(i)} was collected for another model, data, known facts or settings than ${label(0)}`, dirs[i], 'shards');
   });
+  const backend = mergedEngine(idents.map((f) => f.provenance.backend), label, opts);
   checkShardSet(idents.map((f) => f.shard), label);
   const stores = dirs.map((d, i) => {
     let store: ActivationStore;
@@ -182,7 +188,7 @@ export function mergeActivationShards(dirs: readonly string[], outDir: string, l
     expect = s.meta.promptEnd;
   }
   if (expect !== total) throw new ConfigError(`the shards end at prompt ${expect} of ${total}: prompts ${expect}–${total} are missing`, undefined, 'shards');
-  const merged: IdentificationFile = { ...first, shard: WHOLE, promptRange: [0, total], provenance: { ...first.provenance, createdAt: new Date().toISOString(), shards: first.shard.count } };
+  const merged: IdentificationFile = { ...first, shard: WHOLE, promptRange: [0, total], provenance: { ...first.provenance, backend, createdAt: new Date().toISOString(), shards: first.shard.count } };
   if (existsSync(outDir)) {
     const reuse = (() => {
       try {
@@ -202,16 +208,10 @@ export function mergeActivationShards(dirs: readonly string[], outDir: string, l
     }
     throw new ConfigError(`${outDir}: already exists; merge into a new directory`, outDir, 'out');
   }
-  const staging = `${outDir}.merging-${process.pid}`;
-  rmSync(staging, { recursive: true, force: true });
-  try {
-    mergeStores(ordered.map(({ s }) => s), staging);
+  await writeThroughStaging(outDir, async (staging) => {
+    await mergeStores(ordered.map(({ s }) => s), staging, log);
     writeFileAtomic(join(staging, IDENTIFICATION_FILE), JSON.stringify(merged));
-    renameSync(staging, outDir);
-  } catch (e) {
-    rmSync(staging, { recursive: true, force: true });
-    throw e;
-  }
+  }, log);
   log(`[rsn] merge: ${stores.length} activation shards (${total} prompts) → ${outDir}`);
   return { store: ActivationStore.open(outDir, { verify: false }), reused: false };
 }

@@ -4,10 +4,11 @@
  * writes `known.json`, the same KnownFacts the single-process filter returns, plus the settings
  * it was made with, which the next stage checks.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalJson, writeFileAtomic } from '../data/io.ts';
 import { seal, unseal } from '../data/sealed-json.ts';
+import { writeThroughStagingSync } from '../data/staging.ts';
 import { CheckpointError, ConfigError } from '../errors.ts';
 import type { ModelRunner } from '../model/runner.ts';
 import type { GradedAnswer } from '../method/accuracy.ts';
@@ -16,7 +17,7 @@ import type { RunOptions } from '../method/generation.ts';
 import { modelIdentity, provenance, type Provenance } from '../method/identity.ts';
 import { assembleKnownFacts, KNOWN_SCHEMA, relationSizes, type KnownFacts } from '../method/known.ts';
 import { KNOWN_BATCH_SIZE, runFilterShard } from '../method/experiments/known-filter.ts';
-import { checkShardSet, shardName, type ShardSpec } from '../shard-spec.ts';
+import { checkShardSet, mergedEngine, shardName, type MergeOptions, type ShardSpec } from '../shard-spec.ts';
 
 export const KNOWN_FILE = 'known.json';
 export const KNOWN_SHARD_FILE = 'known-shard.json';
@@ -50,8 +51,9 @@ interface KnownShardFile {
 }
 
 /** What must agree between a file on disk and the run that wants to reuse or merge it. */
-function identityOf(p: Provenance, settings: KnownSettings): string {
-  return canonicalJson({ model: p.model.sha256, data: p.dataHash, settings });
+/** With `engine`, the numeric engine is part of it (a shard is only reused by the same engine). */
+function identityOf(p: Provenance, settings: KnownSettings, engine = true): string {
+  return canonicalJson({ model: p.model.sha256, data: p.dataHash, settings, ...(engine ? { engine: p.backend } : {}) });
 }
 
 function readJson(file: string, what: string): Record<string, unknown> {
@@ -167,7 +169,7 @@ export function isKnownShardDir(dir: string): boolean {
  * and damaged files, naming the shard's directory. An `outDir` already holding these very
  * facts is left as it is.
  */
-export function mergeKnownShards(dirs: readonly string[], outDir: string, log: (line: string) => void = () => {}): { file: string; reused: boolean } {
+export function mergeKnownShards(dirs: readonly string[], outDir: string, log: (line: string) => void = () => {}, opts: MergeOptions = {}): { file: string; reused: boolean } {
   const shards = dirs.map((d) => {
     try {
       return readShard(d);
@@ -178,7 +180,7 @@ export function mergeKnownShards(dirs: readonly string[], outDir: string, log: (
   const first = shards[0]!;
   const label = (i: number) => `${dirs[i]} (${shardName(shards[i]!.shard)})`;
   shards.forEach((s, i) => {
-    if (identityOf(s.provenance, s.settings) !== identityOf(first.provenance, first.settings) || canonicalJson(s.relations) !== canonicalJson(first.relations)) {
+    if (identityOf(s.provenance, s.settings, false) !== identityOf(first.provenance, first.settings, false) || canonicalJson(s.relations) !== canonicalJson(first.relations)) {
       throw new ConfigError(`${label(i)} was made with another model, data or settings than ${label(0)} (model ${s.provenance.model.name}, settings ${canonicalJson(s.settings)} vs ${canonicalJson(first.settings)})`, dirs[i], 'shards');
     }
   });
@@ -193,26 +195,19 @@ export function mergeKnownShards(dirs: readonly string[], outDir: string, log: (
       answers.set(row, { output: s.outputs[k]!, correct: s.correct[k]! });
     });
   });
-  const prov: Provenance = { ...first.provenance, createdAt: new Date().toISOString(), shards: first.shard.count };
+  const backend = mergedEngine(shards.map((s) => s.provenance.backend), label, opts);
+  const prov: Provenance = { ...first.provenance, backend, createdAt: new Date().toISOString(), shards: first.shard.count };
   const known: KnownFile = { ...assembleKnownFacts(first.relations, answers, prov, first.settings.maxNewTokens), settings: first.settings };
   const file = join(outDir, KNOWN_FILE);
   if (existsSync(outDir)) {
     const existing = existsSync(file) ? readKnownFacts(outDir) : null;
-    if (existing && identityOf(existing.provenance, existing.settings) === identityOf(first.provenance, first.settings) && canonicalJson(existing.relations) === canonicalJson(known.relations)) {
+    if (existing && identityOf(existing.provenance, existing.settings) === identityOf(prov, first.settings) && canonicalJson(existing.relations) === canonicalJson(known.relations)) {
       log(`[rsn] merge: ${file} already holds these known facts; nothing to do`);
       return { file, reused: true };
     }
     throw new ConfigError(`${outDir}: already exists; merge into a new directory`, outDir, 'out');
   }
-  const tmp = `${outDir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  try {
-    writeFileAtomic(join(tmp, KNOWN_FILE), JSON.stringify(seal(known)));
-    renameSync(tmp, outDir);
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
+  writeThroughStagingSync(outDir, (tmp) => writeFileAtomic(join(tmp, KNOWN_FILE), JSON.stringify(seal(known))), log);
   log(`[rsn] merge: ${shards.length} known-facts shards → ${file}`);
   return { file, reused: false };
 }

@@ -1,13 +1,15 @@
 /**
  * One entry point for merging the outputs of a sharded stage: known-facts shards, activation
  * shards or ranking parts, told apart by the file each kind writes. All directories must be of
- * one kind.
+ * one kind. Ranking parts are exact in any engine (AP is computed in float64 JavaScript), so
+ * only known facts and activations carry the engine their forward passes ran on.
  */
 import { existsSync, statSync } from 'node:fs';
 import { ConfigError } from '../errors.ts';
 import { isActivationShardDir, mergeActivationShards } from './activation-shards.ts';
 import { isKnownShardDir, mergeKnownShards } from './known-shards.ts';
 import { isRankingPartDir, mergeRankingParts } from './ranking-shards.ts';
+import type { MergeOptions } from '../shard-spec.ts';
 
 export type ShardKind = 'known' | 'activations' | 'ranking';
 
@@ -20,12 +22,12 @@ export function shardKind(dir: string): ShardKind {
 }
 
 /** Merge shard directories of one kind into `outDir`; returns the kind and whether `outDir` already held the result. */
-export function mergeShards(dirs: readonly string[], outDir: string, log: (line: string) => void = () => {}): { kind: ShardKind; reused: boolean } {
+export async function mergeShards(dirs: readonly string[], outDir: string, log: (line: string) => void = () => {}, opts: MergeOptions = {}): Promise<{ kind: ShardKind; reused: boolean }> {
   if (dirs.length === 0) throw new ConfigError('nothing to merge: give the shard directories', undefined, 'shards');
   const kinds = dirs.map(shardKind);
   const kind = kinds[0]!;
   const other = kinds.findIndex((k) => k !== kind);
   if (other >= 0) throw new ConfigError(`${dirs[other]} holds ${kinds[other]} but ${dirs[0]} holds ${kind}: merge one stage's shards at a time`, dirs[other], 'shards');
   const merge = { known: mergeKnownShards, activations: mergeActivationShards, ranking: mergeRankingParts }[kind];
-  return { kind, reused: merge(dirs, outDir, log).reused };
+  return { kind, reused: (await merge(dirs, outDir, log, opts)).reused };
 }

@@ -4,9 +4,10 @@
  * process, a neuron range. A range writes `ranking-part.json` and the AP slices; merging the
  * parts that tile the whole space gives the saved ranking a single run gives.
  */
-import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalJson, sha256Hex, writeFileAtomic } from '../data/io.ts';
+import { writeThroughStagingSync } from '../data/staging.ts';
 import { CheckpointError, ConfigError } from '../errors.ts';
 import type { ApProgress } from '../stats/ap-engine.ts';
 import { ActivationStore } from '../method/activation-store.ts';
@@ -104,9 +105,7 @@ function toRanking(part: RankingPart): Ranking {
 }
 
 function savePart(part: RankingPart, dir: string): void {
-  const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  try {
+  writeThroughStagingSync(dir, (tmp) => {
     const relations = part.relations.map((r) => {
       const bytes = new Uint8Array(r.ap.buffer, r.ap.byteOffset, r.ap.byteLength);
       const file = `${r.name}.ap.f32`;
@@ -115,11 +114,7 @@ function savePart(part: RankingPart, dir: string): void {
     });
     const body: RankingPartFile = { schema: RANKING_PART_SCHEMA, provenance: part.provenance, space: part.space.describe(), includeBos: part.includeBos, negativeRatio: part.negativeRatio, neurons: part.neurons, relations };
     writeFileAtomic(join(tmp, RANKING_PART_FILE), JSON.stringify(body, null, 1));
-    renameSync(tmp, dir);
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
+  });
 }
 
 function readPart(dir: string): { file: RankingPartFile; ap: Float32Array[] } {

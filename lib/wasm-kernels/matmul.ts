@@ -20,6 +20,11 @@ export type MatMulEngineName = 'openblas' | 'wasm';
 
 export interface MatMulEngine {
   name: MatMulEngineName;
+  /**
+   * What decides the product's bits: "wasm", or OpenBLAS with its version and CPU kernel
+   * (another kernel sums in another order, so its results differ in the last bits).
+   */
+  key: string;
   /** What runs the product: OpenBLAS's version and CPU kernel, or why wasm's own is used. */
   detail: string;
 }
@@ -113,7 +118,7 @@ function registerKernel(addon: SgemmAddon): void {
 export function enableWasmMatMul(opts: { build?: boolean } = {}): MatMulEngine {
   if (active) return active;
   const want = parseEngine();
-  if (want === 'wasm') return (active = { name: 'wasm', detail: `TF.js's own (${MATMUL_ENV}=wasm)` });
+  if (want === 'wasm') return (active = { name: 'wasm', key: 'wasm', detail: `TF.js's own (${MATMUL_ENV}=wasm)` });
   try {
     const heap = (tf.backend() as unknown as Partial<WasmBackend>).wasm?.HEAPU8?.buffer;
     // A threaded wasm build keeps its heap in a SharedArrayBuffer, which the addon does not take.
@@ -122,11 +127,11 @@ export function enableWasmMatMul(opts: { build?: boolean } = {}): MatMulEngine {
     registerKernel(addon);
     const d = addon.describe();
     const version = d.config.trim().split(/\s+/).slice(0, 2).join(' ');
-    active = { name: 'openblas', detail: `${version} (${d.core} kernels), ${d.threads} BLAS thread per worker` };
+    active = { name: 'openblas', key: `${version} ${d.core}`.toLowerCase().replace(/\s+/g, '-'), detail: `${version} (${d.core} kernels), ${d.threads} BLAS thread per worker` };
   } catch (e) {
     const why = (e as Error).message.split('\n')[0]!;
     if (want === 'openblas') throw new BackendError(`${MATMUL_ENV}=openblas, but the OpenBLAS matMul is unavailable: ${why}`);
-    active = { name: 'wasm', detail: `TF.js's own; OpenBLAS unavailable: ${why}` };
+    active = { name: 'wasm', key: 'wasm', detail: `TF.js's own; OpenBLAS unavailable: ${why}` };
   }
   return active;
 }
