@@ -30,14 +30,16 @@ before(async () => {
   await convertCheckpoint({ inputDir: join(fixturesDir, 'tiny-llama-bf16'), outputDir: converted, dtype: 'float32' });
 });
 
-/** The converted fixture with config.json's eos_token_id replaced. */
+/** The fixture with config.json's eos_token_id replaced, converted (a converted model's files are checked against their digests, so the source is edited). */
 async function withEos(eos: number): Promise<LlamaModel> {
-  const dir = join(work, `tiny-eos-${eos}`);
+  const source = join(work, `source-eos-${eos}`);
   const { cpSync } = await import('node:fs');
-  cpSync(converted, dir, { recursive: true });
-  const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  cpSync(join(fixturesDir, 'tiny-llama-bf16'), source, { recursive: true });
+  const cfg = JSON.parse(readFileSync(join(source, 'config.json'), 'utf8')) as Record<string, unknown>;
   cfg['eos_token_id'] = eos;
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg));
+  writeFileSync(join(source, 'config.json'), JSON.stringify(cfg));
+  const dir = join(work, `tiny-eos-${eos}`);
+  await convertCheckpoint({ inputDir: source, outputDir: dir, dtype: 'float32' });
   const m = await LlamaModel.load(dir, { log: null });
   assert.equal(m.config.eosTokenId, eos);
   return m;

@@ -22,7 +22,7 @@ import { readLlamaConfig } from '../lib/model/config.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
 import { WeightStore } from '../lib/model/weights.ts';
 import { seal } from '../lib/data/sealed-json.ts';
-import { CheckpointError, ConfigError, ShapeError } from '../lib/errors.ts';
+import { CheckpointError, ConfigError, OutOfMemoryError, ShapeError } from '../lib/errors.ts';
 import { fixturesDir } from './helpers/reference.ts';
 
 const exec = promisify(execFile);
@@ -470,5 +470,25 @@ describe('the undamaged conversions still work at the edges of the checks', () =
     const r = await rsn(['generate', '--model', BASES.f32, '--ids', '1, 5, 299', '--max-new-tokens', '61']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^prompt ids: 1 5 299\nnew tokens: (\d+ ){60}\d+\n$/);
+  });
+});
+
+describe('memory exhaustion', () => {
+  test('without any memory option, a call predicted not to fit is refused before any work with the planner\'s advice; the model stays usable and gives the same result', async () => {
+    const m = await LlamaModel.load(BASES.f32, { backend: 'cpu', log: null });
+    try {
+      const before = Array.from((await m.forward([[1, 5, 9]])).logits!.data);
+      const tensorsBefore = tf.memory().numTensors;
+      const row = Array.from({ length: 64 }, (_, i) => (i * 7) % 300);
+      // 10^6 rows × 64 tokens: the activations alone are far beyond any host here.
+      const t0 = performance.now();
+      await assert.rejects(m.forward(Array.from({ length: 1_000_000 }, () => row)), (e: Error) =>
+        e instanceof OutOfMemoryError && /batch 1000000 × 64 tokens needs [\d.]+ [GT]B resident .* but the device has [\d.]+ GB; the resident plan fits with batch size ≤ \d+/.test(e.message));
+      assert.ok(performance.now() - t0 < 30_000, 'refused before the work, not after it');
+      assert.equal(tf.memory().numTensors, tensorsBefore, 'nothing was allocated for it');
+      assert.deepEqual(Array.from((await m.forward([[1, 5, 9]])).logits!.data), before);
+    } finally {
+      m.dispose();
+    }
   });
 });

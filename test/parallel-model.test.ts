@@ -19,7 +19,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, HookError } from '../lib/errors.ts';
 import { expectedTensors, parseLlamaConfig } from '../lib/model/config.ts';
 import type { Hooks } from '../lib/model/hooks.ts';
-import { cgroupAvailableBytes } from '../lib/exec/host-memory.ts';
+import { cgroupAvailableBytes } from '../lib/host-memory.ts';
 import { ParallelModel, ROWS_PER_PART } from '../lib/exec/parallel-model.ts';
 import { maxWorkers, requestedWorkers, workerCount } from '../lib/exec/worker-count.ts';
 import { LlamaModel } from '../lib/model/llama.ts';

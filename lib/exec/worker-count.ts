@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { envVarName, readEnv } from '../env.ts';
 import { ConfigError } from '../errors.ts';
 import { formatGB } from '../model/memory-plan.ts';
-import { availableHostMemory } from './host-memory.ts';
+import { availableHostMemory } from '../host-memory.ts';
 
 /** More threads than this many per core only add memory and context switches. */
 export const MAX_WORKERS_PER_CORE = 4;

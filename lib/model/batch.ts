@@ -31,7 +31,8 @@ export function padLeft(sequences: readonly (readonly number[])[], padId: number
     return s.length;
   });
   const B = sequences.length;
-  const T = Math.max(minLength, ...lengths);
+  // reduce, not Math.max(...lengths): a spread of a million rows overflows the stack.
+  const T = lengths.reduce((m, l) => Math.max(m, l), minLength);
   const ids = new Int32Array(B * T).fill(padId);
   const valid = new Float32Array(B * T);
   const positions = new Int32Array(B * T);

@@ -45,8 +45,9 @@ export interface LoadOptions {
   /** The batch shape to plan for with plan 'auto' (default 64 prompts × 32 tokens + 2 new). */
   workload?: Workload;
   /**
-   * Device memory budget in bytes. With a budget (or plan 'auto', which measures the device),
-   * every call checks its predicted peak first and refuses one that would not fit.
+   * Device memory budget in bytes (default: what the device has available at load, see
+   * availableDeviceMemory). Every call checks its predicted peak against it first and refuses
+   * one that would not fit, with the planner's advice, before any work.
    */
   memoryBytes?: number;
 }
@@ -164,7 +165,9 @@ export class LlamaModel implements ModelRunner {
       const log = opts.log === undefined ? (l: string) => process.stderr.write(l + '\n') : opts.log;
       log?.(`[rsn] plan: ${choice.reason} (workload ${JSON.stringify(opts.workload ?? DEFAULT_WORKLOAD)}, budget ${formatGB(budget)})`);
     }
-    if (opts.plan !== 'auto') checkWeightsFit(config, plan, budget ?? availableDeviceMemory(backend.name, tf.memory().numBytes), `${dir} on the ${backend.name} backend`);
+    // One memory guard for every caller: every call's predicted peak is checked against the memory really available.
+    budget ??= availableDeviceMemory(backend.name, tf.memory().numBytes);
+    if (opts.plan !== 'auto') checkWeightsFit(config, plan, budget, `${dir} on the ${backend.name} backend`);
     const weights =
       plan === 'streamed'
         ? new StreamedWeights(config, store)
@@ -280,7 +283,7 @@ export class LlamaModel implements ModelRunner {
     const n = opts.maxNewTokens;
     if (!Number.isInteger(n) || n < 0) throw new RangeError(`maxNewTokens must be a non-negative integer, got ${n}`);
     if (opts.hooks?.record?.length) throw new HookError('generate() does not record activations; use forward() with hooks.record on the prompts');
-    const longest = Math.max(0, ...sequences.map((s) => s.length));
+    const longest = sequences.reduce((m, s) => Math.max(m, s.length), 0);
     checkPositionLimit(this.config, longest, n, this.configSource);
     const hooked = this.hookedSitesPerLayer(opts.hooks);
     const microBatch = this.resolveMicroBatch(opts.microBatch, sequences.length);

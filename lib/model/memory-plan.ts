@@ -12,7 +12,7 @@
  * one more tensor per q/k/v bias, plus the KV cache, the causal mask and RoPE tables, and the head. test/plans.test.ts holds these to 10 % of the decoder's measured allocations.
  */
 import { execFileSync } from 'node:child_process';
-import { freemem } from 'node:os';
+import { availableHostMemory } from '../host-memory.ts';
 import { envVarName, readEnv } from '../env.ts';
 import { OutOfMemoryError } from '../errors.ts';
 import { parseDecimalNumber } from '../numbers.ts';
@@ -191,8 +191,9 @@ export function outOfMemory(c: LlamaConfig, w: Workload, availableBytes: number,
 
 
 /**
- * Memory the backend can give tensors: RSN_DEVICE_MEMORY_GB if set; the wasm heap limit (4 GiB)
- * for wasm; free GPU memory from nvidia-smi for tensorflow-gpu; free host memory otherwise.
+ * Memory the backend can give tensors: RSN_DEVICE_MEMORY_GB if set; the wasm heap limit (4 GiB,
+ * or less when the host has less) for wasm; free GPU memory from nvidia-smi for tensorflow-gpu;
+ * otherwise the host memory this process may still use (a container's cgroup limit included).
  */
 export function availableDeviceMemory(backend: string, inUseBytes = 0): number {
   const env = readEnv('deviceMemoryGB');
@@ -202,7 +203,7 @@ export function availableDeviceMemory(backend: string, inUseBytes = 0): number {
     if (gb <= 0) throw new OutOfMemoryError(`${name}=${env}: expected a positive number of GB`);
     return gb * 1e9;
   }
-  if (backend === 'wasm') return 4 * 2 ** 30;
+  if (backend === 'wasm') return Math.min(4 * 2 ** 30, availableHostMemory() + inUseBytes);
   // WebGPU does not tell how much memory its device has; on NVIDIA hardware nvidia-smi does (a
   // software adapter uses host memory, the fallback below).
   if (backend === 'tensorflow-gpu' || backend === 'webgpu') {
@@ -214,5 +215,5 @@ export function availableDeviceMemory(backend: string, inUseBytes = 0): number {
       // no nvidia-smi: fall through to host memory, the best guess we have
     }
   }
-  return freemem() + inUseBytes;
+  return availableHostMemory() + inUseBytes;
 }

@@ -213,7 +213,9 @@ export class WeightStore {
     });
     const recorded = this.manifest.files ?? null;
     const shardNames = this.manifest.weightsManifest.flatMap((g) => g.paths);
-    const sideNames = recorded ? Object.keys(recorded).filter((n) => !shardNames.includes(n)) : SIDE_FILES.filter((n) => existsSync(join(dir, n)));
+    // Recorded side files must be there and unchanged; one added later (a tokenizer) is hashed into the identity too.
+    const recordedSide = recorded ? Object.keys(recorded).filter((n) => !shardNames.includes(n)) : [];
+    const sideNames = [...new Set([...recordedSide, ...SIDE_FILES.filter((n) => existsSync(join(dir, n)))])];
     for (const n of sideNames) {
       const path = join(dir, n);
       if (!existsSync(path)) throw new CheckpointError(`${path}: missing, but ${file} records it; convert the checkpoint again`, path);
