@@ -10,7 +10,7 @@
  * scripts/reproduce.ts calls writeReport after running the notebooks; this command rebuilds the
  * report from any earlier run without running anything.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseScriptCommandLine } from '../lib/cli-args.ts';
@@ -75,6 +75,11 @@ export interface ReportOptions {
   totalSeconds?: number;
   /** RSN_* overrides of this run, as NAME=VALUE. */
   overrides?: string[];
+  /**
+   * false for a run that failed or ran only some notebooks: its report is written as
+   * REPORT-incomplete.md/.html, and the last complete REPORT.md/.html stays as it was.
+   */
+  complete?: boolean;
 }
 
 function readJson<T>(file: string): T | null {
@@ -271,10 +276,14 @@ export function reportHtml(r: Report): string {
 /** Write REPORT.md and REPORT.html into the results directory; returns their paths. */
 export function writeReport(opts: ReportOptions): { md: string; html: string; report: Report } {
   const report = collectReport(opts);
-  const md = join(report.out, 'REPORT.md');
-  const html = join(report.out, 'REPORT.html');
+  const complete = opts.complete ?? true;
+  const name = complete ? 'REPORT' : 'REPORT-incomplete';
+  const md = join(report.out, `${name}.md`);
+  const html = join(report.out, `${name}.html`);
   writeFileAtomic(md, reportMarkdown(report) + '\n');
   writeFileAtomic(html, reportHtml(report));
+  // A complete report supersedes an incomplete one.
+  if (complete) for (const f of ['REPORT-incomplete.md', 'REPORT-incomplete.html']) rmSync(join(report.out, f), { force: true });
   return { md, html, report };
 }
 

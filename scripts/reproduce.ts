@@ -16,7 +16,9 @@
  */
 import { existsSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { prepareModel } from '../lib/notebook/model.ts';
+import { dataDirFor, prepareModel } from '../lib/notebook/model.ts';
+import { params } from '../lib/notebook/params.ts';
+import { loadDataset } from '../lib/method/dataset.ts';
 import { DEFAULT_MODEL_DIR, fromRoot, RESULTS_ENV, projectRoot, resultsDir } from '../lib/notebook/paths.ts';
 import { plannedRun } from '../lib/notebook/run.ts';
 import { setup } from './jupyter-setup.ts';
@@ -37,12 +39,16 @@ async function main(): Promise<number> {
     return 2;
   }
   const notebooks = selectNotebooks(positionals);
-  if (!(await setup())) return 1;
   const fullEnv = { ...process.env, ...env };
+  // Every parameter and the relation names are checked before Jupyter and the kernels start: a
+  // typo fails in seconds, naming the parameter, not after the first notebook's setup.
+  const P = params({}, { env: fullEnv, quiet: true });
+  loadDataset(dataDirFor(P.data, P.model), { seed: P.seed, relations: P.relations });
+  const run = plannedRun(fullEnv);
+  if (!(await setup())) return 1;
   // The conversion as a step of its own, with its progress on this terminal (the notebooks then reuse it).
   const prepared = await prepareModel(model, { log: (l) => log(`  ${l}`) });
   log(`model: ${model}${prepared.dir !== fromRoot(model) ? ` (converted: ${relative(projectRoot, prepared.dir)})` : ''}`);
-  const run = plannedRun(fullEnv);
   // Figures of the notebooks about to run are rewritten by them; drop this setting's old ones so the report never shows stale figures.
   for (const nb of notebooks) for (const f of figuresOf(run.dir, nb.replace(/^.*\//, '').replace(/\.ipynb$/, ''))) rmSync(f, { force: true });
   const overrides = Object.entries(env).filter(([k]) => k !== RESULTS_ENV).map(([k, v]) => `${k}=${v}`);
@@ -50,11 +56,13 @@ async function main(): Promise<number> {
   const t0 = performance.now();
   const { runs } = await runAll({ notebooks, env, cellTimeout, log, run });
   const seconds = (performance.now() - t0) / 1000;
-  const { md, html, report } = writeReport({ dir: run.dir, outDir: resultsDir(model, fullEnv), runs, model, totalSeconds: seconds, overrides });
+  const complete = runs.every((r) => r.ok) && notebooks.length === selectNotebooks([]).length;
+  const { md, html, report } = writeReport({ dir: run.dir, outDir: resultsDir(model, fullEnv), runs, model, totalSeconds: seconds, overrides, complete });
   const all = report.notebooks.flatMap((n) => n.verdicts);
   const count = (s: string) => all.filter((v) => v.status === s).length;
   log(`verdicts: ${count('reproduced')} reproduced, ${count('differs')} differ, ${count('not applicable')} not applicable · ${(seconds / 60).toFixed(1)} min`);
   log(`report: ${md}\n        ${html}`);
+  if (!complete) log(`        (${runs.every((r) => r.ok) ? 'some notebooks only' : 'a notebook failed'}: the last complete report, REPORT.md, was kept)`);
   return runs.every((r) => r.ok) ? 0 : 1;
 }
 

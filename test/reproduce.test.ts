@@ -184,7 +184,7 @@ describe('npm run reproduce through Jupyter + tslab (quick, on the organism)', (
     const out = join(results, tag);
     const dir = plannedRun({ RSN_MODEL: organism, RSN_QUICK: '1', RSN_RELATIONS: relations, RSN_RESULTS: results }).dir;
     const md = readFileSync(join(out, 'REPORT.md'), 'utf8');
-    assert.ok(existsSync(join(out, 'REPORT.html')));
+    assert.ok(existsSync(join(out, 'REPORT.html')) && !existsSync(join(out, 'REPORT-incomplete.md')));
     // One run folder holds everything this run wrote: every executed notebook and the setting.
     assert.deepEqual(readdirSync(join(out, 'runs')), [dir.replace(/^.*\//, '')]);
     assert.deepEqual(readdirSync(join(dir, 'notebooks')).filter((f) => f.endsWith('.ipynb')).sort(), notebookNames.map((n) => `${n}.ipynb`));
@@ -212,12 +212,33 @@ describe('npm run reproduce through Jupyter + tslab (quick, on the organism)', (
     assert.equal(assertAnyRunVerdicts(dir), 10);
   });
 
+  test('a bad parameter or an unknown relation stops the reproduction in seconds, before Jupyter starts, naming it; nothing is written', () => {
+    const results = join(work, 'results-refused');
+    const cases: [string[], RegExp][] = [
+      [['--relations', 'company_ceo,nope_relation'], /unknown relation\(s\) nope_relation; this dataset has company_ceo, /],
+      [['--k=-5'], /parameter k = -5 \(from RSN_K\): expected an integer ≥ 1/],
+      [['--set', 'randomSeeds=abc'], /RSN_RANDOM_SEEDS = "abc": expected a decimal number/],
+    ];
+    for (const [args, message] of cases) {
+      const t0 = performance.now();
+      const r = reproduce([...args, '--model', organism, '--results', results]);
+      assert.notEqual(r.code, 0, r.out);
+      assert.match(r.out, message);
+      assert.ok(performance.now() - t0 < 30_000, `${args.join(' ')}: refused in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      assert.doesNotMatch(r.out, /notebook\(s\) through Jupyter/);
+    }
+    assert.ok(!existsSync(results), 'nothing was written');
+  });
+
   test('RSN_K reaches the notebooks: it changes the number of masked neurons', (t) => {
     if (skipReason) return t.skip(skipReason);
     const results = join(work, 'results-k');
     const r = reproduce(['02', '04', '--model', organism, '--quick', '--relations', relations, '--results', results], { RSN_K: '20' });
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /with .*RSN_K=20/);
+    // Two notebooks are not the whole reproduction: their report does not pass for a complete one.
+    assert.ok(existsSync(join(results, tag, 'REPORT-incomplete.md')) && !existsSync(join(results, tag, 'REPORT.md')), r.out);
+    assert.match(r.out, /some notebooks only: the last complete report, REPORT\.md, was kept/);
     const dir = plannedRun({ RSN_MODEL: organism, RSN_QUICK: '1', RSN_RELATIONS: relations, RSN_RESULTS: results, RSN_K: '20' }).dir;
     // 02: each relation's top-k per layer adds up to k.
     const rows = readFileSync(join(dir, 'tables', '02-layers.csv'), 'utf8').trim().split('\n').slice(1);
