@@ -70,12 +70,30 @@ const ALIASES: Record<string, BackendName> = {
   cpu: 'cpu',
 };
 
+/** Names people use for a backend that is not one: what they most likely meant. */
+const NEAR_NAMES: Record<string, string> = {
+  cuda: 'tensorflow-gpu (TF.js on CUDA)',
+  nvidia: 'tensorflow-gpu (CUDA) or webgpu (Vulkan)',
+  vulkan: 'webgpu (Dawn on Vulkan)',
+  metal: 'webgpu',
+  'wasm-simd': 'wasm',
+  tfjs: 'tensorflow',
+};
+
 export function parseBackendName(value: string, origin: string): BackendName {
-  const name = ALIASES[value.trim().toLowerCase()];
+  const key = value.trim().toLowerCase();
+  const name = ALIASES[key];
   if (!name) {
-    throw new BackendError(`${origin}: unknown backend "${value}"; expected one of ${BACKEND_ORDER.join(', ')}`);
+    const near = NEAR_NAMES[key];
+    throw new BackendError(`${origin}: unknown backend "${value}"; expected one of ${BACKEND_ORDER.join(', ')}${near ? ` (for "${value}", try ${near})` : ''}`);
   }
   return name;
+}
+
+/** "gpu" names TF.js's CUDA binding; a user of the Vulkan path meant webgpu. */
+function aliasHint(value: string | undefined): string {
+  const key = value?.trim().toLowerCase();
+  return key === 'gpu' || key === 'node-gpu' ? `; note: "${value}" means tensorflow-gpu (TF.js's CUDA binding, @tensorflow/tfjs-node-gpu); for the GPU through Vulkan use webgpu` : '';
 }
 
 let current: BackendChoice | null = null;
@@ -315,7 +333,7 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     const detail = skipped.map((s) => `${s.name}: ${s.reason}`).join('; ');
     throw new BackendError(
       forced
-        ? `backend "${forced}" (forced by ${source}) failed to initialise: ${detail}`
+        ? `backend "${forced}" (forced by ${source}) failed to initialise: ${detail}${aliasHint(opts.backend ?? envValue)}`
         : `no TF.js backend could be initialised: ${detail}`,
     );
   })();

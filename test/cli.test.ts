@@ -69,6 +69,13 @@ test('clear errors and exit codes', async () => {
   const badBackend = await rsn(['logits', '--model', model, '--ids', '1'], { RSN_BACKEND: 'tpu' });
   assert.equal(badBackend.code, 1);
   assert.match(badBackend.stderr, /RSN_BACKEND=tpu: unknown backend "tpu"; expected one of tensorflow-gpu, webgpu, tensorflow, wasm, cpu/);
+  // A name that is not a backend but says what was meant gets a hint.
+  const vulkan = await rsn(['logits', '--model', model, '--ids', '1'], { RSN_BACKEND: 'vulkan' });
+  assert.equal(vulkan.code, 1);
+  assert.match(vulkan.stderr, /RSN_BACKEND=vulkan: unknown backend "vulkan"; expected one of .* \(for "vulkan", try webgpu \(Dawn on Vulkan\)\)/);
+  // "gpu" is TF.js's CUDA binding; where that cannot start, the error says what the Vulkan path is called.
+  const gpu = await rsn(['logits', '--model', model, '--ids', '1'], { RSN_BACKEND: 'gpu' });
+  if (gpu.code !== 0) assert.match(gpu.stderr, /backend "tensorflow-gpu" \(forced by environment\) failed to initialise: .*; note: "gpu" means tensorflow-gpu \(TF\.js's CUDA binding, @tensorflow\/tfjs-node-gpu\); for the GPU through Vulkan use webgpu/);
   const unknown = await rsn(['frobnicate']);
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /unknown command "frobnicate"/);
