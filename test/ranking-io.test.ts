@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { CheckpointError } from '../lib/errors.ts';
 import { NeuronSpace } from '../lib/method/neurons.ts';
 import { loadRanking, RANKING_SCHEMA, saveRanking, topNeurons, type Ranking } from '../lib/method/ranking.ts';
+import { seal } from '../lib/data/sealed-json.ts';
 import type { Provenance } from '../lib/method/identity.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'rsn-ranking-io-test-'));
@@ -124,10 +125,11 @@ describe('loadRanking refuses damaged rankings, naming the file and the problem'
     damage(d);
     return d;
   };
-  const editMeta = (d: string, edit: (m: Record<string, unknown>) => void) => {
+  /** Edit ranking.json and seal it again: these cases test the checks behind its checksum (which has its own case). */
+  const editMeta = (d: string, edit: (m: Record<string, unknown>) => void, opts: { reseal?: boolean } = {}) => {
     const m = JSON.parse(readFileSync(join(d, 'ranking.json'), 'utf8')) as Record<string, unknown>;
     edit(m);
-    writeFileSync(join(d, 'ranking.json'), JSON.stringify(m));
+    writeFileSync(join(d, 'ranking.json'), JSON.stringify(opts.reseal === false ? m : seal(m)));
   };
   const refuses = (d: string, message: RegExp) =>
     assert.throws(() => loadRanking(d), (e: unknown) => {
@@ -142,6 +144,8 @@ describe('loadRanking refuses damaged rankings, naming the file and the problem'
   test('no ranking.json', () => refuses(damaged((d) => unlinkSync(join(d, 'ranking.json'))), /no ranking\.json; not a saved ranking/));
   test('ranking.json cut short', () =>
     refuses(damaged((d) => writeFileSync(join(d, 'ranking.json'), readFileSync(join(d, 'ranking.json'), 'utf8').slice(0, 40))), /ranking\.json: not a readable ranking/));
+  test('a count edited by hand (not sealed again)', () =>
+    refuses(damaged((d) => editMeta(d, (m) => ((m['relations'] as { numPositives: number }[])[0]!.numPositives += 1), { reseal: false })), /ranking\.json: its content does not match its checksum/));
   test('another schema', () => refuses(damaged((d) => editMeta(d, (m) => (m['schema'] = 'rsn-ranking/0'))), /field "schema" is "rsn-ranking\/0", expected "rsn-ranking\/1"/));
   test('relations not a list', () => refuses(damaged((d) => editMeta(d, (m) => (m['relations'] = {}))), /field "relations" must be an array/));
   test('a space without sites', () => refuses(damaged((d) => editMeta(d, (m) => ((m['space'] as { sites: string[] }).sites = []))), /field "space" is not a neuron space/));

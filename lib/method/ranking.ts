@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Prompt } from '../data/prompts.ts';
 import { sha256Hex } from '../data/io.ts';
 import { writeThroughStagingSync } from '../data/staging.ts';
+import { seal, unseal } from '../data/sealed-json.ts';
 import { CheckpointError, ConfigError } from '../errors.ts';
 import { computeNeuronAp, topK, type ApProgress, type RelationTask } from '../stats/ap-engine.ts';
 import { sampleNegatives } from '../rng.ts';
@@ -185,7 +186,7 @@ export function saveRanking(r: Ranking, dir: string, csvTop = 50000): void {
         json: `${x.name}.json`,
       })),
     };
-    writeFileSync(join(tmp, 'ranking.json'), JSON.stringify(meta, null, 1));
+    writeFileSync(join(tmp, 'ranking.json'), JSON.stringify(seal(meta), null, 1));
     rmSync(dir, { recursive: true, force: true });
   });
 }
@@ -197,12 +198,13 @@ export function loadRanking(dir: string): Ranking {
     schema: string; provenance: Provenance; space: Parameters<typeof NeuronSpace.fromDescription>[0]; includeBos: boolean; negativeRatio: number;
     relations: { name: string; numPositives: number; numNegatives: number; file: string; sha256: string }[];
   };
-  let meta: Meta;
+  let raw: unknown;
   try {
-    meta = JSON.parse(readFileSync(file, 'utf8')) as Meta;
+    raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
     throw new CheckpointError(`${file}: not a readable ranking (${(e as Error).message})`, file);
   }
+  const meta = unseal(raw, file) as unknown as Meta;
   if (meta?.schema !== RANKING_SCHEMA) throw new CheckpointError(`${file}: field "schema" is ${JSON.stringify(meta?.schema)}, expected "${RANKING_SCHEMA}"`, file);
   if (!Array.isArray(meta.relations)) throw new CheckpointError(`${file}: field "relations" must be an array`, file);
   let space: NeuronSpace;

@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Prompt } from '../data/prompts.ts';
 import { writeThroughStaging } from '../data/staging.ts';
+import { seal, unseal } from '../data/sealed-json.ts';
 import { canonicalJson, sha256Hex, writeFileAtomic } from '../data/io.ts';
 import { CheckpointError, ConfigError } from '../errors.ts';
 import type { ModelRunner } from '../model/runner.ts';
@@ -59,12 +60,13 @@ function runIdentity(f: IdentificationFile, engine = true): string {
 export function readIdentification(dir: string): IdentificationFile {
   const file = join(dir, IDENTIFICATION_FILE);
   if (!existsSync(file)) throw new CheckpointError(`${file}: missing; not an activation store made by \`rsn collect\` (or its collection never started)`, file);
-  let f: IdentificationFile;
+  let raw: unknown;
   try {
-    f = JSON.parse(readFileSync(file, 'utf8')) as IdentificationFile;
+    raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
     throw new CheckpointError(`${file}: not readable JSON (${(e as Error).message})`, file);
   }
+  const f = unseal(raw, file) as unknown as IdentificationFile;
   const bad = (field: string, want: string): never => {
     throw new CheckpointError(`${file}: field "${field}" must be ${want}`, file);
   };
@@ -128,7 +130,7 @@ export async function runCollectStage(model: ModelRunner, dataset: Dataset, know
       }
     }
   } else {
-    writeFileAtomic(identFile, JSON.stringify(ident));
+    writeFileAtomic(identFile, JSON.stringify(seal(ident)));
   }
   const label = shard.count > 1 ? `${shardName(shard)}, prompts ${promptRange[0]}–${promptRange[1]} of ${tokenized.length}` : `${tokenized.length} prompts`;
   log(`[rsn] collect: ${label} → ${outDir}`);
@@ -210,7 +212,7 @@ export async function mergeActivationShards(dirs: readonly string[], outDir: str
   }
   await writeThroughStaging(outDir, async (staging) => {
     await mergeStores(ordered.map(({ s }) => s), staging, log);
-    writeFileAtomic(join(staging, IDENTIFICATION_FILE), JSON.stringify(merged));
+    writeFileAtomic(join(staging, IDENTIFICATION_FILE), JSON.stringify(seal(merged)));
   }, log);
   log(`[rsn] merge: ${stores.length} activation shards (${total} prompts) → ${outDir}`);
   return { store: ActivationStore.open(outDir, { verify: false }), reused: false };

@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalJson, sha256Hex, writeFileAtomic } from '../data/io.ts';
 import { writeThroughStagingSync } from '../data/staging.ts';
+import { seal, unseal } from '../data/sealed-json.ts';
 import { CheckpointError, ConfigError } from '../errors.ts';
 import type { ApProgress } from '../stats/ap-engine.ts';
 import { ActivationStore } from '../method/activation-store.ts';
@@ -113,19 +114,20 @@ function savePart(part: RankingPart, dir: string): void {
       return { name: r.name, numPositives: r.numPositives, numNegatives: r.numNegatives, file, sha256: sha256Hex(bytes) };
     });
     const body: RankingPartFile = { schema: RANKING_PART_SCHEMA, provenance: part.provenance, space: part.space.describe(), includeBos: part.includeBos, negativeRatio: part.negativeRatio, neurons: part.neurons, relations };
-    writeFileAtomic(join(tmp, RANKING_PART_FILE), JSON.stringify(body, null, 1));
+    writeFileAtomic(join(tmp, RANKING_PART_FILE), JSON.stringify(seal(body), null, 1));
   });
 }
 
 function readPart(dir: string): { file: RankingPartFile; ap: Float32Array[] } {
   const path = join(dir, RANKING_PART_FILE);
   if (!existsSync(path)) throw new CheckpointError(`${path}: missing; not a ranking part (rsn rank --neurons a:b) or it did not finish`, path);
-  let f: RankingPartFile;
+  let raw: unknown;
   try {
-    f = JSON.parse(readFileSync(path, 'utf8')) as RankingPartFile;
+    raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
     throw new CheckpointError(`${path}: not readable JSON (${(e as Error).message})`, path);
   }
+  const f = unseal(raw, path) as unknown as RankingPartFile;
   if (f?.schema !== RANKING_PART_SCHEMA) throw new CheckpointError(`${path}: field "schema" is ${JSON.stringify(f?.schema)}, expected "${RANKING_PART_SCHEMA}"`, path);
   if (!Array.isArray(f.neurons) || f.neurons.length !== 2 || !Array.isArray(f.relations)) throw new CheckpointError(`${path}: fields "neurons" ([start, end]) and "relations" are required`, path);
   const width = f.neurons[1] - f.neurons[0];
