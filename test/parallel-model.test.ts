@@ -154,6 +154,36 @@ for (const name of ['fixture tiny-llama', 'organism']) {
   });
 }
 
+describe('a worker out of memory', () => {
+  test("a part too large for a worker's memory is refused there with the planner's advice; the workers stay, and the next call gives the one-thread result", async () => {
+    const dir = join(work, 'tiny-small-memory');
+    await convertCheckpoint({ inputDir: join(fixturesDir, 'tiny-llama-bf16'), outputDir: dir, dtype: 'float32' });
+    // A device of 5 MB (the workers read the same setting): the weights and parts of short prompts fit, 16 rows × 64 tokens do not.
+    const saved = process.env['RSN_DEVICE_MEMORY_GB'];
+    process.env['RSN_DEVICE_MEMORY_GB'] = '0.005';
+    let one: LlamaModel | null = null;
+    let two: ParallelModel | null = null;
+    try {
+      // The one-thread reference holds a whole call: a budget of its own.
+      one = await LlamaModel.load(dir, { backend: 'wasm', log: null, memoryBytes: 1e9 });
+      two = await ParallelModel.load(dir, { backend: 'wasm', workers: 2, log: null });
+      const long = Array.from({ length: 40 }, (_, r) => Array.from({ length: 64 }, (_, i) => (i * 7 + r) % 300));
+      await assert.rejects(two.forward(long), (e: Error) =>
+        e.name === 'OutOfMemoryError' && /batch 16 × 64 tokens needs [\d.]+ MB resident .* but the device has 5\.0 MB; the resident plan fits with batch size ≤ \d+/.test(e.message) && /worker thread of row part/.test(e.stack ?? ''));
+      const ids = prompts(one.config.vocabSize);
+      const a = await one.forward(ids, { logits: 'all' });
+      const b = await two.forward(ids, { logits: 'all' });
+      assert.ok(identical(a.logits!.data, b.logits!.data), 'the next call, on the same workers');
+      assert.equal(two.activeWorkers, 2);
+    } finally {
+      one?.dispose();
+      two?.dispose();
+      if (saved === undefined) delete process.env['RSN_DEVICE_MEMORY_GB'];
+      else process.env['RSN_DEVICE_MEMORY_GB'] = saved;
+    }
+  });
+});
+
 describe('how many workers', () => {
   const c = parseLlamaConfig({ hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, vocab_size: 32000, rms_norm_eps: 1e-5 });
   const perWorker = (plan: 'resident' | 'streamed') => predictMemory(c, { batchSize: 32, promptLength: 32, newTokens: 2 }, plan).peakBytes;

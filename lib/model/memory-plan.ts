@@ -89,6 +89,8 @@ export function predictMemory(c: LlamaConfig, w: Workload, plan: ExecutionPlan):
 }
 
 export function formatGB(bytes: number): string {
+  // Below 0.1 GB in MB: a 3 MB budget must not read "0.00 GB".
+  if (bytes < 1e8) return `${(bytes / 1e6).toFixed(bytes < 1e6 ? 3 : 1)} MB`;
   return `${(bytes / 1e9).toFixed(bytes < 1e9 ? 2 : 1)} GB`;
 }
 
