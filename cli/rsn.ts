@@ -11,6 +11,7 @@ import { parseCommandLine, UsageError } from '../lib/cli-args.ts';
 import { ConfigError } from '../lib/errors.ts';
 import { checkPositionLimit, type LlamaConfig, readLlamaConfig } from '../lib/model/config.ts';
 import { ParallelModel } from '../lib/exec/parallel-model.ts';
+import { WeightStore } from '../lib/model/weights.ts';
 import { type NumberRange, parseDecimalInteger } from '../lib/numbers.ts';
 import { convertCli } from '../weights-converter/cli.ts';
 import { loadDataset } from '../lib/method/dataset.ts';
@@ -28,6 +29,9 @@ const USAGE = `usage:
       Greedy generation; prints the new tokens (id and piece) and the text.
   rsn logits --model DIR --ids 1,5,9 [--backend NAME]
       Prints the last position's logits as JSON: {"logits":[...]}.
+  rsn verify --model DIR
+      Reads every file of a converted model and checks it against the size and sha256 that
+      model.json records (a load re-reads only files whose size or time changed).
 
 The method's stages, each over a shard i/n (0 ≤ i < n; default 0/1, the whole stage), for
 Slurm job arrays and Kubernetes Indexed Jobs (deploy/); merged, they give the bytes of one run:
@@ -234,6 +238,16 @@ function neuronRangeArg(text: string): [number, number] {
   return [Number(m[1]), Number(m[2])];
 }
 
+async function verifyCommand(args: string[]): Promise<number> {
+  const { values } = parseCommandLine(args, { model: { type: 'string' } });
+  const store = new WeightStore(opt(values, 'model'), { verify: 'full' });
+  const files = Object.entries(store.digests);
+  const bytes = files.reduce((a, [, d]) => a + d.size, 0);
+  const recorded = store.manifest.files ? 'every file matches the size and sha256 model.json records' : 'model.json records no digests (converted before they existed): hashed, nothing to compare; convert again to record them';
+  process.stdout.write(`${files.length} files, ${(bytes / 1e6).toFixed(1)} MB: ${recorded}\nmodel identity: ${store.contentSha256}\n`);
+  return 0;
+}
+
 async function rankCommand(args: string[]): Promise<number> {
   const { values } = parseCommandLine(args, { store: { type: 'string' }, out: { type: 'string' }, neurons: { type: 'string' }, shard: { type: 'string' }, workers: { type: 'string' } });
   const store = opt(values, 'store');
@@ -264,6 +278,8 @@ export async function main(argv: string[]): Promise<number> {
         return await mergeCommand(rest);
       case 'rank':
         return await rankCommand(rest);
+      case 'verify':
+        return await verifyCommand(rest);
       case undefined:
       case 'help':
       case '--help':

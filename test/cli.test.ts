@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -88,4 +88,22 @@ test('auto backend selection says why the native backends were skipped', async (
   const line = r.stderr.split('\n').find((l) => l.startsWith('[rsn] backend:'))!;
   assert.ok(line, r.stderr);
   if (/backend: wasm|backend: cpu/.test(line)) assert.match(line, /skipped tensorflow-gpu: .+; tensorflow: .+/);
+});
+
+test('rsn verify reads every byte, remembered checks or not: a shard changed with its size and time put back is found', async () => {
+  const copy = join(work, 'tiny-verify');
+  cpSync(model, copy, { recursive: true });
+  const good = await rsn(['verify', '--model', copy]);
+  assert.equal(good.code, 0, good.stderr);
+  assert.match(good.stdout, /^\d+ files, [\d.]+ MB: every file matches the size and sha256 model\.json records\nmodel identity: [0-9a-f]{64}\n$/);
+  // A load re-reads a file only when its size, time or inode changed since the last check; verify reads it anyway.
+  const shard = join(copy, 'group1-shard1of1.bin');
+  const { mtime, atime } = statSync(shard);
+  const bytes = readFileSync(shard);
+  bytes[100]! ^= 0x01;
+  writeFileSync(shard, bytes);
+  utimesSync(shard, atime, mtime);
+  const found = await rsn(['verify', '--model', copy]);
+  assert.equal(found.code, 1);
+  assert.match(found.stderr, /group1-shard1of1\.bin: its bytes are not those the converter wrote/);
 });

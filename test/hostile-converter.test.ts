@@ -401,6 +401,21 @@ const checkpointCases: Case[] = [
     },
     message: (c) => new RegExp(`${re(c.file)} is a symlink resolving to ${re(join(c.dir, 'elsewhere.safetensors'))}, outside`),
   },
+  {
+    name: 'tokenizer.json is a symlink to a file outside the checkpoint (a system file)',
+    fixture: 'bf16',
+    build: async (c) => {
+      await writeFile(join(c.dir, 'secret.txt'), 'not for the output');
+      await symlink(join(c.dir, 'secret.txt'), join(c.ckpt, 'tokenizer.json'));
+    },
+    message: (c) => new RegExp(`${re(join(c.ckpt, 'tokenizer.json'))}: is a symlink resolving to ${re(join(c.dir, 'secret.txt'))}, outside the checkpoint directory ${re(c.ckpt)}; side files \\(config\\.json, tokenizer\\.json, tokenizer_config\\.json\\) must be regular files inside it`),
+  },
+  {
+    name: 'tokenizer_config.json is a directory',
+    fixture: 'bf16',
+    build: (c) => mkdir(join(c.ckpt, 'tokenizer_config.json')),
+    message: (c) => new RegExp(`${re(join(c.ckpt, 'tokenizer_config.json'))}: is not a regular file in the checkpoint directory`),
+  },
   // refused before these rules; kept here so they stay refused through the command line
   {
     name: 'file shorter than the 8-byte prefix',
