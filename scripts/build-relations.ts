@@ -4,7 +4,7 @@
  *
  *   npx tsx scripts/build-relations.ts <lre-dir> [--out data/relations] [--seed 0] [--eval-triples 50]
  *
- * <lre-dir> holds factual/*.json and SOURCE.md (e.g. ../shared/data/lre). The output is
+ * <lre-dir> holds factual/*.json and SOURCE.md (e.g. test/fixtures/lre, the project's copy). The output is
  * deterministic: rebuilding from the same input gives byte-identical files.
  */
 

@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
@@ -108,6 +108,27 @@ describe('the multilingual plan on the organism', () => {
     assert.deepEqual([row.original, row.relation_k, row.random], [0.75, 0.25, 0.5]);
     assert.equal(row.prompts, ctx.dataset.relations.find((r) => r.relation.name === 'landmark_country')!.split.evaluation.length);
     assert.throws(() => multilingual.summarise(ctx, plan, results.slice(1)), /not those of this plan/);
+  });
+});
+
+describe('the translations file', () => {
+  test('no file: null; a file that is not JSON or has no relations with translations is refused, naming the file and the field', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rsn-translations-'));
+    try {
+      assert.equal(readTranslations(join(dir, 'none.json')), null);
+      const file = join(dir, 'world.json');
+      const cases: [string, RegExp][] = [
+        ['{"relations": [', /world\.json: not readable JSON/],
+        ['{"note": "x"}', /world\.json: field "relations" must be an array of \{ name, translations \}/],
+        ['{"relations": [{"name": "a", "translations": {"de": 3}}]}', /world\.json: relations\[0\] must have a string "name" and "translations" mapping a language to its template/],
+      ];
+      for (const [text, message] of cases) {
+        writeFileSync(file, text);
+        assert.throws(() => readTranslations(file), (e: Error) => e.name === 'DataError' && message.test(e.message), text);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -9,8 +9,8 @@
  * - the other relations' accuracy with a relation's top-k zeroed: pipeline.run(interRelation), the call
  *   notebook 05 makes;
  *
- * and, specific to the organism (shared/design/organism.md asks whether recall depends on the
- * MLPs at all): accuracy with each whole MLP layer or attention layer zeroed, through the same
+ * and, specific to the organism (for a small model, whether recall depends on the MLPs at all is
+ * the first question): accuracy with each whole MLP layer or attention layer zeroed, through the same
  * gradeAnswers every other accuracy uses.
  */
 import { backendKey } from '../backend.ts';

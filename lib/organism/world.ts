@@ -3,7 +3,7 @@
  * prompt format taken from data/relations) over invented, multi-attribute entities, and the
  * training corpus that states those facts a controlled, recorded number of times.
  *
- * Why it looks like this (see shared/design/organism.md):
+ * Why it looks like this (the designs tried, and what each changed: data/organism/DESIGNS.md):
  * - Every entity has several attributes across relations (a person has a father, a mother, an
  *   occupation, an instrument, a sport and a position; a company a CEO, a headquarters and
  *   products; a landmark a country and a continent), so the subject alone never determines the

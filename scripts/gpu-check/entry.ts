@@ -26,6 +26,7 @@ import { gpuDeviceNodes, initBackend } from '../../lib/backend.ts';
 import { parseScriptCommandLine } from '../../lib/cli-args.ts';
 import type { Intervention } from '../../lib/model/hooks.ts';
 import { LlamaModel } from '../../lib/model/llama.ts';
+import { recordSpec } from '../../lib/model/record-spec.ts';
 import { BENCH_SHAPE, LAYER_7B_SHAPE, bestTime, forwardFlops, measureModel, randomIds, randomWeights, shapeConfig, shapeLabel, type ShapeSpec } from '../../bench/shared.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -101,9 +102,9 @@ async function partFixture(backend: string) {
     const V = model.config.vocabSize;
     let logits = 0;
     let mlp = 0;
+    // Every layer's FFN sites, kept whole (the reference holds them per position).
+    const record = recordSpec(model.config, (p) => /^blocks\.\d+\.mlp\.(gate|up|down)$/.test(p));
     for (const c of ref.cases) {
-      const record = [];
-      for (let l = 0; l < model.config.numLayers; l++) for (const s of ['gate', 'up', 'down']) record.push({ point: `blocks.${l}.mlp.${s}`, mode: 'full' as const });
       const r = await model.forward([c.input_ids], { logits: 'all', hooks: { record } });
       logits = Math.max(logits, maxAbsDiff(c.logits.flat(), r.logits!.data));
       for (const [key, expected] of Object.entries(c.mlp_outputs)) {

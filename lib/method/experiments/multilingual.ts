@@ -5,6 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { buildPrompts, type Prompt } from '../../data/prompts.ts';
+import { DataError } from '../../data/relation.ts';
 import type { Experiment } from '../experiment.ts';
 import { quickCap } from '../experiment.ts';
 import { capK, checkResults, resultProvenance, type Context, type Job, type JobResult } from '../jobs.ts';
@@ -21,9 +22,27 @@ export interface TranslationsFile {
   relations: { name: string; translations: Record<string, string> }[];
 }
 
-/** The translated templates of a world file, or null when there is none at `path`. */
+/**
+ * The translated templates of a world file, or null when there is none at `path`; a file that is
+ * not JSON, or has no relations with translations, is refused, naming the file and the field.
+ */
 export function readTranslations(path: string): TranslationsFile | null {
-  return path && existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as TranslationsFile) : null;
+  if (!path || !existsSync(path)) return null;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new DataError(`${path}: not readable JSON (${(e as Error).message})`, path);
+  }
+  const relations = (raw as { relations?: unknown } | null)?.relations;
+  if (!Array.isArray(relations)) throw new DataError(`${path}: field "relations" must be an array of { name, translations }`, path, 'relations');
+  relations.forEach((r: unknown, i) => {
+    const e = r as { name?: unknown; translations?: unknown } | null;
+    const translations = e?.translations;
+    const ok = typeof e?.name === 'string' && !!translations && typeof translations === 'object' && Object.values(translations).every((t) => typeof t === 'string');
+    if (!ok) throw new DataError(`${path}: relations[${i}] must have a string "name" and "translations" mapping a language to its template`, path, `relations[${i}]`);
+  });
+  return raw as TranslationsFile;
 }
 
 export interface MultilingualOptions {
