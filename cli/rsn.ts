@@ -18,6 +18,7 @@ import { loadDataset } from '../lib/method/dataset.ts';
 import { knownExpectation, readKnownFacts, runKnownStage } from '../lib/runs/known-shards.ts';
 import { runCollectStage } from '../lib/runs/activation-shards.ts';
 import { mergeShards } from '../lib/runs/merge-shards.ts';
+import { runJobsShard } from '../lib/runs/job-shards.ts';
 import { rankStoreDir, storeNeuronCount } from '../lib/runs/ranking-shards.ts';
 import { parseShard, shardSlice, WHOLE, type ShardSpec } from '../lib/shard-spec.ts';
 
@@ -45,6 +46,9 @@ Slurm job arrays and Kubernetes Indexed Jobs (deploy/); merged, they give the by
       Merge known-facts shards, activation shards or ranking parts (checked: same model, data,
       settings and numeric engine; every shard once, no gaps or overlaps). Shards computed on
       different engines (CPU kernel, matMul, GPU) merge only with --allow-mixed-engines.
+  rsn evaluate --model DIR --jobs FILE --out DIR [--shard i/n] [--backend NAME] [--quiet]
+      An experiment's jobs (a file from pipeline.writeJobs: prompts or sentences under
+      ablations) over whole batches of the single run; rsn merge gives their results.
   rsn rank --store DIR --out DIR [--neurons a:b | --shard i/n] [--workers N]
       AP ranking of a merged store; a neuron range writes a part for \`rsn merge\`.
 
@@ -238,6 +242,20 @@ function neuronRangeArg(text: string): [number, number] {
   return [Number(m[1]), Number(m[2])];
 }
 
+async function evaluateCommand(args: string[]): Promise<number> {
+  const { values } = parseCommandLine(args, { model: { type: 'string' }, jobs: { type: 'string' }, out: { type: 'string' }, shard: { type: 'string' }, backend: { type: 'string' }, quiet: { type: 'boolean' } });
+  const jobs = opt(values, 'jobs');
+  const out = opt(values, 'out');
+  const shard = shardArg(values);
+  const model = await ParallelModel.load(opt(values, 'model'), { backend: values.backend, log: stderrLog });
+  try {
+    await runJobsShard(model, jobs, shard, out, { quiet: values.quiet === true, log: stderrLog });
+  } finally {
+    model.dispose();
+  }
+  return 0;
+}
+
 async function verifyCommand(args: string[]): Promise<number> {
   const { values } = parseCommandLine(args, { model: { type: 'string' } });
   const store = new WeightStore(opt(values, 'model'), { verify: 'full' });
@@ -280,6 +298,8 @@ export async function main(argv: string[]): Promise<number> {
         return await rankCommand(rest);
       case 'verify':
         return await verifyCommand(rest);
+      case 'evaluate':
+        return await evaluateCommand(rest);
       case undefined:
       case 'help':
       case '--help':

@@ -4,29 +4,17 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { fixturesDir, loadReference, maxAbsDiff } from './helpers/reference.ts';
+import { rsn } from './helpers/cli.ts';
 
-const run = promisify(execFile);
-const bin = new URL('../bin/rsn.js', import.meta.url).pathname;
 const ref = loadReference();
 const work = mkdtempSync(join(tmpdir(), 'rsn-cli-test-'));
 const model = join(work, 'tiny');
 after(() => rmSync(work, { recursive: true, force: true }));
 
-async function rsn(args: string[], env: Record<string, string> = {}) {
-  try {
-    const r = await run(process.execPath, [bin, ...args], { env: { ...process.env, ...env } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
 
 before(async () => {
   const r = await rsn(['convert', join(fixturesDir, 'tiny-llama-f32-sharded'), model, '--dtype', 'float32']);

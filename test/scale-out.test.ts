@@ -9,18 +9,17 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
 import { clusterRunStamp, Pipeline } from '../lib/runs/pipeline.ts';
 import type { KnownFacts } from '../lib/method/known.ts';
 import { loadRanking } from '../lib/method/ranking.ts';
 import { ActivationStore } from '../lib/method/activation-store.ts';
+import { rsn as runRsn } from './helpers/cli.ts';
 
-const run = promisify(execFile);
 const repo = new URL('..', import.meta.url).pathname;
 const bin = join(repo, 'bin', 'rsn.js');
 const organism = join(repo, 'data', 'organism');
@@ -31,15 +30,8 @@ const model = join(work, 'model');
 const w = (name: string) => join(work, name);
 after(() => rmSync(work, { recursive: true, force: true }));
 
-async function rsn(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, [bin, ...args], { env: { ...process.env, RSN_BACKEND: 'wasm', ...env } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+/** The CLI on the wasm backend, as the reference pipeline. */
+const rsn = (args: string[], env: Record<string, string> = {}) => runRsn(args, { RSN_BACKEND: 'wasm', ...env });
 
 async function ok(args: string[]): Promise<string> {
   const r = await rsn(args);

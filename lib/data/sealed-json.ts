@@ -3,7 +3,7 @@
  * `checksum` = sha256 of the canonical JSON of every other field. A file edited by hand, damaged
  * on disk or cut short no longer matches and is refused (or recomputed by its reader), never used.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { CheckpointError } from '../errors.ts';
 import { canonicalJson, sha256Hex } from './io.ts';
 
@@ -34,8 +34,9 @@ export function unseal(value: unknown, file: string): Record<string, unknown> {
   return rest;
 }
 
-/** Read and check a sealed JSON file. */
-export function readSealedJson(file: string): Record<string, unknown> {
+/** Read and check a sealed JSON file; `missing` says what to do when there is none. */
+export function readSealedJson(file: string, missing?: string): Record<string, unknown> {
+  if (missing !== undefined && !existsSync(file)) throw new CheckpointError(`${file}: missing (${missing})`, file);
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));

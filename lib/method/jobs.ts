@@ -6,7 +6,9 @@
  */
 import type { Prompt } from '../data/prompts.ts';
 import { ConfigError } from '../errors.ts';
-import { canonicalJson } from '../data/io.ts';
+import { createHash } from 'node:crypto';
+import { canonicalJson, sha256Hex } from '../data/io.ts';
+import { shardBatchRange, type ShardSpec } from '../shard-spec.ts';
 import type { ModelRunner } from '../model/runner.ts';
 import type { LlamaTokenizer } from '../tokenizer.ts';
 import type { Dataset } from './dataset.ts';
@@ -68,9 +70,51 @@ export interface JobResult {
 /** What running jobs needs: a Context has it; so has a model alone (jobRunner), for the filter, which runs before there are known facts or a ranking. */
 export type JobRunner = Pick<Context, 'model' | 'tok' | 'space' | 'run' | 'cache'>;
 
-/** A runner of jobs on a model alone; ablations index its FFN neurons. */
-export function jobRunner(model: ModelRunner, run: RunOptions = {}): JobRunner {
-  return { model, tok: requireTokenizer(model), space: NeuronSpace.forModel(model.config, 'ffn'), run, cache: new Map() };
+/** A runner of jobs on a model alone; ablations index `space` (default: the model's FFN neurons). */
+export function jobRunner(model: ModelRunner, run: RunOptions = {}, space: NeuronSpace = NeuronSpace.forModel(model.config, 'ffn')): JobRunner {
+  return { model, tok: requireTokenizer(model), space, run, cache: new Map() };
+}
+
+/**
+ * A job list's content as a short hash: prompts and answers (or scored sentences), each job's ablation (op, its
+ * parameters, the neurons), and the caller's labels, which name the results.
+ */
+export function jobsDigest(jobs: readonly (Job | ScoreJob)[]): string {
+  const h = createHash('sha256');
+  for (const j of jobs) {
+    h.update(canonicalJson(j.key));
+    if ('prompts' in j) for (const p of j.prompts) h.update(`\u0000${p.text}\u0001${p.object}`);
+    else for (const s of j.sentences) h.update(`\u0004${s}`);
+    const a = j.ablation;
+    if (!a) h.update('\u0002none');
+    else {
+      const { neurons, ...op } = a;
+      h.update(`\u0002${canonicalJson(op.op === 'mean' ? { op: 'mean', means: sha256Hex(new Uint8Array(op.means.buffer, op.means.byteOffset, op.means.byteLength)) } : op)}`);
+      h.update(new Uint8Array(Int32Array.from(neurons).buffer));
+    }
+    h.update('\u0003');
+  }
+  return h.digest('hex');
+}
+
+/**
+ * The rows of a job list one shard runs: all rows ordered as the run batches them ('length':
+ * by token length, then row, as greedy generation does; 'input': in order, as scoring does),
+ * cut into batches of `batchSize`; shard i takes whole batches, so each is a batch the single
+ * run makes and gives the same bits. Per job: the indices of its rows in this shard, ascending,
+ * so the shard's own ordering of them gives exactly those batches.
+ */
+export function shardJobRows(tokenLengths: readonly (readonly number[])[], order: 'length' | 'input', shard: ShardSpec, batchSize: number): number[][] {
+  const flat = tokenLengths.flatMap((lengths, job) => lengths.map((len, row) => ({ job, row, len })));
+  const sequence = flat.map((_, i) => i);
+  if (order === 'length') sequence.sort((a, b) => flat[a]!.len - flat[b]!.len || a - b);
+  const [from, to] = shardBatchRange(sequence.length, batchSize, shard, 'rows');
+  const mine = new Set(sequence.slice(from, to));
+  const rows: number[][] = tokenLengths.map(() => []);
+  flat.forEach((x, i) => {
+    if (mine.has(i)) rows[x.job]!.push(x.row);
+  });
+  return rows;
 }
 
 /** Runs every job's prompts under its ablation, all jobs batched together. */
@@ -129,7 +173,7 @@ export interface ScoreResult {
 }
 
 /** Scores every job's sentences under its ablation, all jobs batched together. */
-export async function runScoreJobs(ctx: Context, jobs: readonly ScoreJob[], label = 'score'): Promise<ScoreResult[]> {
+export async function runScoreJobs(ctx: JobRunner, jobs: readonly ScoreJob[], label = 'score'): Promise<ScoreResult[]> {
   const rows = jobs.flatMap((j) => j.sentences.map((s) => ({ ids: ids(ctx, s), ablation: j.ablation })));
   const scores = await scoreRows(ctx.model, ctx.space, rows, { label, ...ctx.run });
   let at = 0;

@@ -7,7 +7,6 @@
  * kept next to it (`activations()`, `removeActivations()`).
  */
 import { backendKey } from '../backend.ts';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { canonicalJson, sha256Hex } from '../data/io.ts';
 import { join } from 'node:path';
@@ -17,7 +16,7 @@ import type { ModelRunner } from '../model/runner.ts';
 import { ActivationStore, collectActivations } from '../method/activation-store.ts';
 import { loadDataset, type Dataset } from '../method/dataset.ts';
 import type { Experiment, ResultsOf } from '../method/experiment.ts';
-import { makeContext, runJobs, runScoreJobs, type Context, type Job, type JobResult, type ScoreJob, type ScoreResult } from '../method/jobs.ts';
+import { jobsDigest, makeContext, runJobs, runScoreJobs, type Context, type Job, type JobResult, type ScoreJob, type ScoreResult } from '../method/jobs.ts';
 import { modelIdentity, provenance } from '../method/identity.ts';
 import { readIdentification, storeFingerprint } from './activation-shards.ts';
 import type { KnownFacts } from '../method/known.ts';
@@ -28,28 +27,11 @@ import { NeuronSpace, POOLS, type NeuronSite } from '../method/neurons.ts';
 import { loadRanking, PAPER_NEGATIVE_RATIO, rankNeurons, saveRanking, type Ranking } from '../method/ranking.ts';
 import type { RunOptions } from '../method/generation.ts';
 import { codeFingerprint, StageCache } from './stage-cache.ts';
+import { readJobResults, writeJobsFile } from './job-shards.ts';
+import type { MergeOptions } from '../shard-spec.ts';
 
-/**
- * A job list's content as a short hash: prompts and answers (or scored sentences), each job's ablation (op, its
- * parameters, the neurons), and the caller's labels, which name the results.
- */
-export function jobsDigest(jobs: readonly (Job | ScoreJob)[]): string {
-  const h = createHash('sha256');
-  for (const j of jobs) {
-    h.update(canonicalJson(j.key));
-    if ('prompts' in j) for (const p of j.prompts) h.update(`\u0000${p.text}\u0001${p.object}`);
-    else for (const s of j.sentences) h.update(`\u0004${s}`);
-    const a = j.ablation;
-    if (!a) h.update('\u0002none');
-    else {
-      const { neurons, ...op } = a;
-      h.update(`\u0002${canonicalJson(op.op === 'mean' ? { op: 'mean', means: sha256Hex(new Uint8Array(op.means.buffer, op.means.byteOffset, op.means.byteLength)) } : op)}`);
-      h.update(new Uint8Array(Int32Array.from(neurons).buffer));
-    }
-    h.update('\u0003');
-  }
-  return h.digest('hex');
-}
+/** Jobs are cached by their content: jobsDigest (lib/method/jobs.ts). */
+export { jobsDigest } from '../method/jobs.ts';
 
 export interface PipelineOptions {
   /** A converted model directory (`rsn convert`). */
@@ -345,6 +327,31 @@ export class Pipeline {
   async score(jobs: readonly ScoreJob[], label = 'score'): Promise<ScoreResult[]> {
     const ctx = await this.context();
     return this.stage('score', { jobs: jobsDigest(jobs) }, () => runScoreJobs(ctx, jobs, label));
+  }
+
+  /**
+   * Write jobs (a plan's) to a file for `rsn evaluate --jobs FILE --shard i/n` on other processes
+   * or machines; their merged results come back through `importResults`. Returns the jobs' digest.
+   */
+  async writeJobs(file: string, jobs: readonly Job[] | readonly ScoreJob[]): Promise<string> {
+    const ctx = await this.context();
+    const kind = jobs.length > 0 && 'sentences' in jobs[0]! ? 'score' : 'generate';
+    return writeJobsFile(file, kind, jobs, ctx.space, this.opts.run);
+  }
+
+  /**
+   * The merged results of `rsn evaluate` shards (`rsn merge` → `dir`) for exactly these jobs, on
+   * this model and numeric engine (another engine's only with `allowMixedEngines`), put into the
+   * stage cache: `evaluate(jobs)` / `score(jobs)` then read them as if computed here.
+   */
+  async importResults(jobs: readonly Job[] | readonly ScoreJob[], dir: string, opts: MergeOptions = {}): Promise<JobResult[] | ScoreResult[]> {
+    const r = readJobResults(dir, { digest: jobsDigest(jobs), model: modelIdentity(this.model).sha256 });
+    const engine = backendKey(this.model.info.backend);
+    if (r.engine !== engine && !opts.allowMixedEngines) {
+      throw new ConfigError(`${dir}: these results were computed with the engine ${r.engine}, this pipeline computes with ${engine}; import them anyway with allowMixedEngines (their last bits may differ from a run here)`, dir, 'results');
+    }
+    const stage = r.kind === 'score' ? 'score' : 'evaluate';
+    return this.stage(stage, { jobs: r.digest }, async () => r.results as JobResult[] | ScoreResult[]);
   }
 
   /**

@@ -6,12 +6,12 @@
  * restricted to whole batches of the single run's order, so its answers are the same bits.
  */
 import type { ModelRunner } from '../../model/runner.ts';
-import { shardBatchRange, type ShardSpec } from '../../shard-spec.ts';
+import type { ShardSpec } from '../../shard-spec.ts';
 import type { GradedAnswer } from '../accuracy.ts';
 import type { Dataset } from '../dataset.ts';
 import type { RunOptions } from '../generation.ts';
 import { provenance, type Provenance } from '../identity.ts';
-import { checkResults, jobRunner, runJobs, type Job, type JobResult, type JobRunner } from '../jobs.ts';
+import { checkResults, jobRunner, runJobs, shardJobRows, type Job, type JobResult, type JobRunner } from '../jobs.ts';
 import { assembleKnownFacts, relationSizes, type KnownFacts } from '../known.ts';
 import type { VerdictInput } from '../verdicts.ts';
 
@@ -44,23 +44,14 @@ function plan(dataset: Dataset, params: FilterParams = {}): FilterPlan {
   };
 }
 
-/**
- * The part of a plan one shard runs: the rows ordered as greedyRows batches them (by token
- * length, then row), cut into batches of `batchSize`; shard i takes whole batches of that
- * order. Each job keeps its prompts in row order, so greedyRows' own ordering of the shard gives
- * exactly those batches.
- */
+/** The part of a plan one shard runs: whole batches of the single run's order (shardJobRows). */
 function shardPlan(full: FilterPlan, shard: ShardSpec, tokenLength: (text: string) => number, batchSize: number): FilterPlan {
   if (shard.count === 1) return full;
-  const flat = full.jobs.flatMap((j, ji) => j.prompts.map((p, i) => ({ row: full.rows[ji]![i]!, job: ji, prompt: p, len: tokenLength(p.text) })));
-  const order = flat.map((_, i) => i).sort((a, b) => flat[a]!.len - flat[b]!.len || a - b);
-  const [from, to] = shardBatchRange(order.length, batchSize, shard, 'detection prompts');
-  const mine = new Set(order.slice(from, to));
-  const kept = flat.filter((_, i) => mine.has(i));
+  const rows = shardJobRows(full.jobs.map((j) => j.prompts.map((p) => tokenLength(p.text))), 'length', shard, batchSize);
   return {
     ...full,
-    jobs: full.jobs.map((j, ji) => ({ ...j, prompts: kept.filter((x) => x.job === ji).map((x) => x.prompt) })),
-    rows: full.jobs.map((_, ji) => kept.filter((x) => x.job === ji).map((x) => x.row)),
+    jobs: full.jobs.map((j, ji) => ({ ...j, prompts: rows[ji]!.map((r) => j.prompts[r]!) })),
+    rows: full.rows.map((global, ji) => rows[ji]!.map((r) => global[r]!)),
   };
 }
 
