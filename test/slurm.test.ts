@@ -14,7 +14,9 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { cpus, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
-import { Pipeline } from '../lib/runs/pipeline.ts';
+import { jobsDigest, Pipeline } from '../lib/runs/pipeline.ts';
+import { readJobResults } from '../lib/runs/job-shards.ts';
+import { intraRelation, type Job } from '../lib/method/experiments.ts';
 import { freePort } from './helpers/free-port.ts';
 
 const isRoot = process.getuid?.() === 0;
@@ -170,4 +172,34 @@ test('a 3-shard Slurm job array gives the single-process ranking bit for bit', {
   assert.equal(files.length, 6);
   for (const f of files) assert.ok(readFileSync(join(out, 'ranking', f)).equals(readFileSync(join(refDir!, f))), `${f}: the Slurm run's ranking differs from the single-process one`);
   process.stdout.write(`# slurm: 4 jobs (2 arrays of 3) and the single-process reference in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+});
+
+test("an experiment's jobs as a 2-task Slurm array and a merge give pipeline.evaluate's results bit for bit", { skip: isRoot ? false : why, timeout: 15 * 60_000 }, async () => {
+  const model = join(work, 'model');
+  if (!existsSync(join(model, 'model.json'))) await convertCheckpoint({ inputDir: organism, outputDir: model, dtype: 'float32' });
+  const p = await Pipeline.open({ modelDir: model, dataDir: data, cacheDir: join(work, 'cache'), relations: RELATIONS.split(','), backend: 'wasm', run: { quiet: true } });
+  const file = join(work, 'intra.jobs.json');
+  let reference: unknown;
+  let jobsOfPlan: Job[];
+  try {
+    jobsOfPlan = intraRelation.plan(await p.context(), { k: 20, randomSeeds: 2, sets: ['eva'] }).jobs;
+    await p.writeJobs(file, jobsOfPlan);
+    reference = await p.evaluate(jobsOfPlan);
+  } finally {
+    p.dispose();
+  }
+  const out = join(work, 'jobs-run');
+  const submitted = sh(join(repo, 'deploy', 'slurm', 'submit.sh'), ['--model', model, '--jobs', file, '--shards', '2', '--work', out, '--partition', 'rsn']);
+  const jobs = Object.fromEntries(submitted.trim().split('\n').map((l) => l.split(' ') as [string, string]));
+  assert.deepEqual(Object.keys(jobs), ['evaluate', 'merge-jobs'], submitted);
+  const ids = Object.values(jobs).join(',');
+  for (let i = 0; ; i++) {
+    if (sh('/usr/bin/squeue', ['-h', '-j', ids, '-o', '%i %T']).trim() === '') break;
+    if (i > 600) assert.fail('the jobs did not finish in 10 minutes');
+    await sleep(1000);
+  }
+  const logs = () => (existsSync(join(out, 'logs')) ? readdirSync(join(out, 'logs')).map((f) => `--- ${f}\n${readFileSync(join(out, 'logs', f), 'utf8')}`).join('\n') : '(no logs)');
+  for (const [stage, id] of Object.entries(jobs)) assert.match(sh('/usr/bin/scontrol', ['show', 'job', id]), /JobState=COMPLETED/, `${stage} job ${id} did not complete\n${logs()}`);
+  for (let i = 0; i < 2; i++) assert.ok(existsSync(join(out, `jobs-shard-${i}`, 'jobs-shard.json')), `shard ${i} left no output\n${logs()}`);
+  assert.deepEqual(readJobResults(join(out, 'job-results'), { digest: jobsDigest(jobsOfPlan!) }).results, reference);
 });
