@@ -1,23 +1,24 @@
 /**
- * deploy/slurm/ on a real Slurm: the test starts a single-node cluster of its own (munged,
- * slurmctld and slurmd from Debian's munge and slurm-wlm, installed with apt-get when missing,
- * configured in a temp directory on free ports, so /etc is not touched), submits the sharded
- * ranking as 3-task job arrays chained with --dependency=afterok (deploy/slurm/submit.sh over
- * the bundled organism, 3 relations), and checks the merged ranking is byte-identical to the
- * single-process pipeline's. The daemons and jobs are stopped in `after`, whatever happened.
+ * deploy/slurm/ on a real Slurm: the test starts a single-node cluster of its own with
+ * deploy/slurm/local-cluster.sh (munged, slurmctld and slurmd from Debian's munge and slurm-wlm,
+ * installed with apt-get when missing, configured in a temp directory on free ports, so /etc is
+ * not touched), submits the sharded ranking as 3-task job arrays chained with
+ * --dependency=afterok (deploy/slurm/submit.sh over the bundled organism, 3 relations) and an
+ * experiment's jobs as a 2-task array, and checks the merged ranking is byte-identical to the
+ * single-process pipeline's and the merged results equal pipeline.evaluate's. The cluster is
+ * stopped in `after` (local-cluster.sh down), whatever happened.
  * Needs root (daemons, apt-get); skipped otherwise, saying so.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, hostname, tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
 import { jobsDigest, Pipeline } from '../lib/runs/pipeline.ts';
 import { readJobResults } from '../lib/runs/job-shards.ts';
 import { intraRelation, type Job } from '../lib/method/experiments.ts';
-import { freePort } from './helpers/free-port.ts';
 
 const isRoot = process.getuid?.() === 0;
 const why = 'not root: the Slurm test installs slurm-wlm and munge and starts munged, slurmctld and slurmd, which needs root';
@@ -27,111 +28,38 @@ const repo = new URL('..', import.meta.url).pathname;
 const organism = join(repo, 'data', 'organism');
 const data = join(organism, 'relations');
 const RELATIONS = 'company_ceo,person_father,star_constellation';
-const TOOLS = ['/usr/sbin/munged', '/usr/sbin/mungekey', '/usr/sbin/slurmctld', '/usr/sbin/slurmd', '/usr/bin/sbatch', '/usr/bin/squeue', '/usr/bin/sinfo', '/usr/bin/scancel'];
 
 let work = '';
 let env: NodeJS.ProcessEnv = {};
-const pidFiles = () => ['slurmd.pid', 'slurmctld.pid', 'munged.pid'].map((f) => join(work, f));
 
 function sh(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): string {
   return execFileSync(cmd, args, { env: opts.env ?? env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 
-function installIfMissing(): void {
-  if (TOOLS.every((t) => existsSync(t))) return;
-  const aptEnv = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () => spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'slurm-wlm', 'munge'], { env: aptEnv, encoding: 'utf8' });
-  let r = install();
-  if (r.status !== 0) {
-    // A fresh machine may have no package lists yet.
-    spawnSync('apt-get', ['update'], { env: aptEnv, stdio: 'ignore' });
-    r = install();
-  }
-  assert.equal(r.status, 0, `apt-get install slurm-wlm munge failed:\n${r.stderr}`);
-}
-
 async function sleep(ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
 }
 
+const cluster = join(repo, 'deploy', 'slurm', 'local-cluster.sh');
+
 before(async () => {
   if (!isRoot) return;
-  installIfMissing();
   work = mkdtempSync(join(tmpdir(), 'rsn-slurm-test-'));
-  chmodSync(work, 0o700);
-  for (const d of ['state', 'spool', 'log']) mkdirSync(join(work, d));
-  const node = hostname().split('.')[0]!;
-  const [ctldPort, slurmdPort] = [await freePort(), await freePort()];
-  sh('/usr/sbin/mungekey', ['--create', `--keyfile=${join(work, 'munge.key')}`], { env: process.env });
-  chmodSync(join(work, 'munge.key'), 0o600);
-  const socket = join(work, 'munge.sock');
-  sh('/usr/sbin/munged', ['--force', `--socket=${socket}`, `--key-file=${join(work, 'munge.key')}`, `--pid-file=${join(work, 'munged.pid')}`, `--log-file=${join(work, 'log', 'munged.log')}`, `--seed-file=${join(work, 'munge.seed')}`], { env: process.env });
-  const conf = join(work, 'slurm.conf');
-  writeFileSync(conf, [
-    'ClusterName=rsntest',
-    `SlurmctldHost=${node}`,
-    `SlurmctldPort=${ctldPort}`,
-    `SlurmdPort=${slurmdPort}`,
-    'SlurmUser=root',
-    'SlurmdUser=root',
-    'AuthType=auth/munge',
-    `AuthInfo=socket=${socket}`,
-    'CredType=cred/munge',
-    `StateSaveLocation=${join(work, 'state')}`,
-    `SlurmdSpoolDir=${join(work, 'spool')}`,
-    `SlurmctldPidFile=${join(work, 'slurmctld.pid')}`,
-    `SlurmdPidFile=${join(work, 'slurmd.pid')}`,
-    `SlurmctldLogFile=${join(work, 'log', 'slurmctld.log')}`,
-    `SlurmdLogFile=${join(work, 'log', 'slurmd.log')}`,
-    'ProctrackType=proctrack/linuxproc',
-    'TaskPlugin=task/none',
-    'SelectType=select/cons_tres',
-    'SelectTypeParameters=CR_CPU',
-    'MpiDefault=none',
-    'ReturnToService=2',
-    'JobAcctGatherType=jobacct_gather/none',
-    'AccountingStorageType=accounting_storage/none',
-    // Jobs stay visible to scontrol for a while after they end, so the test can read their state.
-    'MinJobAge=600',
-    `NodeName=${node} CPUs=${cpus().length} State=UNKNOWN`,
-    'PartitionName=rsn Nodes=ALL Default=YES MaxTime=INFINITE State=UP',
-    '',
-  ].join('\n'));
+  // The README's test cluster, started as a user would: deploy/slurm/local-cluster.sh up.
+  const up = sh(cluster, ['up', '--dir', join(work, 'cluster'), '--partition', 'rsn'], { env: process.env });
+  const conf = /^export SLURM_CONF=(.+)$/m.exec(up)?.[1];
+  assert.ok(conf && existsSync(conf), `local-cluster.sh up printed no SLURM_CONF:\n${up}`);
   env = { ...process.env, SLURM_CONF: conf, RSN_BACKEND: 'wasm', RSN_JOB_NODE: process.execPath };
-  sh('/usr/sbin/slurmctld', ['-f', conf]);
-  sh('/usr/sbin/slurmd', ['-f', conf]);
-  for (let i = 0; ; i++) {
-    let state = '';
-    try {
-      state = sh('/usr/bin/sinfo', ['-h', '-o', '%T']).trim();
-    } catch {
-      // the controller is still starting
-    }
-    if (state === 'idle') break;
-    if (i > 60) assert.fail(`the test's Slurm node did not become idle (sinfo: ${JSON.stringify(state)}); logs in ${join(work, 'log')}`);
-    await sleep(500);
-  }
 });
 
-after(async () => {
+after(() => {
   if (!isRoot || !work) return;
   try {
-    sh('/usr/bin/scancel', ['--partition=rsn']);
-  } catch {
-    // no controller to ask: the daemons are stopped below anyway
+    sh(cluster, ['down', '--dir', join(work, 'cluster')], { env: process.env });
+  } finally {
+    rmSync(work, { recursive: true, force: true });
   }
-  for (const f of pidFiles()) {
-    if (!existsSync(f)) continue;
-    const pid = Number(readFileSync(f, 'utf8').trim());
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      // already gone
-    }
-  }
-  await sleep(1000);
-  rmSync(work, { recursive: true, force: true });
 });
 
 test('a 3-shard Slurm job array gives the single-process ranking bit for bit', { skip: isRoot ? false : why, timeout: 15 * 60_000 }, async () => {
