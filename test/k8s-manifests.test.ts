@@ -11,7 +11,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Job, type IJob } from 'kubernetes-models/batch/v1';
 import { PersistentVolumeClaim } from 'kubernetes-models/v1';
-import { DEFAULT_PARAMS, k8sManifests, type K8sParams } from '../deploy/k8s/manifests.ts';
+import { DEFAULT_PARAMS, k8sJobsManifests, k8sManifests, type K8sParams } from '../deploy/k8s/manifests.ts';
 import { renderManifests } from '../deploy/k8s/render.ts';
 
 const dir = new URL('../deploy/k8s/manifests/', import.meta.url).pathname;
@@ -65,4 +65,23 @@ test('shards are Indexed Jobs on JOB_COMPLETION_INDEX, retried per index; the me
     assert.match(rank, /rsn\.js rank --store \/work\/activations --out \/work\/ranking/);
   }
   assert.match(JSON.stringify(k8sManifests(GPU)[3]!.object), /--dtype float16 --batch-size 256/);
+});
+
+test("an experiment's jobs: an Indexed Job of rsn evaluate shards and the merge of every shard, valid against the schema", () => {
+  for (const params of [{ ...DEFAULT_PARAMS, jobs: '/work/intra.jobs.json' }, { ...GPU, jobs: '/work/sweep.jobs.json' }]) {
+    const objects = k8sJobsManifests(params);
+    assert.deepEqual(objects.map((m) => m.name), ['work-volume', 'evaluate-shards', 'merge-jobs']);
+    for (const m of objects) validate(m.object);
+    const spec = (objects[1]!.object as IJob).spec!;
+    assert.equal(spec.completionMode, 'Indexed');
+    assert.equal(spec.completions, params.shards);
+    assert.equal(spec.backoffLimitPerIndex, params.retriesPerShard);
+    const c = spec.template.spec!.containers[0]!;
+    assert.match(c.command!.join(' '), new RegExp(`bin/rsn\\.js evaluate --model ${params.model} --jobs ${params.jobs} --shard "\\$JOB_COMPLETION_INDEX/${params.shards}" --out "/work/jobs-shard-\\$JOB_COMPLETION_INDEX" --quiet`));
+    assert.equal(c.resources?.limits?.['nvidia.com/gpu'], params.gpusPerShard ? String(params.gpusPerShard) : undefined);
+    const merge = (objects[2]!.object as IJob).spec!.template.spec!.containers[0]!.command!.join(' ');
+    for (let i = 0; i < params.shards; i++) assert.ok(merge.includes(`/work/jobs-shard-${i} `), `the merge lists shard ${i}`);
+    assert.match(merge, /rsn\.js merge .* --out \/work\/job-results$/);
+  }
+  assert.deepEqual(renderManifests({ ...DEFAULT_PARAMS, jobs: '/work/x.jobs.json' }).map((m) => m.file), ['00-work-volume.json', '01-evaluate-shards.json', '02-merge-jobs.json']);
 });

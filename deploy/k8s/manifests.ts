@@ -94,18 +94,28 @@ function shardDirs(prefix: string, n: number): string {
   return Array.from({ length: n }, (_, i) => `${WORK}/${prefix}-${i}`).join(' ');
 }
 
-export function k8sManifests(p: K8sParams = DEFAULT_PARAMS): { name: string; object: IJob | IPersistentVolumeClaim }[] {
-  if (!Number.isInteger(p.shards) || p.shards < 1) throw new RangeError(`shards must be a positive integer, got ${p.shards}`);
-  const rsn = 'exec node bin/rsn.js';
-  const rel = p.relations?.length ? ` --relations ${q(p.relations.join(','))}` : '';
-  const shard = `--shard "$JOB_COMPLETION_INDEX/${p.shards}"`;
-  const extra = (a?: string[]) => (a?.length ? ' ' + a.map(q).join(' ') : '');
-  const pvc: IPersistentVolumeClaim = {
+const RSN = 'exec node bin/rsn.js';
+
+function workVolume(p: Pick<K8sParams, 'workAccessMode' | 'workVolumeSize'>): IPersistentVolumeClaim {
+  return {
     apiVersion: 'v1',
     kind: 'PersistentVolumeClaim',
     metadata: { name: 'rsn-work', labels: LABELS },
     spec: { accessModes: [p.workAccessMode], resources: { requests: { storage: p.workVolumeSize } } },
   };
+}
+
+function checkShards(p: Pick<K8sParams, 'shards'>): void {
+  if (!Number.isInteger(p.shards) || p.shards < 1) throw new RangeError(`shards must be a positive integer, got ${p.shards}`);
+}
+
+export function k8sManifests(p: K8sParams = DEFAULT_PARAMS): { name: string; object: IJob | IPersistentVolumeClaim }[] {
+  checkShards(p);
+  const rsn = RSN;
+  const rel = p.relations?.length ? ` --relations ${q(p.relations.join(','))}` : '';
+  const shard = `--shard "$JOB_COMPLETION_INDEX/${p.shards}"`;
+  const extra = (a?: string[]) => (a?.length ? ' ' + a.map(q).join(' ') : '');
+  const pvc = workVolume(p);
   const known = `${rsn} known --model ${q(p.model)} --data ${q(p.data)}${rel} ${shard} --out "${WORK}/known-shard-$JOB_COMPLETION_INDEX" --quiet${extra(p.knownArgs)}`;
   const collect = `${rsn} collect --model ${q(p.model)} --data ${q(p.data)} --known ${WORK}/known ${shard} --out "${WORK}/activations-shard-$JOB_COMPLETION_INDEX" --quiet${extra(p.collectArgs)}`;
   const mergeKnown = `${rsn} merge ${shardDirs('known-shard', p.shards)} --out ${WORK}/known`;
@@ -116,5 +126,21 @@ export function k8sManifests(p: K8sParams = DEFAULT_PARAMS): { name: string; obj
     { name: 'merge-known', object: job('rsn-merge-known', container('merge-known', mergeKnown, 0, p.image), p, false) },
     { name: 'collect-shards', object: job('rsn-collect', container('collect', collect, p.gpusPerShard, p.image), p, true) },
     { name: 'merge-rank', object: job('rsn-rank', container('merge-rank', mergeRank, 0, p.image), p, false) },
+  ];
+}
+
+/**
+ * An experiment's jobs (a file from pipeline.writeJobs, at `jobs` on the work volume or in the
+ * image): an Indexed Job of `rsn evaluate` shards and the Job that merges them into
+ * /work/job-results (pipeline.importResults reads it).
+ */
+export function k8sJobsManifests(p: K8sParams & { jobs: string }): { name: string; object: IJob | IPersistentVolumeClaim }[] {
+  checkShards(p);
+  const evaluate = `${RSN} evaluate --model ${q(p.model)} --jobs ${q(p.jobs)} --shard "$JOB_COMPLETION_INDEX/${p.shards}" --out "${WORK}/jobs-shard-$JOB_COMPLETION_INDEX" --quiet`;
+  const merge = `${RSN} merge ${shardDirs('jobs-shard', p.shards)} --out ${WORK}/job-results`;
+  return [
+    { name: 'work-volume', object: workVolume(p) },
+    { name: 'evaluate-shards', object: job('rsn-evaluate', container('evaluate', evaluate, p.gpusPerShard, p.image), p, true) },
+    { name: 'merge-jobs', object: job('rsn-merge-jobs', container('merge-jobs', merge, 0, p.image), p, false) },
   ];
 }

@@ -5,7 +5,10 @@
  *   npx tsx deploy/k8s/render.ts --out DIR [--shards N] [--image NAME] [--model PATH] [--data PATH]
  *       [--relations a,b | --all-relations] [--gpus-per-shard G] [--work-size 100Gi]
  *       [--access-mode ReadWriteMany|ReadWriteOnce] [--known-args "…"] [--collect-args "…"]
+ *       [--jobs PATH]
  *
+ * With --jobs (an experiment's jobs file from pipeline.writeJobs, as the pods see it): an Indexed
+ * Job of `rsn evaluate` shards and their merge into /work/job-results, instead of the ranking.
  * Without options it writes the defaults: the organism baked into the image, 3 shards, CPU
  * (deploy/k8s/manifests/ holds exactly that).
  */
@@ -14,11 +17,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseScriptCommandLine } from '../../lib/cli-args.ts';
 import { parseDecimalInteger } from '../../lib/numbers.ts';
-import { DEFAULT_PARAMS, k8sManifests, type K8sParams } from './manifests.ts';
+import { DEFAULT_PARAMS, k8sJobsManifests, k8sManifests, type K8sParams } from './manifests.ts';
 
 /** The file name and JSON text of every manifest for `params`. */
-export function renderManifests(params: K8sParams = DEFAULT_PARAMS): { file: string; text: string }[] {
-  return k8sManifests(params).map((m, i) => ({ file: `${String(i).padStart(2, '0')}-${m.name}.json`, text: JSON.stringify(m.object, null, 2) + '\n' }));
+export function renderManifests(params: K8sParams & { jobs?: string } = DEFAULT_PARAMS): { file: string; text: string }[] {
+  const objects = params.jobs ? k8sJobsManifests({ ...params, jobs: params.jobs }) : k8sManifests(params);
+  return objects.map((m, i) => ({ file: `${String(i).padStart(2, '0')}-${m.name}.json`, text: JSON.stringify(m.object, null, 2) + '\n' }));
 }
 
 function main(argv: string[]): void {
@@ -26,6 +30,7 @@ function main(argv: string[]): void {
     out: { type: 'string' }, shards: { type: 'string' }, image: { type: 'string' }, model: { type: 'string' }, data: { type: 'string' },
     relations: { type: 'string' }, 'all-relations': { type: 'boolean', default: false }, 'gpus-per-shard': { type: 'string' },
     'work-size': { type: 'string' }, 'access-mode': { type: 'string' }, 'known-args': { type: 'string' }, 'collect-args': { type: 'string' },
+    jobs: { type: 'string' },
   });
   if (!values.out) {
     process.stderr.write('error: missing --out DIR\n');
@@ -37,7 +42,7 @@ function main(argv: string[]): void {
     process.exit(2);
   }
   const words = (s?: string) => (s ? s.split(/\s+/).filter(Boolean) : undefined);
-  const params: K8sParams = {
+  const params: K8sParams & { jobs?: string } = {
     ...DEFAULT_PARAMS,
     image: values.image ?? DEFAULT_PARAMS.image,
     shards: values.shards ? parseDecimalInteger(values.shards, '--shards', { min: 1 }) : DEFAULT_PARAMS.shards,
@@ -49,6 +54,7 @@ function main(argv: string[]): void {
     workAccessMode: mode,
     knownArgs: words(values['known-args']),
     collectArgs: words(values['collect-args']),
+    jobs: values.jobs,
   };
   mkdirSync(values.out, { recursive: true });
   for (const m of renderManifests(params)) {

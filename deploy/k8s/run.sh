@@ -33,4 +33,5 @@ for f in "$dir"/*.json; do
   name=$(kubectl "${ns[@]}" get -f "$f" -o jsonpath='{.kind}/{.metadata.name}')
   [[ "$name" == Job/* ]] && wait_job "${name#Job/}"
 done
-echo "ranking written to the work volume: /work/ranking"
+if compgen -G "$dir/*merge-jobs.json" >/dev/null; then echo "results written to the work volume: /work/job-results"
+else echo "ranking written to the work volume: /work/ranking"; fi
