@@ -283,6 +283,32 @@ describe('activation store: kill, damage, resume', () => {
   }
 });
 
+describe('the activation store\'s meta.json', () => {
+  test('a field edited by hand (includeBos, a count) is refused on open, naming meta.json; the pipeline reports it and collects again to the same ranking', async () => {
+    const cacheDir = join(work, 'meta-edited');
+    const first = await Pipeline.open(options(cacheDir));
+    await first.ranking();
+    const storeDir = first.activationsDir();
+    const rankingDir = first.rankingDir();
+    first.dispose();
+    const file = join(storeDir, 'meta.json');
+    for (const edit of [(m: StoreMeta) => void (m.includeBos = !m.includeBos), (m: StoreMeta) => void (m.batchSize += 1)]) {
+      const m = JSON.parse(readFileSync(file, 'utf8')) as StoreMeta;
+      edit(m);
+      writeFileSync(file, JSON.stringify(m, null, 1));
+      assert.throws(() => ActivationStore.open(storeDir), (e: Error) => e.message === `${file}: its content does not match its checksum (edited or damaged after it was written)`);
+    }
+    // The ranking is recomputed from a fresh collection (its folder removed first, so the store is what gets used).
+    rmSync(rankingDir, { recursive: true, force: true });
+    const log: string[] = [];
+    const again = await Pipeline.open(options(cacheDir, {}, log));
+    const ranking = await again.ranking();
+    again.dispose();
+    assert.ok(log.some((l) => l.includes(file) && l.includes('collecting again')), log.join(' | '));
+    assert.ok(sameRanking(ranking, reference));
+  });
+});
+
 describe('notebook parameters', () => {
   const defaults = { k: 3000, kPercent: 0, kMaxPercent: 3, seed: 0, randomSeeds: 10, batchSize: 64, ks: [0, 10, 50] };
   const cases: [string, Record<string, string>, RegExp][] = [

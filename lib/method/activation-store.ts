@@ -11,6 +11,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256Hex, writeFileAtomic } from '../data/io.ts';
 import { writeThroughStaging } from '../data/staging.ts';
+import { seal, unseal } from '../data/sealed-json.ts';
 import { CheckpointError } from '../errors.ts';
 import type { ModelRunner } from '../model/runner.ts';
 import { hookPointName } from '../model/hooks.ts';
@@ -181,7 +182,7 @@ export async function collectActivations(model: ModelRunner, tokenized: readonly
       for (const p of check.problems) log(`[rsn] activations: ${p}`);
       log(`[rsn] activations: ${dir}: keeping the ${check.rows} verified prompts, collecting prompts ${check.rows}–${meta.completed} again`);
       rollBack(meta, check.rows);
-      writeFileAtomic(join(dir, META), JSON.stringify(meta, null, 1));
+      writeMeta(dir, meta);
     }
   } else {
     mkdirSync(dir, { recursive: true });
@@ -193,7 +194,7 @@ export async function collectActivations(model: ModelRunner, tokenized: readonly
     }
     const now = new Date().toISOString();
     meta = { schema: STORE_SCHEMA, model: identity, promptsSha256: hash, promptStart: pStart, promptEnd: pEnd, completed: 0, checkpoints: [], space: space.describe(), dtype, includeBos, batchSize, chunks, createdAt: now, updatedAt: now };
-    writeFileAtomic(join(dir, META), JSON.stringify(meta, null, 1));
+    writeMeta(dir, meta);
   }
   const rowsTotal = pEnd - pStart;
   const bpv = bytesPer(dtype);
@@ -225,7 +226,7 @@ export async function collectActivations(model: ModelRunner, tokenized: readonly
       meta.completed += B;
       meta.checkpoints.push(meta.completed);
       meta.updatedAt = new Date().toISOString();
-      writeFileAtomic(join(dir, META), JSON.stringify(meta, null, 1));
+      writeMeta(dir, meta);
     });
   } finally {
     for (const fd of fds) closeSync(fd);
@@ -251,14 +252,20 @@ export async function pooledBatch(model: ModelRunner, space: NeuronSpace, batch:
   return rows;
 }
 
+/** meta.json, sealed: a field edited or damaged after it was written (a flag, a count) is refused. */
+function writeMeta(dir: string, meta: StoreMeta): void {
+  writeFileAtomic(join(dir, META), JSON.stringify(seal(meta), null, 1));
+}
+
 function readMeta(dir: string): StoreMeta {
   const file = join(dir, META);
-  let m: StoreMeta;
+  let raw: unknown;
   try {
-    m = JSON.parse(readFileSync(file, 'utf8')) as StoreMeta;
+    raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
     throw new CheckpointError(`${file}: not a readable activation store (${(e as Error).message})`, file);
   }
+  const m = unseal(raw, file) as unknown as StoreMeta;
   if (m?.schema !== STORE_SCHEMA) {
     const found: unknown = m?.schema;
     const old = typeof found === 'string' && found.startsWith('rsn-activations/') ? ' (a store written before chunk checksums existed; delete it and collect again)' : '';
@@ -450,7 +457,7 @@ export async function mergeStores(dirs: readonly (string | ActivationStore)[], o
       chunks: chunks.map((c, ci) => ({ ...c, sha256: sums[ci]! })),
       updatedAt: new Date().toISOString(),
     };
-    writeFileAtomic(join(tmp, META), JSON.stringify(meta, null, 1));
+    writeMeta(tmp, meta);
   }, log);
   return ActivationStore.open(outDir);
 }
