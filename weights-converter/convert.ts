@@ -19,6 +19,7 @@ import { CheckpointError } from '../lib/errors.ts';
 import { seal } from '../lib/data/sealed-json.ts';
 import { expectedTensors, isIgnorableTensor, readLlamaConfig } from '../lib/model/config.ts';
 import type { LlamaConfig } from '../lib/model/config.ts';
+import { SIDE_FILES } from '../lib/model/weights.ts';
 import { familyName, MODEL_FAMILIES } from '../lib/model/family.ts';
 import { convertValues, HALF_MAX, newStats } from './numeric.ts';
 import type { ValueStats } from './numeric.ts';
@@ -101,7 +102,7 @@ export const MODEL_FORMAT_VERSION = 2;
 export const CONVERTER_ID = 'rsn-weights-converter 1';
 export const DEFAULT_SHARD_BYTES = 64 * 1024 * 1024;
 /** Files copied verbatim when present (config.json is required). */
-export const COPIED_FILES = ['config.json', 'tokenizer.json', 'tokenizer_config.json'] as const;
+export const COPIED_FILES = SIDE_FILES;
 const SINGLE_FILE = 'model.safetensors';
 const INDEX_FILE = 'model.safetensors.index.json';
 /** Elements converted per chunk: 4 Mi (16 MiB of float32). */

@@ -44,7 +44,8 @@ export function resultProvenance(ctx: Context, settings: Record<string, unknown>
   return provenance(ctx.model, ctx.dataset.hash, ctx.dataset.seed, { ...settings, ablation: describeAblation(how) });
 }
 
-function ids(ctx: Pick<Context, 'tok' | 'cache'>, text: string): number[] {
+/** A text's token ids, tokenized once per runner (its cache). */
+export function tokenIds(ctx: Pick<Context, 'tok' | 'cache'>, text: string): number[] {
   let v = ctx.cache.get(text);
   if (!v) {
     v = ctx.tok.encode(text);
@@ -119,7 +120,7 @@ export function shardJobRows(tokenLengths: readonly (readonly number[])[], order
 
 /** Runs every job's prompts under its ablation, all jobs batched together. */
 export async function runJobs(ctx: JobRunner, jobs: readonly Job[], label = 'evaluate'): Promise<JobResult[]> {
-  const rows = jobs.flatMap((j) => j.prompts.map((p) => ({ ids: ids(ctx, p.text), object: p.object, ablation: j.ablation })));
+  const rows = jobs.flatMap((j) => j.prompts.map((p) => ({ ids: tokenIds(ctx, p.text), object: p.object, ablation: j.ablation })));
   const answers = await gradeAnswers(ctx.model, ctx.tok, rows, { space: ctx.space, label, ...ctx.run });
   let at = 0;
   return jobs.map((j) => {
@@ -174,7 +175,7 @@ export interface ScoreResult {
 
 /** Scores every job's sentences under its ablation, all jobs batched together. */
 export async function runScoreJobs(ctx: JobRunner, jobs: readonly ScoreJob[], label = 'score'): Promise<ScoreResult[]> {
-  const rows = jobs.flatMap((j) => j.sentences.map((s) => ({ ids: ids(ctx, s), ablation: j.ablation })));
+  const rows = jobs.flatMap((j) => j.sentences.map((s) => ({ ids: tokenIds(ctx, s), ablation: j.ablation })));
   const scores = await scoreRows(ctx.model, ctx.space, rows, { label, ...ctx.run });
   let at = 0;
   return jobs.map((j) => {

@@ -18,7 +18,7 @@ import type { ModelRunner } from '../model/runner.ts';
 import { accuracyOf } from '../method/accuracy.ts';
 import type { RunOptions } from '../method/generation.ts';
 import { modelIdentity, type ModelIdentity } from '../method/identity.ts';
-import { jobRunner, jobsDigest, runJobs, runScoreJobs, shardJobRows, type Job, type JobResult, type ScoreJob, type ScoreResult } from '../method/jobs.ts';
+import { jobRunner, jobsDigest, runJobs, runScoreJobs, shardJobRows, tokenIds, type Job, type JobResult, type ScoreJob, type ScoreResult } from '../method/jobs.ts';
 import { NeuronSpace } from '../method/neurons.ts';
 import { checkShardSet, mergedEngine, shardName, type MergeOptions, type ShardSpec } from '../shard-spec.ts';
 import { decodeExact, encodeExact } from './stage-cache.ts';
@@ -137,7 +137,8 @@ export async function runJobsShard(model: ModelRunner, jobsFile: string, shard: 
   }
   const runner = jobRunner(model, { batchSize: f.run.batchSize, maxNewTokens: f.run.maxNewTokens, quiet: opts.quiet }, space);
   const texts = f.jobs.map((j) => ('prompts' in j ? j.prompts.map((p) => p.text) : j.sentences));
-  const lengths = texts.map((t) => t.map((x) => runner.tok.encode(x).length));
+  // Through the runner's cache: runJobs / runScoreJobs below tokenize each text from it, not again.
+  const lengths = texts.map((t) => t.map((x) => tokenIds(runner, x).length));
   const rows = shardJobRows(lengths, f.kind === 'generate' ? 'length' : 'input', shard, f.run.batchSize);
   const label = `${f.kind === 'generate' ? 'evaluate' : 'score'} (${shardName(shard)})`;
   const outputs: string[][] = [];

@@ -11,7 +11,7 @@ import type { GradedAnswer } from '../accuracy.ts';
 import type { Dataset } from '../dataset.ts';
 import type { RunOptions } from '../generation.ts';
 import { provenance, type Provenance } from '../identity.ts';
-import { checkResults, jobRunner, runJobs, shardJobRows, type Job, type JobResult, type JobRunner } from '../jobs.ts';
+import { checkResults, jobRunner, runJobs, shardJobRows, tokenIds, type Job, type JobResult, type JobRunner } from '../jobs.ts';
 import { assembleKnownFacts, relationSizes, type KnownFacts } from '../known.ts';
 import type { VerdictInput } from '../verdicts.ts';
 
@@ -110,7 +110,8 @@ function filterRunner(model: ModelRunner, run: RunOptions, p: FilterPlan): JobRu
 export async function runFilterShard(model: ModelRunner, dataset: Dataset, shard: ShardSpec, run: RunOptions = {}): Promise<KnownShardRows> {
   const full = plan(dataset, { maxNewTokens: run.maxNewTokens });
   const runner = filterRunner(model, run, full);
-  const mine = shardPlan(full, shard, (t) => runner.tok.encode(t).length, runner.run.batchSize!);
+  // Lengths through the runner's cache: runJobs below tokenizes each prompt from it, not again.
+  const mine = shardPlan(full, shard, (t) => tokenIds(runner, t).length, runner.run.batchSize!);
   const label = `${knownFilter.name} (shard ${shard.index}/${shard.count})`;
   const byRow = [...answersByRow(mine, await runJobs(runner, mine.jobs, label))].sort((a, b) => a[0] - b[0]);
   const totalRows = full.relations.reduce((a, r) => a + r.total, 0);
