@@ -107,7 +107,7 @@ export async function runAll(opts: RunAllOptions): Promise<RunAllResult> {
   return { runs, run };
 }
 
-export const RUN_USAGE = '[NOTEBOOK…] [--model DIR] [--data DIR] [--k N] [--k-percent P] [--relations a,b] [--seed N] [--batch-size N] [--quick] [--set NAME=VALUE]… [--results DIR] [--cell-timeout S]';
+export const RUN_USAGE = '[NOTEBOOK…] [--model DIR] [--data DIR] [--k N] [--k-percent P] [--relations a,b] [--seed N] [--batch-size N] [--quick] [--executor local|slurm] [--work DIR] [--shards N] [--partition NAME] [--set NAME=VALUE]… [--results DIR] [--cell-timeout S]';
 
 export interface RunArgs {
   positionals: string[];
@@ -130,6 +130,10 @@ export function parseRunArgs(args: string[]): RunArgs {
       seed: { type: 'string' },
       'batch-size': { type: 'string' },
       quick: { type: 'boolean' },
+      executor: { type: 'string' },
+      work: { type: 'string' },
+      shards: { type: 'string' },
+      partition: { type: 'string' },
       set: { type: 'string', multiple: true },
       results: { type: 'string' },
       'cell-timeout': { type: 'string' },
@@ -142,6 +146,8 @@ export function parseRunArgs(args: string[]): RunArgs {
   const named: [string, string | boolean | undefined][] = [
     ['model', values.model], ['data', values.data], ['k', values.k], ['kPercent', values['k-percent']], ['relations', values.relations],
     ['seed', values.seed], ['batchSize', values['batch-size']], ['quick', values.quick],
+    ['executor', values.executor], ['executorWork', values.work === undefined ? undefined : resolve(values.work)],
+    ['executorShards', values.shards], ['executorPartition', values.partition],
   ];
   for (const [name, v] of named) if (v !== undefined) env[envName(name)] = typeof v === 'boolean' ? (v ? '1' : '0') : v;
   for (const s of values.set ?? []) {

@@ -19,6 +19,8 @@ import { escapeHtml } from '../lib/notebook/display.ts';
 import type { NotebookRun } from '../lib/notebook/jupyter.ts';
 import { DEFAULT_MODEL_DIR, modelTag, projectRoot, resultsDir } from '../lib/notebook/paths.ts';
 import { listRuns } from '../lib/notebook/run.ts';
+import { costByNotebook, readCostLedger, type NotebookCost } from '../lib/notebook/cost-ledger.ts';
+import { formatFlops } from '../lib/method/cost.ts';
 import { VERDICT_COLORS, type VerdictFile, type VerdictRecord, type VerdictStatus } from '../lib/notebook/verdict.ts';
 
 export const STATUSES: readonly VerdictStatus[] = ['reproduced', 'differs', 'not applicable'];
@@ -59,6 +61,8 @@ export interface Report {
   totalSeconds?: number;
   overrides: string[];
   modelInfo: string;
+  /** What each notebook's stages cost (the run folder's cost.json), with the time of those computed. */
+  cost: NotebookCost[];
 }
 
 export interface ReportOptions {
@@ -159,8 +163,17 @@ export function collectReport(opts: ReportOptions): Report {
   // The model directory: as given, else as recorded in any verdict file.
   const model = opts.model ?? files.map((f) => readJson<VerdictFile>(join(dir, 'verdicts', `${basename(f, '.ipynb')}.json`))?.model).find(Boolean);
   const setting = readJson<{ id: string; setting: Record<string, unknown>; k?: { value: number; how: string; pool: number } }>(join(dir, 'setting.json'));
-  return { model: model ?? basename(dir), dir, out, run: setting ? { id: setting.id, setting: setting.setting, k: setting.k } : null, generated: new Date().toISOString(), notebooks, totalSeconds: opts.totalSeconds, overrides: opts.overrides ?? [], modelInfo: describeModel(model) };
+  return { model: model ?? basename(dir), dir, out, run: setting ? { id: setting.id, setting: setting.setting, k: setting.k } : null, generated: new Date().toISOString(), notebooks, totalSeconds: opts.totalSeconds, overrides: opts.overrides ?? [], modelInfo: describeModel(model), cost: costByNotebook(readCostLedger(dir)) };
 }
+
+/** The cost table's header and rows (prompt runs, token forwards, FLOPs and their share, measured time). */
+function costTable(r: Report): string[][] {
+  const total = r.cost.reduce((a, c) => a + c.flops, 0);
+  const rows = r.cost.map((c) => [c.notebook, String(c.stages), c.promptRuns.toLocaleString('en-US'), c.tokenForwards.toLocaleString('en-US'), formatFlops(c.flops), total > 0 ? `${((100 * c.flops) / total).toFixed(1)} %` : '–', c.seconds > 0 ? minutes(c.seconds) : '(cached)']);
+  return [['notebook', 'stages', 'prompt runs', 'token forwards', 'FLOPs', 'share', 'computed in'], ...rows];
+}
+
+const COST_NOTE = 'Counted per stage (filter, ranking, each set of jobs) when the notebook ran or read it from the cache; a stage used by several notebooks counts for the first. FLOPs: 2 per weight per forwarded token plus attention (lib/method/cost.ts).';
 
 const show = (v: unknown): string => {
   if (v === null || v === undefined) return '–';
@@ -210,6 +223,10 @@ export function reportMarkdown(r: Report): string {
     const k = counts(n.verdicts);
     L.push(`| [${n.name}](#${n.name}) | ${STATE_TEXT[n.state]} | ${n.seconds !== undefined ? minutes(n.seconds) : '–'} | ${k.reproduced} | ${k.differs} | ${k['not applicable']} | ${n.figures.length} |`);
   }
+  if (r.cost.length) {
+    const [head, ...rows] = costTable(r);
+    L.push('', '### What the run costs', '', COST_NOTE, '', `| ${head!.join(' | ')} |`, `|${head!.map(() => '---').join('|')}|`, ...rows.map((c) => `| ${c.join(' | ')} |`));
+  }
   for (const n of r.notebooks) {
     L.push('', `<a id="${n.name}"></a>`, '', `## ${n.title}`, '');
     const links = [n.executed ? `executed notebook: [${n.executed}](${n.executed})` : null, n.updated ? `verdicts recorded ${n.updated}` : null].filter(Boolean);
@@ -256,6 +273,12 @@ export function reportHtml(r: Report): string {
     H.push(`<tr><td><a href="#${e(n.name)}">${e(n.name)}</a></td><td${n.state === 'failed' ? ' class="fail"' : ''}>${STATE_TEXT[n.state]}</td><td>${n.seconds !== undefined ? minutes(n.seconds) : '–'}</td><td>${k.reproduced}</td><td>${k.differs}</td><td>${k['not applicable']}</td><td>${n.figures.length}</td></tr>`);
   }
   H.push('</table>');
+  if (r.cost.length) {
+    const [head, ...rows] = costTable(r);
+    H.push(`<h3>What the run costs</h3><p class="note">${e(COST_NOTE)}</p><table><tr>${head!.map((h) => `<th>${e(h)}</th>`).join('')}</tr>`);
+    for (const c of rows) H.push(`<tr>${c.map((x) => `<td>${e(x)}</td>`).join('')}</tr>`);
+    H.push('</table>');
+  }
   for (const n of r.notebooks) {
     H.push(`<h2 id="${e(n.name)}">${e(n.title)}</h2>`);
     if (n.executed) H.push(`<p class="note">executed notebook: <a href="${e(n.executed)}">${e(n.executed)}</a>${n.updated ? ` · verdicts recorded ${e(n.updated)}` : ''}</p>`);

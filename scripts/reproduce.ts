@@ -6,13 +6,18 @@
  * (lib/notebook/run.ts); the report is built from that folder (`npm run report` rebuilds it).
  *
  *   npm run reproduce [-- [NOTEBOOK…] --model DIR --data DIR --k N --k-percent P --relations a,b
- *                        --quick --seed N --batch-size N --set NAME=VALUE… --results DIR --cell-timeout S]
+ *                        --quick --seed N --batch-size N --set NAME=VALUE… --results DIR --cell-timeout S
+ *                        --executor slurm --work DIR --shards N --partition NAME]
  *
  * NOTEBOOK: a prefix of a notebook file name ("04") or a path; default all. The options become the
  * notebooks' first-cell parameters through the environment (--k → RSN_K, --k-percent →
  * RSN_K_PERCENT, --set kMaxPercent=100 → RSN_K_MAX_PERCENT=100); RSN_* variables already set pass
  * through. One progress line per notebook; a failing notebook is reported with its cell and error,
  * the others still run, and the exit code is 1.
+ *
+ * With --executor slurm, every notebook's filter, ranking and experiment jobs run as job arrays
+ * of --shards tasks on the cluster that SLURM_CONF (or the node's configuration) names, with
+ * --work as the shared work folder; the run folder and report are those of a local run.
  */
 import { existsSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -24,8 +29,31 @@ import { plannedRun } from '../lib/notebook/run.ts';
 import { setup } from './jupyter-setup.ts';
 import { parseRunArgs, RUN_USAGE, runAll, selectNotebooks } from './jupyter-run.ts';
 import { figuresOf, writeReport } from './report.ts';
+import { expectedRunSeconds, readCostLedger, type LedgerEntry } from '../lib/notebook/cost-ledger.ts';
+import { addCosts, formatCost, formatFlops, NO_COST } from '../lib/method/cost.ts';
+import { formatDuration } from '../lib/progress.ts';
 
 const log = (l: string) => console.log(l);
+
+/**
+ * What this setting cost when it last ran (its run folder's ledger) and how long it should take
+ * on one process and on the executor chosen, from the stages timed there before.
+ */
+function printCostPlan(ledger: readonly LedgerEntry[], where: string, shards: number): void {
+  if (!ledger.length) {
+    log('cost plan: none yet (the first run of this setting counts each stage as it goes; the report shows them)');
+    return;
+  }
+  const total = ledger.reduce((a, e) => addCosts(a, e), NO_COST);
+  log(`cost plan (this setting's last run, ${ledger.length} stages): ${formatCost(total)}`);
+  const one = expectedRunSeconds(ledger, 'local');
+  const here = where === 'local' ? one : expectedRunSeconds(ledger, where);
+  log(`  expected if nothing is cached: ${one ? `≈ ${formatDuration(one.seconds)} in one process (from ${one.timings} timed stages)` : 'no stage timed in one process yet'}`);
+  if (where !== 'local') {
+    const guess = one ? `≈ ${formatDuration(one.seconds / shards)} + scheduling per stage (one process ÷ ${shards}; no stage timed on ${where} yet)` : `no stage timed on ${where} yet`;
+    log(`  on ${where}: ${here ? `≈ ${formatDuration(here.seconds)} (from ${here.timings} timed stages)` : guess}`);
+  }
+}
 
 async function main(): Promise<number> {
   const { positionals, env, cellTimeout, help } = parseRunArgs(process.argv.slice(2));
@@ -53,9 +81,13 @@ async function main(): Promise<number> {
   for (const nb of notebooks) for (const f of figuresOf(run.dir, nb.replace(/^.*\//, '').replace(/\.ipynb$/, ''))) rmSync(f, { force: true });
   const overrides = Object.entries(env).filter(([k]) => k !== RESULTS_ENV).map(([k, v]) => `${k}=${v}`);
   log(`reproducing on ${model}: ${notebooks.length} notebook(s) through Jupyter + tslab${overrides.length ? ` with ${overrides.join(' ')}` : ''}`);
+  const where = P.executor === 'local' ? 'local' : `${P.executor} ×${P.executorShards}`;
+  printCostPlan(readCostLedger(run.dir), where, P.executorShards);
   const t0 = performance.now();
   const { runs } = await runAll({ notebooks, env, cellTimeout, log, run });
   const seconds = (performance.now() - t0) / 1000;
+  const computed = readCostLedger(run.dir).filter((e) => e.computedAt !== null && Date.parse(e.computedAt) >= Date.now() - seconds * 1000);
+  if (computed.length) log(`computed now: ${computed.length} stage(s), ${formatFlops(computed.reduce((a, e) => a + e.flops, 0))} in ${formatDuration(computed.reduce((a, e) => a + (e.seconds ?? 0), 0))} of stage time on ${where}`);
   const complete = runs.every((r) => r.ok) && notebooks.length === selectNotebooks([]).length;
   const { md, html, report } = writeReport({ dir: run.dir, outDir: resultsDir(model, fullEnv), runs, model, totalSeconds: seconds, overrides, complete });
   const all = report.notebooks.flatMap((n) => n.verdicts);

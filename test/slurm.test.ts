@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
 import { jobsDigest, Pipeline } from '../lib/runs/pipeline.ts';
 import { readJobResults } from '../lib/runs/job-shards.ts';
-import { intraRelation, type Job } from '../lib/method/experiments.ts';
+import { intraRelation, perplexity, type Job, type ScoreJob } from '../lib/method/experiments.ts';
 
 const isRoot = process.getuid?.() === 0;
 const why = 'not root: the Slurm test installs slurm-wlm and munge and starts munged, slurmctld and slurmd, which needs root';
@@ -130,4 +130,92 @@ test("an experiment's jobs as a 2-task Slurm array and a merge give pipeline.eva
   for (const [stage, id] of Object.entries(jobs)) assert.match(sh('/usr/bin/scontrol', ['show', 'job', id]), /JobState=COMPLETED/, `${stage} job ${id} did not complete\n${logs()}`);
   for (let i = 0; i < 2; i++) assert.ok(existsSync(join(out, `jobs-shard-${i}`, 'jobs-shard.json')), `shard ${i} left no output\n${logs()}`);
   assert.deepEqual(readJobResults(join(out, 'job-results'), { digest: jobsDigest(jobsOfPlan!) }).results, reference);
+});
+
+/** A pipeline whose jobs run on the test cluster (executor slurm), with a cache of its own. */
+async function slurmPipeline(model: string, name: string, opts: { sbatchArgs?: string; log?: (line: string) => void } = {}): Promise<Pipeline> {
+  return Pipeline.open({
+    modelDir: model,
+    dataDir: data,
+    cacheDir: join(work, `cache-${name}`),
+    relations: RELATIONS.split(','),
+    backend: 'wasm',
+    run: { quiet: true },
+    executor: { name: 'slurm', work: join(work, `executor-${name}`), shards: 2, partition: 'rsn', pollSeconds: 0.5, env, sbatchArgs: opts.sbatchArgs },
+    log: opts.log,
+  });
+}
+
+test('executor slurm: the ranking, an experiment and perplexities from the cluster equal the local pipeline; a requeued task resumes', { skip: isRoot ? false : why, timeout: 15 * 60_000 }, async () => {
+  const model = join(work, 'model');
+  if (!existsSync(join(model, 'model.json'))) await convertCheckpoint({ inputDir: organism, outputDir: model, dtype: 'float32' });
+  const local = await Pipeline.open({ modelDir: model, dataDir: data, cacheDir: join(work, 'cache'), relations: RELATIONS.split(','), backend: 'wasm', run: { quiet: true } });
+  let intra: Job[];
+  let ppl: ScoreJob[];
+  let reference: { ranking: string; intra: unknown; ppl: unknown; known: unknown };
+  try {
+    const ctx = await local.context();
+    intra = intraRelation.plan(ctx, { k: 20, randomSeeds: 2, sets: ['eva'] }).jobs;
+    const sentences = Object.fromEntries(local.dataset.relations.map((r) => [r.relation.name, r.eva.slice(0, 40).map((x) => `${x.text} ${x.object}`)]));
+    ppl = perplexity.plan(ctx, { sentences, k: 20 }).jobs;
+    reference = { ranking: local.rankingDir(), known: ctx.known, intra: await local.evaluate(intra), ppl: await local.score(ppl) };
+  } finally {
+    local.dispose();
+  }
+
+  const lines: string[] = [];
+  const p = await slurmPipeline(model, 'requeue', { log: (l) => lines.push(l) });
+  try {
+    assert.deepEqual(await p.known(), reference.known);
+    const files = readdirSync(reference.ranking).filter((f) => f.endsWith('.ap.f32')).sort();
+    for (const f of files) assert.ok(readFileSync(join(p.rankingDir(), f)).equals(readFileSync(join(reference.ranking, f))), `${f}: the executor's ranking differs from the local one`);
+    assert.match(p.rankingDir(), /executor-requeue/);
+
+    // Requeue the first evaluate task seen running, once: Slurm kills it and runs it again.
+    let requeued = '';
+    const watcher = (async () => {
+      for (let i = 0; i < 1200 && !requeued; i++) {
+        const running = sh('/usr/bin/squeue', ['-h', '-r', '-n', 'rsn-evaluate', '-t', 'RUNNING', '-o', '%i']).trim().split('\n')[0];
+        if (running) {
+          sh('/usr/bin/scontrol', ['requeue', running]);
+          requeued = running;
+        } else await sleep(100);
+      }
+    })();
+    const got = await p.evaluate(intra!, 'intra');
+    await watcher;
+    assert.ok(requeued, 'no evaluate task was seen running');
+    assert.match(sh('/usr/bin/scontrol', ['show', 'job', requeued]), /Restarts=1/, `task ${requeued} was not restarted`);
+    assert.deepEqual(got, reference.intra);
+    assert.deepEqual(await p.score(ppl!, 'perplexity'), reference.ppl);
+    assert.ok(lines.some((l) => /slurm intra: \d+ pending · \d+ running · \d+\/3 done/.test(l)), `no progress lines:\n${lines.join('\n')}`);
+
+    // A re-run submits nothing: the results are in the cache.
+    lines.length = 0;
+    assert.deepEqual(await p.evaluate(intra!, 'intra'), reference.intra);
+    assert.ok(!lines.some((l) => /submitted/.test(l)), lines.join('\n'));
+  } finally {
+    p.dispose();
+  }
+});
+
+test('executor slurm: a task that fails stops the wait, naming its shard, Slurm state and log', { skip: isRoot ? false : why, timeout: 10 * 60_000 }, async () => {
+  const model = join(work, 'model');
+  if (!existsSync(join(model, 'model.json'))) await convertCheckpoint({ inputDir: organism, outputDir: model, dtype: 'float32' });
+  // Every task is told to use a backend that does not exist.
+  const p = await slurmPipeline(model, 'failing', { sbatchArgs: '--export=ALL,RSN_BACKEND=no-such-backend' });
+  try {
+    await assert.rejects(p.known(), (e: Error) => {
+      assert.match(e.message, /slurm known facts and ranking: known task [01] \(job \d+_[01]\) ended FAILED without its result; its log .*\/logs\/rsn-known-\d+_[01]\.out ends:\n[\s\S]*no-such-backend/);
+      return true;
+    });
+    // The chain's later jobs were cancelled, not left waiting.
+    for (let i = 0; ; i++) {
+      if (sh('/usr/bin/squeue', ['-h', '-t', 'PENDING,RUNNING', '-n', 'rsn-merge-known,rsn-collect,rsn-rank', '-o', '%i']).trim() === '') break;
+      if (i > 100) assert.fail('the later jobs of the failed chain are still queued');
+      await sleep(200);
+    }
+  } finally {
+    p.dispose();
+  }
 });

@@ -10,6 +10,8 @@ import { basename, join } from 'node:path';
 import { sha256Hex } from '../data/io.ts';
 import { readEnv } from '../env.ts';
 import type { RunOptions } from '../method/generation.ts';
+import { executorSettings } from '../runs/executor.ts';
+import { recordCost } from './cost-ledger.ts';
 import { Pipeline } from '../runs/pipeline.ts';
 import { fromRoot, projectRoot } from './paths.ts';
 
@@ -101,6 +103,13 @@ export interface NotebookPipelineParams {
   recordAttention?: boolean;
   /** A sharded run's work folder whose known facts and ranking are used; "" or absent = compute them. */
   clusterRun?: string;
+  /** Where jobs run: the executor parameters (lib/notebook/params.ts); absent = here. */
+  executor?: string;
+  executorWork?: string;
+  executorShards?: number;
+  executorPartition?: string;
+  executorGpus?: number;
+  executorSbatchArgs?: string;
   quiet?: boolean;
 }
 
@@ -114,10 +123,12 @@ export async function openPipeline(p: NotebookPipelineParams): Promise<Pipeline>
     cacheDir: readEnv('cache') ? fromRoot(readEnv('cache')!) : join(projectRoot, '.cache', 'pipeline'),
     relations: p.relations?.length ? p.relations : undefined,
     clusterRun: p.clusterRun ? fromRoot(p.clusterRun) : undefined,
+    executor: p.executor ? executorSettings({ ...p, executor: p.executor, executorWork: p.executorWork ?? '', executorShards: p.executorShards ?? 1 }, projectRoot) : undefined,
     seed: p.seed,
     recordAttention: p.recordAttention,
     backend: p.backend || undefined,
     run,
+    onCost: (r) => recordCost(r),
     log: (l) => console.log(l),
   });
 }

@@ -18,7 +18,9 @@ import { params, type ParamValue } from './params.ts';
 import { fromRoot, projectRoot, resultsDir } from './paths.ts';
 
 /** Parameters that do not change the numbers (padded batches reproduce unpadded rows; backends agree to float rounding). */
-const NOT_IN_SETTING = new Set(['batchSize', 'backend']);
+/** Where the jobs run: it changes neither their results nor what a run records. */
+export const PLACEMENT_PARAMS: ReadonlySet<string> = new Set(['executor', 'executorWork', 'executorShards', 'executorPartition', 'executorGpus', 'executorSbatchArgs']);
+const NOT_IN_SETTING = new Set(['batchSize', 'backend', ...PLACEMENT_PARAMS]);
 /** Replaced by the k they resolve to. */
 const K_PARAMS = new Set(['k', 'kPercent', 'kMaxPercent']);
 

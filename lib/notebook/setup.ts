@@ -15,6 +15,7 @@ import { canonicalJson, writeFileAtomic } from '../data/io.ts';
 import { readEnv } from '../env.ts';
 import { ConfigError } from '../errors.ts';
 import { NeuronSpace } from '../method/neurons.ts';
+import { executorSettings } from '../runs/executor.ts';
 import { clusterRunStamp, type Pipeline } from '../runs/pipeline.ts';
 import { resolveK } from './k.ts';
 import { dataDirFor, openPipeline } from './model.ts';
@@ -35,6 +36,12 @@ export interface SetupParams {
   k: number;
   kPercent: number;
   kMaxPercent: number;
+  executor: string;
+  executorWork: string;
+  executorShards: number;
+  executorPartition: string;
+  executorGpus: number;
+  executorSbatchArgs: string;
 }
 
 export interface SetupOptions {
@@ -75,6 +82,7 @@ function pipelineKey(P: SetupParams, opts: SetupOptions): string {
     // A sharded run merged or ranked again since the pipeline was opened is read again.
     clusterRun: P.clusterRun ? [P.clusterRun, clusterRunStamp(fromRoot(P.clusterRun))] : '',
     recordAttention: opts.recordAttention ?? false,
+    executor: canonicalJson(executorSettings(P, projectRoot)),
   });
 }
 

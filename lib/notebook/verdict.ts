@@ -9,6 +9,7 @@
 import { join } from 'node:path';
 import { writeFileAtomic } from '../data/io.ts';
 import { display, escapeHtml } from './display.ts';
+import { PLACEMENT_PARAMS } from './run.ts';
 import { currentEffective, currentParams, type EffectiveParam, type ParamValue } from './params.ts';
 import { modelTag } from './paths.ts';
 import { showValue, type VerdictInput, type VerdictStatus } from '../method/verdicts.ts';
@@ -68,7 +69,8 @@ export function verdict(input: VerdictInput): void {
     model,
     modelTag: modelTag(model),
     updated: new Date().toISOString(),
-    params: Object.fromEntries(currentParams().map((p) => [p.name, p.value])),
+    // A run on a cluster records the same file as one here.
+    params: Object.fromEntries(currentParams().filter((p) => !PLACEMENT_PARAMS.has(p.name)).map((p) => [p.name, p.value])),
     effective: currentEffective(),
     verdicts: records,
   };

@@ -16,7 +16,7 @@ import type { ModelRunner } from '../model/runner.ts';
 import { ActivationStore, collectActivations } from '../method/activation-store.ts';
 import { loadDataset, type Dataset } from '../method/dataset.ts';
 import type { Experiment, ResultsOf } from '../method/experiment.ts';
-import { jobsDigest, makeContext, runJobs, runScoreJobs, type Context, type Job, type JobResult, type ScoreJob, type ScoreResult } from '../method/jobs.ts';
+import { jobsDigest, makeContext, runJobs, runScoreJobs, tokenIds, type Context, type Job, type JobResult, type ScoreJob, type ScoreResult } from '../method/jobs.ts';
 import { modelIdentity, provenance } from '../method/identity.ts';
 import { readIdentification, storeFingerprint } from './activation-shards.ts';
 import type { KnownFacts } from '../method/known.ts';
@@ -27,8 +27,11 @@ import { NeuronSpace, POOLS, type NeuronSite } from '../method/neurons.ts';
 import { loadRanking, PAPER_NEGATIVE_RATIO, rankNeurons, saveRanking, type Ranking } from '../method/ranking.ts';
 import type { RunOptions } from '../method/generation.ts';
 import { codeFingerprint, StageCache } from './stage-cache.ts';
-import { readJobResults, writeJobsFile } from './job-shards.ts';
-import type { MergeOptions } from '../shard-spec.ts';
+import { readJobResults, writeJobsFile, type JobKind } from './job-shards.ts';
+import { executorKey, jobsStageDir, jobsStageDone, rankingStageDir, rankingStageDone, runJobsOnCluster, runRankingOnCluster, type ExecutorSettings } from './executor.ts';
+import { addCosts, expectedSeconds, formatCost, rowsCost, type Cost, type Timing } from '../method/cost.ts';
+import { formatDuration } from '../progress.ts';
+import { writeFileAtomic } from '../data/io.ts';
 
 /** Jobs are cached by their content: jobsDigest (lib/method/jobs.ts). */
 export { jobsDigest } from '../method/jobs.ts';
@@ -57,8 +60,33 @@ export interface PipelineOptions {
    * this model, data, relations, seed and settings. Nothing in it is written or deleted.
    */
   clusterRun?: string;
+  /**
+   * Where jobs run (lib/runs/executor.ts): local (default) computes them here; slurm runs the
+   * filter, the collection, the ranking and every experiment's jobs as job arrays on a cluster
+   * and caches what comes back, keyed by the numeric engine that computed it.
+   */
+  executor?: ExecutorSettings;
+  /** Called for every stage the pipeline runs or reads from its cache, with what it costs. */
+  onCost?: (record: CostRecord) => void;
   log?: (line: string) => void;
 }
+
+/** What one stage costs (lib/method/cost.ts) and, when it was computed now, how long it took where. */
+export interface CostRecord {
+  stage: 'known' | 'ranking' | 'evaluate' | 'score';
+  label: string;
+  /** What it computes: the jobs' digest, or the stage's key. */
+  id: string;
+  cost: Cost;
+  /** Wall seconds when computed now; null when read from the cache. */
+  seconds: number | null;
+  /** Where it ran: "local <engine>" or "slurm ×N …" (executorKey). */
+  executor: string;
+}
+
+const TIMINGS_FILE = 'timings.json';
+/** Timings kept per executor for the estimates: the latest ones. */
+const TIMINGS_KEPT = 100;
 
 /** The stages a sharded run computed, checked against the pipeline that reads them. */
 interface ClusterRun {
@@ -90,7 +118,7 @@ export function clusterRunStamp(dir: string): string {
  * the file and what differs, when they were made for another model, data, relations, seed, answer
  * length, BOS setting, negative ratio or neuron pool, or when the ranking is not the known facts'.
  */
-function readClusterRun(dir: string, model: ModelRunner, dataset: Dataset, opts: PipelineOptions): ClusterRun {
+function readClusterRun(dir: string, model: ModelRunner, dataset: Dataset, opts: Pick<PipelineOptions, 'run' | 'includeBos' | 'recordAttention' | 'activationDtype'>): ClusterRun {
   const knownDir = join(dir, CLUSTER_SUBDIRS.known);
   const rankingDir = join(dir, CLUSTER_SUBDIRS.ranking);
   if (!existsSync(dir)) throw new ConfigError(`clusterRun ${dir}: no such folder (the --work folder of a sharded run)`, dir, 'clusterRun');
@@ -116,6 +144,8 @@ function readClusterRun(dir: string, model: ModelRunner, dataset: Dataset, opts:
   const storeDir = join(dir, CLUSTER_SUBDIRS.activations);
   if (existsSync(join(storeDir, 'meta.json'))) {
     const ident = readIdentification(storeDir);
+    const dtype = opts.activationDtype ?? 'float32';
+    if (ident.settings.dtype !== dtype) throw new ConfigError(`${storeDir}: its activations were stored as ${ident.settings.dtype}, this run ranks ${dtype} activations (collect again with --dtype ${dtype}, or set activationDtype: '${ident.settings.dtype}')`, storeDir, 'clusterRun');
     if (canonicalJson(ident.settings.known) !== canonicalJson(known.relations.map((r) => [r.name, r.known]))) throw new ConfigError(`${storeDir}: its activations were collected for other known facts than ${join(knownDir, KNOWN_FILE)}`, storeDir, 'clusterRun');
     if (p['activations'] !== storeFingerprint(ActivationStore.open(storeDir, { verify: false }))) throw new ConfigError(`${join(rankingDir, 'ranking.json')}: ranks another activation store than ${storeDir}`, rankingDir, 'clusterRun');
   }
@@ -130,6 +160,7 @@ function readClusterRun(dir: string, model: ModelRunner, dataset: Dataset, opts:
 export class Pipeline {
   private knownCache: KnownFacts | null = null;
   private rankingCache: Ranking | null = null;
+  private cluster: ClusterRun | null;
 
   private constructor(
     readonly model: ModelRunner,
@@ -139,9 +170,9 @@ export class Pipeline {
     readonly dir: string,
     /** The stage cache; every key holds the model, data, backend and code fingerprint. */
     readonly cache: StageCache,
-    /** The sharded run whose known facts and ranking this pipeline reads, if any. */
-    readonly clusterRun: ClusterRun | null,
+    clusterRun: ClusterRun | null,
   ) {
+    this.cluster = clusterRun;
     if (clusterRun) {
       this.knownCache = clusterRun.known;
       this.rankingCache = clusterRun.ranking;
@@ -174,6 +205,121 @@ export class Pipeline {
 
   dispose(): void {
     this.model.dispose();
+  }
+
+  /** The sharded run whose known facts and ranking this pipeline reads (the clusterRun option's, or the executor's), if any. */
+  get clusterRun(): ClusterRun | null {
+    return this.cluster;
+  }
+
+  /** Where this pipeline's stages run, as timings and cost records name it. */
+  private executorKey(): string {
+    return executorKey(this.opts.executor, backendKey(this.model.info.backend));
+  }
+
+  private readTimings(): Record<string, Timing[]> {
+    try {
+      const t = JSON.parse(readFileSync(join(this.dir, TIMINGS_FILE), 'utf8')) as unknown;
+      return t && typeof t === 'object' && !Array.isArray(t) ? (t as Record<string, Timing[]>) : {};
+    } catch {
+      // Missing or damaged: only estimates come from it, and the next timing rewrites it.
+      return {};
+    }
+  }
+
+  /**
+   * Run `compute` as a stage that costs `cost`: the cost and the expected time (from this
+   * executor's earlier timings) are printed before, the time taken after, and both are kept
+   * for the next estimate and passed to `onCost`.
+   */
+  private async timed<T>(stage: CostRecord['stage'], label: string, id: string, cost: Cost, compute: () => Promise<T>, costAfter?: (value: T) => Cost): Promise<T> {
+    const where = this.executorKey();
+    const timings = this.readTimings();
+    const expected = expectedSeconds(timings[where] ?? [], cost.flops);
+    this.log(`[rsn] ${label}: ${formatCost(cost)}${expected !== null ? ` · expected ≈ ${formatDuration(expected)} on ${where}` : ''}`);
+    const t0 = performance.now();
+    const value = await compute();
+    const seconds = (performance.now() - t0) / 1000;
+    // Some stages learn their full cost only by running (the ranking's prompts are the known facts).
+    if (costAfter) cost = costAfter(value);
+    timings[where] = [...(timings[where] ?? []), { flops: cost.flops, seconds }].slice(-TIMINGS_KEPT);
+    writeFileAtomic(join(this.dir, TIMINGS_FILE), JSON.stringify(timings));
+    this.log(`[rsn] ${label}: took ${formatDuration(seconds)}${expected !== null ? ` (expected ${formatDuration(expected)})` : ''}`);
+    this.opts.onCost?.({ stage, label, id, cost, seconds, executor: where });
+    return value;
+  }
+
+  private cached(stage: CostRecord['stage'], label: string, id: string, cost: Cost): void {
+    this.opts.onCost?.({ stage, label, id, cost, seconds: null, executor: this.executorKey() });
+  }
+
+  /** The cost of greedy answers to `prompts` (newTokens > 0) or of scoring sentences (0). */
+  private textsCost(texts: Iterable<string>, newTokens: number, length: (text: string) => number = (t) => this.model.tokenizer!.encode(t).length): Cost {
+    const lengths = (function* () {
+      for (const t of texts) yield length(t);
+    })();
+    return rowsCost(this.model.config, lengths, newTokens);
+  }
+
+  /** The known-facts filter's cost: every detection prompt answered. */
+  private filterCost(): Cost {
+    const plan = this.filterPlan();
+    return this.textsCost(plan.jobs.flatMap((j) => j.prompts.map((p) => p.text)), this.opts.run?.maxNewTokens ?? 2);
+  }
+
+  /** The collection's cost: every prompt of the identification set forwarded once. */
+  private collectionCost(known: KnownFacts): Cost {
+    return this.textsCost(identification.plan(this.dataset, known, this.opts.seed ?? 0).prompts.map((p) => p.text), 0);
+  }
+
+  /** The executor when it is not this process. */
+  private remote(): ExecutorSettings | null {
+    const ex = this.opts.executor;
+    return ex && ex.name !== 'local' ? ex : null;
+  }
+
+  /**
+   * With a remote executor, the known facts and the ranking come from the cluster unless both
+   * are cached here already: submitted (or found in the work folder), waited for, and read as a
+   * sharded run, checked like the clusterRun option's. Every stage key then holds that run's
+   * fingerprint, so stages computed from it are kept apart from those of a ranking made here.
+   */
+  private async fromExecutor(): Promise<void> {
+    const ex = this.remote();
+    if (!ex || this.cluster) return;
+    const settings = this.rankingSettings();
+    if (this.cache.read('known', this.knownSettings()).found && existsSync(join(this.rankingDir(), 'ranking.json'))) return;
+    const id = modelIdentity(this.model);
+    const key = sha256Hex(canonicalJson(this.cache.key('ranking', settings)));
+    const chain = () => runRankingOnCluster(ex, {
+      modelDir: this.opts.modelDir,
+      dataDir: this.opts.dataDir,
+      model: id,
+      key,
+      settings: {
+        relations: this.dataset.relations.map((r) => r.relation.name),
+        seed: this.opts.seed ?? 0,
+        batchSize: this.opts.run?.batchSize,
+        maxNewTokens: this.opts.run?.maxNewTokens,
+        includeBos: this.opts.includeBos ?? true,
+        recordAttention: this.opts.recordAttention ?? false,
+        activationDtype: this.opts.activationDtype ?? 'float32',
+      },
+      log: (l) => this.log(l),
+    });
+    const read = (dir: string) => readClusterRun(dir, this.model, this.dataset, this.opts);
+    const chainCost = (r: ClusterRun) => addCosts(this.filterCost(), this.collectionCost(r.known));
+    const label = 'known facts, activations and ranking';
+    let run: ClusterRun;
+    if (rankingStageDone(rankingStageDir(ex, id, key))) {
+      run = read(await chain());
+      this.cached('ranking', label, key, chainCost(run));
+    } else run = await this.timed('ranking', label, key, this.filterCost(), async () => read(await chain()), chainCost);
+    const dir = run.dir;
+    this.cluster = run;
+    this.knownCache = run.known;
+    this.rankingCache = run.ranking;
+    this.log(`[rsn] known facts and ranking: from ${ex.name} (${dir})`);
   }
 
   private log(line: string): void {
@@ -210,7 +356,12 @@ export class Pipeline {
    * besides those (k, seeds, prompt sets, …).
    */
   async stage<T>(name: string, settings: unknown, compute: () => Promise<T>): Promise<T> {
-    return this.cache.get(name, { ranking: this.rankingSettings(), run: this.runSettings(), stage: settings }, compute);
+    await this.fromExecutor();
+    return this.cache.get(name, this.stageSettings(settings), compute);
+  }
+
+  private stageSettings(settings: unknown): Record<string, unknown> {
+    return { ranking: this.rankingSettings(), run: this.runSettings(), stage: settings };
   }
 
   /** The filter's plan for this model and data: one job per relation with every detection prompt. */
@@ -220,8 +371,18 @@ export class Pipeline {
 
   /** P^det: the detection prompts the model answers correctly (2-token greedy prefix check): the filter's plan, run and summarised. */
   async known(): Promise<KnownFacts> {
-    this.knownCache ??= await this.cache.get('known', this.knownSettings(), () => findKnownFacts(this.model, this.dataset, this.opts.run));
-    return this.knownCache;
+    await this.fromExecutor();
+    if (this.knownCache) return this.knownCache;
+    const settings = this.knownSettings();
+    const id = sha256Hex(canonicalJson(this.cache.key('known', settings)));
+    let computed = false;
+    const known = await this.cache.get('known', settings, () => {
+      computed = true;
+      return this.timed('known', 'known-facts filter', id, this.filterCost(), () => findKnownFacts(this.model, this.dataset, this.opts.run));
+    });
+    if (!computed) this.cached('known', 'known-facts filter', id, this.filterCost());
+    this.knownCache = known;
+    return known;
   }
 
   private sites(): NeuronSite[] {
@@ -261,6 +422,7 @@ export class Pipeline {
 
   /** Token-mean activations of P^det prompts → AP per neuron per relation. */
   async ranking(): Promise<Ranking> {
+    await this.fromExecutor();
     if (this.rankingCache) return this.rankingCache;
     const known = await this.known();
     const settings = this.rankingSettings();
@@ -271,15 +433,21 @@ export class Pipeline {
         const cached = loadRanking(rankingDir);
         if (canonicalJson(cached.provenance['cacheKey']) !== canonicalJson(key)) throw new CheckpointError(`${rankingDir}: its key does not match the settings asked for`, rankingDir);
         this.log(`[rsn] ranking: cached (${rankingDir})`);
+        this.cached('ranking', 'activations and ranking', sha256Hex(canonicalJson(key)), this.collectionCost(known));
         this.rankingCache = cached;
         return cached;
       } catch (e) {
         this.log(`[rsn] ranking: cache entry ${rankingDir} is unusable (${(e as Error).message}); recomputing`);
       }
     }
+    const ranking = await this.timed('ranking', 'activations and ranking', sha256Hex(canonicalJson(key)), this.collectionCost(known), () => this.computeRanking(known, key, rankingDir));
+    this.rankingCache = ranking;
+    return ranking;
+  }
+
+  private async computeRanking(known: KnownFacts, key: Record<string, unknown>, rankingDir: string): Promise<Ranking> {
     const seed = this.opts.seed ?? 0;
     const includeBos = this.opts.includeBos ?? true;
-    const t0 = performance.now();
     const idset = identification.plan(this.dataset, known, seed);
     const tok = this.model.tokenizer!;
     const storeDir = this.activationsDir();
@@ -304,8 +472,7 @@ export class Pipeline {
     }
     const ranking = await rankNeurons(store, idset, provenance(this.model, this.dataset.hash, seed, { includeBos, negativeRatio: PAPER_NEGATIVE_RATIO, cacheKey: key }));
     saveRanking(ranking, rankingDir);
-    this.log(`[rsn] ranking: computed in ${((performance.now() - t0) / 1000).toFixed(1)} s (${rankingDir}; activations kept in ${storeDir})`);
-    this.rankingCache = ranking;
+    this.log(`[rsn] ranking: saved in ${rankingDir} (activations kept in ${storeDir})`);
     return ranking;
   }
 
@@ -320,13 +487,50 @@ export class Pipeline {
    */
   async evaluate(jobs: readonly Job[], label = 'evaluate'): Promise<JobResult[]> {
     const ctx = await this.context();
-    return this.stage('evaluate', { jobs: jobsDigest(jobs) }, () => runJobs(ctx, jobs, label));
+    const cost = this.textsCost(jobs.flatMap((j) => j.prompts.map((p) => p.text)), this.opts.run?.maxNewTokens ?? 2, (t) => tokenIds(ctx, t).length);
+    return this.executed('generate', jobs, label, cost, () => runJobs(ctx, jobs, label)) as Promise<JobResult[]>;
   }
 
   /** Sentences scored under ablations (log-likelihood), cached by the jobs' content like evaluate. */
   async score(jobs: readonly ScoreJob[], label = 'score'): Promise<ScoreResult[]> {
     const ctx = await this.context();
-    return this.stage('score', { jobs: jobsDigest(jobs) }, () => runScoreJobs(ctx, jobs, label));
+    const cost = this.textsCost(jobs.flatMap((j) => j.sentences), 0, (t) => tokenIds(ctx, t).length);
+    return this.executed('score', jobs, label, cost, () => runScoreJobs(ctx, jobs, label)) as Promise<ScoreResult[]>;
+  }
+
+  /** Jobs from the cache, else computed by `local` here or, with a remote executor, on the cluster. */
+  private async executed(kind: JobKind, jobs: readonly Job[] | readonly ScoreJob[], label: string, cost: Cost, local: () => Promise<JobResult[] | ScoreResult[]>): Promise<JobResult[] | ScoreResult[]> {
+    const stage = kind === 'score' ? 'score' : 'evaluate';
+    const digest = jobsDigest(jobs);
+    const ex = this.remote();
+    if (!ex || this.cache.read(stage, this.stageSettings({ jobs: digest })).found) {
+      let computed = false;
+      const results = await this.stage(stage, { jobs: digest }, () => {
+        computed = true;
+        return this.timed(stage, label, digest, cost, local);
+      });
+      if (!computed) this.cached(stage, label, digest, cost);
+      return results;
+    }
+    // Results merged in the work folder by an earlier run (another engine's, or before this cache existed) are read, not timed.
+    if (jobsStageDone(jobsStageDir(ex, modelIdentity(this.model), stage, digest))) {
+      this.cached(stage, label, digest, cost);
+      return this.onCluster(ex, stage, jobs, digest, label);
+    }
+    return this.timed(stage, label, digest, cost, () => this.onCluster(ex, stage, jobs, digest, label));
+  }
+
+  private async onCluster(ex: ExecutorSettings, stage: 'evaluate' | 'score', jobs: readonly Job[] | readonly ScoreJob[], digest: string, label: string): Promise<JobResult[] | ScoreResult[]> {
+    const dir = await runJobsOnCluster(ex, {
+      modelDir: this.opts.modelDir,
+      model: modelIdentity(this.model),
+      digest,
+      kind: stage,
+      label,
+      writeJobs: (file) => this.writeJobs(file, jobs),
+      log: (l) => this.log(l),
+    });
+    return this.importResults(jobs, dir);
   }
 
   /**
@@ -340,18 +544,18 @@ export class Pipeline {
   }
 
   /**
-   * The merged results of `rsn evaluate` shards (`rsn merge` → `dir`) for exactly these jobs, on
-   * this model and numeric engine (another engine's only with `allowMixedEngines`), put into the
-   * stage cache: `evaluate(jobs)` / `score(jobs)` then read them as if computed here.
+   * The merged results of `rsn evaluate` shards (`rsn merge` → `dir`) for exactly these jobs and
+   * this model, put into the stage cache. Results of this pipeline's numeric engine go under the
+   * key `evaluate(jobs)` / `score(jobs)` reads, as if computed here; those of another engine (a
+   * cluster's GPUs) under a key that names it, so a run here never mistakes their last bits for
+   * its own and computes anew, while the executor finds them again through its work folder.
    */
-  async importResults(jobs: readonly Job[] | readonly ScoreJob[], dir: string, opts: MergeOptions = {}): Promise<JobResult[] | ScoreResult[]> {
+  async importResults(jobs: readonly Job[] | readonly ScoreJob[], dir: string): Promise<JobResult[] | ScoreResult[]> {
     const r = readJobResults(dir, { digest: jobsDigest(jobs), model: modelIdentity(this.model).sha256 });
     const engine = backendKey(this.model.info.backend);
-    if (r.engine !== engine && !opts.allowMixedEngines) {
-      throw new ConfigError(`${dir}: these results were computed with the engine ${r.engine}, this pipeline computes with ${engine}; import them anyway with allowMixedEngines (their last bits may differ from a run here)`, dir, 'results');
-    }
     const stage = r.kind === 'score' ? 'score' : 'evaluate';
-    return this.stage(stage, { jobs: r.digest }, async () => r.results as JobResult[] | ScoreResult[]);
+    if (r.engine !== engine) this.log(`[rsn] ${stage}: results computed with ${r.engine} (this machine computes with ${engine}); cached apart from this machine's`);
+    return this.stage(stage, { jobs: r.digest, ...(r.engine !== engine ? { engine: r.engine } : {}) }, async () => r.results as JobResult[] | ScoreResult[]);
   }
 
   /**
