@@ -86,8 +86,8 @@ async function main(): Promise<number> {
   const t0 = performance.now();
   const { runs } = await runAll({ notebooks, env, cellTimeout, log, run });
   const seconds = (performance.now() - t0) / 1000;
-  const computed = readCostLedger(run.dir).filter((e) => e.computedAt !== null && Date.parse(e.computedAt) >= Date.now() - seconds * 1000);
-  if (computed.length) log(`computed now: ${computed.length} stage(s), ${formatFlops(computed.reduce((a, e) => a + e.flops, 0))} in ${formatDuration(computed.reduce((a, e) => a + (e.seconds ?? 0), 0))} of stage time on ${where}`);
+  const computed = readCostLedger(run.dir).filter((e) => e.last !== null && Date.parse(e.last.computedAt) >= Date.now() - seconds * 1000);
+  if (computed.length) log(`computed now: ${computed.length} stage(s), ${formatFlops(computed.reduce((a, e) => a + e.flops, 0))} in ${formatDuration(computed.reduce((a, e) => a + (e.last?.seconds ?? 0), 0))} of stage time on ${where}`);
   const complete = runs.every((r) => r.ok) && notebooks.length === selectNotebooks([]).length;
   const { md, html, report } = writeReport({ dir: run.dir, outDir: resultsDir(model, fullEnv), runs, model, totalSeconds: seconds, overrides, complete });
   const all = report.notebooks.flatMap((n) => n.verdicts);

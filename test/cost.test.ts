@@ -75,13 +75,20 @@ test('the ledger counts a stage once, keeps its measured time when it is read fr
   recordCost({ stage: 'evaluate', label: 'a', id: 'x', cost: cost(100), seconds: null, executor: 'slurm ×2' }, dir);
   const ledger = readCostLedger(dir);
   assert.equal(ledger.length, 2);
-  assert.equal(ledger[0]!.seconds, 2);
-  assert.equal(ledger[0]!.executor, 'local wasm');
+  assert.equal(ledger[0]!.last?.seconds, 2);
+  assert.equal(ledger[0]!.last?.executor, 'local wasm');
+  // Computed again elsewhere: the last computation moves, the first executor's timing stays.
+  recordCost({ stage: 'evaluate', label: 'a', id: 'x', cost: cost(100), seconds: 9, executor: 'slurm ×2' }, dir);
+  assert.deepEqual(readCostLedger(dir)[0]!.timings, { 'local wasm': 2, 'slurm ×2': 9 });
+  assert.equal(readCostLedger(dir)[0]!.last?.executor, 'slurm ×2');
+  recordCost({ stage: 'evaluate', label: 'a', id: 'x', cost: cost(100), seconds: 2, executor: 'local wasm' }, dir);
   assert.deepEqual(costByNotebook(ledger).map((r) => [r.stages, r.flops, r.seconds]), [[2, 400, 6]]);
   // seconds = 0.01 · FLOPs + 1 through both timings: 100 → 2 s, 300 → 4 s.
   assert.equal(expectedSeconds([{ flops: 100, seconds: 2 }, { flops: 300, seconds: 4 }], 500), 6);
   assert.deepEqual(expectedRunSeconds(ledger, 'local'), { seconds: 6, timings: 2 });
-  assert.equal(expectedRunSeconds(ledger, 'slurm'), null);
+  // One timing on slurm ×2 (100 FLOPs in 9 s): its throughput alone, over both stages (100 + 300 FLOPs).
+  assert.deepEqual(expectedRunSeconds(readCostLedger(dir), 'slurm'), { seconds: 36, timings: 1 });
+  assert.equal(expectedRunSeconds(readCostLedger(dir), 'k8s'), null);
   // One timing: its throughput alone.
   assert.equal(expectedSeconds([{ flops: 100, seconds: 2 }], 300), 6);
 });

@@ -40,6 +40,13 @@ done
 [[ "$shards" =~ ^[1-9][0-9]*$ ]] || { echo "submit.sh: --shards must be a positive integer, got \"$shards\"" >&2; exit 2; }
 [[ -f "$model/model.json" ]] || { echo "submit.sh: --model $model has no model.json; convert it first (rsn convert)" >&2; exit 2; }
 [[ -n "$jobs" || -d "$data" ]] || { echo "submit.sh: --data $data is not a directory" >&2; exit 2; }
+if [[ -n "$gpus" ]]; then
+  [[ "$gpus" =~ ^[0-9]+$ ]] || { echo "submit.sh: --gpus-per-shard must be a whole number, got \"$gpus\"" >&2; exit 2; }
+  # sbatch's own answer on GPU-less nodes is "Invalid generic resource (gres) specification".
+  gres="$(sinfo -h ${partition:+--partition="$partition"} -o '%G' 2>/dev/null | sort -u | tr '\n' ' ')"
+  [[ "$gpus" == 0 || "$gres" == *gpu* ]] || { echo "submit.sh: --gpus-per-shard $gpus, but no node${partition:+ of partition $partition} offers GPUs (sinfo's generic resources: ${gres:-none}); leave --gpus-per-shard out on CPU nodes" >&2; exit 2; }
+  ((gpus > 0)) || gpus=""
+fi
 mkdir -p "$work/logs"
 export RSN_JOB_LAB="$lab" RSN_JOB_MODEL="$(realpath "$model")" RSN_JOB_WORK="$(realpath "$work")"
 [[ -n "$data" ]] && export RSN_JOB_DATA="$(realpath "$data")"

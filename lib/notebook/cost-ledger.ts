@@ -20,10 +20,10 @@ export interface LedgerEntry extends Cost {
   stage: CostRecord['stage'];
   label: string;
   id: string;
-  /** Wall seconds of its last computation, and where; null when only ever read from a cache. */
-  seconds: number | null;
-  executor: string | null;
-  computedAt: string | null;
+  /** Its last computation: where, how long, when; null when it was only ever read from a cache. */
+  last: { executor: string; seconds: number; computedAt: string } | null;
+  /** Seconds of its last computation on each executor it ran on (the estimates per executor). */
+  timings: Record<string, number>;
 }
 
 export function readCostLedger(runDir: string): LedgerEntry[] {
@@ -44,15 +44,15 @@ export function recordCost(r: CostRecord, runDir: string | null = currentRunDir(
   const stages = readCostLedger(runDir);
   const i = stages.findIndex((e) => e.stage === r.stage && e.id === r.id);
   const old = i >= 0 ? stages[i]! : null;
+  const computed = r.seconds !== null ? { executor: r.executor, seconds: r.seconds, computedAt: new Date().toISOString() } : null;
   const entry: LedgerEntry = {
     notebook: old?.notebook ?? notebookName(),
     stage: r.stage,
     label: r.label,
     id: r.id,
     ...r.cost,
-    seconds: r.seconds ?? old?.seconds ?? null,
-    executor: r.seconds !== null ? r.executor : (old?.executor ?? null),
-    computedAt: r.seconds !== null ? new Date().toISOString() : (old?.computedAt ?? null),
+    last: computed ?? old?.last ?? null,
+    timings: { ...(old?.timings ?? {}), ...(computed ? { [computed.executor]: computed.seconds } : {}) },
   };
   if (i >= 0) stages[i] = entry;
   else stages.push(entry);
@@ -74,7 +74,7 @@ export function costByNotebook(entries: readonly LedgerEntry[]): NotebookCost[] 
     r.promptRuns += e.promptRuns;
     r.tokenForwards += e.tokenForwards;
     r.flops += e.flops;
-    r.seconds += e.seconds ?? 0;
+    r.seconds += e.last?.seconds ?? 0;
     rows.set(e.notebook, r);
   }
   return [...rows.values()].sort((a, b) => a.notebook.localeCompare(b.notebook));
@@ -87,7 +87,7 @@ export function costByNotebook(entries: readonly LedgerEntry[]): NotebookCost[] 
  * Null when no stage was timed there.
  */
 export function expectedRunSeconds(entries: readonly LedgerEntry[], executor: string): { seconds: number; timings: number } | null {
-  const timings = entries.filter((e) => e.seconds !== null && e.executor !== null && e.executor.startsWith(executor)).map((e) => ({ flops: e.flops, seconds: e.seconds! }));
+  const timings = entries.flatMap((e) => Object.entries(e.timings ?? {}).filter(([where]) => where.startsWith(executor)).map(([, seconds]) => ({ flops: e.flops, seconds })));
   if (!timings.length) return null;
   let seconds = 0;
   for (const e of entries) seconds += expectedSeconds(timings, e.flops) ?? 0;
