@@ -161,6 +161,8 @@ export class Pipeline {
   private knownCache: KnownFacts | null = null;
   private rankingCache: Ranking | null = null;
   private cluster: ClusterRun | null;
+  /** Set once a remote executor's check found the known facts and the ranking cached here. */
+  private rankedHere = false;
 
   private constructor(
     readonly model: ModelRunner,
@@ -286,9 +288,12 @@ export class Pipeline {
    */
   private async fromExecutor(): Promise<void> {
     const ex = this.remote();
-    if (!ex || this.cluster) return;
+    if (!ex || this.cluster || this.rankedHere) return;
     const settings = this.rankingSettings();
-    if (this.cache.read('known', this.knownSettings()).found && existsSync(join(this.rankingDir(), 'ranking.json'))) return;
+    if (this.cache.read('known', this.knownSettings()).found && existsSync(join(this.rankingDir(), 'ranking.json'))) {
+      this.rankedHere = true;
+      return;
+    }
     const id = modelIdentity(this.model);
     const key = sha256Hex(canonicalJson(this.cache.key('ranking', settings)));
     const chain = () => runRankingOnCluster(ex, {
@@ -448,6 +453,7 @@ export class Pipeline {
   private async computeRanking(known: KnownFacts, key: Record<string, unknown>, rankingDir: string): Promise<Ranking> {
     const seed = this.opts.seed ?? 0;
     const includeBos = this.opts.includeBos ?? true;
+    const t0 = performance.now();
     const idset = identification.plan(this.dataset, known, seed);
     const tok = this.model.tokenizer!;
     const storeDir = this.activationsDir();
@@ -472,7 +478,7 @@ export class Pipeline {
     }
     const ranking = await rankNeurons(store, idset, provenance(this.model, this.dataset.hash, seed, { includeBos, negativeRatio: PAPER_NEGATIVE_RATIO, cacheKey: key }));
     saveRanking(ranking, rankingDir);
-    this.log(`[rsn] ranking: saved in ${rankingDir} (activations kept in ${storeDir})`);
+    this.log(`[rsn] ranking: computed in ${((performance.now() - t0) / 1000).toFixed(1)} s (${rankingDir}; activations kept in ${storeDir})`);
     return ranking;
   }
 
