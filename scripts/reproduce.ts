@@ -48,7 +48,8 @@ function printCostPlan(ledger: readonly LedgerEntry[], where: string, shards: nu
   log(`cost plan (this setting's last run, ${ledger.length} stages): ${formatCost(total)}`);
   const one = expectedRunSeconds(ledger, 'local');
   const here = where === 'local' ? one : expectedRunSeconds(ledger, where);
-  log(`  expected if nothing is cached: ${one ? `≈ ${formatDuration(one.seconds)} in one process (from ${one.timings} timed stages)` : 'no stage timed in one process yet'}`);
+  // Stage time only: starting the kernels and the notebooks' own code come on top.
+  log(`  expected stage time if nothing is cached: ${one ? `≈ ${formatDuration(one.seconds)} in one process (from ${one.timings} timed stages)` : 'no stage timed in one process yet'}`);
   if (where !== 'local') {
     const guess = one ? `≈ ${formatDuration(one.seconds / shards)} + scheduling per stage (one process ÷ ${shards}; no stage timed on ${where} yet)` : `no stage timed on ${where} yet`;
     log(`  on ${where}: ${here ? `≈ ${formatDuration(here.seconds)} (from ${here.timings} timed stages)` : guess}`);

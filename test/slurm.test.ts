@@ -262,8 +262,10 @@ test('npm run reproduce -- --executor slurm: the same tables, figures and verdic
   }
   assert.ok(compared > 20, `${compared} files compared`);
   // The cost ledger names where each stage ran, and the report shows what the run cost.
-  const ledger = JSON.parse(readFileSync(join(b, 'cost.json'), 'utf8')) as { stages: { last: { executor: string } | null }[] };
-  assert.ok(ledger.stages.some((s) => s.last?.executor === 'slurm ×2 (partition rsn)'), JSON.stringify(ledger.stages.map((s) => s.last)));
+  const ledger = JSON.parse(readFileSync(join(b, 'cost.json'), 'utf8')) as { stages: { stage: string; id: string; last: { executor: string } | null }[] };
+  // The cluster's filter-and-ranking chain is kept as the two stages a run here keeps, each once.
+  for (const stage of ['known', 'ranking', 'evaluate', 'score']) assert.ok(ledger.stages.some((s) => s.stage === stage && s.last?.executor === 'slurm ×2 (partition rsn)'), `${stage}: ${JSON.stringify(ledger.stages.map((s) => [s.stage, s.last]))}`);
+  assert.equal(new Set(ledger.stages.map((s) => `${s.stage} ${s.id}`)).size, ledger.stages.length);
   assert.match(readFileSync(join(there, 'organism', 'REPORT-incomplete.md'), 'utf8'), /### What the run costs[\s\S]*\| 04-intra-relation \| \d+ \| [\d,]+ \| [\d,]+ \| [\d.]+ [GMT]FLOP \|/);
   // Run again: the plan is printed before anything runs, from the first run's ledger.
   assert.match(reproduce(['--results', there, '--executor', 'slurm', '--work', join(work, 'repro-work'), '--shards', '2', '--partition', 'rsn'], { RSN_CACHE: join(work, 'repro-cache') }), /cost plan \(this setting's last run, \d+ stages\): [\d,]+ prompt runs[\s\S]*on slurm ×2: ≈ [\d:]+ \(from \d+ timed stages\)/);

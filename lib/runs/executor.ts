@@ -109,10 +109,15 @@ function tail(file: string, lines = 12): string {
  * the wait with its shard, Slurm's state and the end of its log; the submission's other jobs
  * are cancelled.
  */
-async function submitAndWait(ex: ExecutorSettings, dir: string, label: string, args: readonly string[], stages: readonly WatchedStage[], log: (line: string) => void): Promise<void> {
+async function submitAndWait(ex: ExecutorSettings, dir: string, label: string, args: readonly string[], stages: readonly WatchedStage[], log: (line: string) => void): Promise<Map<string, number>> {
   const env = schedulerEnv(ex);
-  const allDone = () => stages.every((s) => Array.from({ length: s.tasks }, (_, i) => s.done(i)).every(Boolean));
-  if (allDone()) return;
+  const stageDone = (s: WatchedStage) => Array.from({ length: s.tasks }, (_, i) => s.done(i)).every(Boolean);
+  // Seconds from the start of the wait until each stage was first seen done.
+  const doneAfter = new Map<string, number>();
+  const t0 = performance.now();
+  if (stages.every(stageDone)) return doneAfter;
+  // A stage done before this wait (an earlier submission's) gets no time.
+  const doneBefore = new Set(stages.filter(stageDone).map((s) => s.stage));
   requireSlurm(env);
   mkdirSync(dir, { recursive: true });
   const subFile = join(dir, SUBMISSION_FILE);
@@ -161,6 +166,7 @@ async function submitAndWait(ex: ExecutorSettings, dir: string, label: string, a
         }
       }
     }
+    for (const st of stages) if (!doneBefore.has(st.stage) && !doneAfter.has(st.stage) && stageDone(st)) doneAfter.set(st.stage, (performance.now() - t0) / 1000);
     const elapsed = (Date.now() - start) / 1000;
     const eta = counts.done > 0 && counts.done < total ? (elapsed * (total - counts.done)) / counts.done : null;
     const line = `${counts.pending} pending · ${counts.running} running · ${counts.done}/${total} done`;
@@ -168,7 +174,7 @@ async function submitAndWait(ex: ExecutorSettings, dir: string, label: string, a
       log(`[rsn] ${ex.name} ${label}: ${line} · ${formatDuration(elapsed)} elapsed${eta !== null ? ` · ETA ${formatDuration(eta)}` : ''}`);
       last = line;
     }
-    if (counts.done === total) return;
+    if (counts.done === total) return doneAfter;
     await new Promise((r) => setTimeout(r, (ex.pollSeconds ?? 2) * 1000));
   }
 }
@@ -247,12 +253,13 @@ function storeComplete(dir: string): boolean {
 /**
  * The known-facts filter, the activation collection and the ranking on the cluster (submit.sh's
  * four chained jobs), for the settings named by `key`; returns the work folder that holds
- * known/, activations/ and ranking/ (the pipeline reads it as a sharded run, checked).
+ * known/, activations/ and ranking/ (the pipeline reads it as a sharded run, checked) and the
+ * seconds until the known facts were merged (null when they were there before the wait).
  */
 export async function runRankingOnCluster(
   ex: ExecutorSettings,
   p: { modelDir: string; dataDir: string; model: { name: string; sha256: string }; key: string; settings: RankingJobSettings; log: (line: string) => void },
-): Promise<string> {
+): Promise<{ dir: string; knownSeconds: number | null }> {
   const dir = rankingStageDir(ex, p.model, p.key);
   const s = p.settings;
   const batch = s.batchSize ? ['--batch-size', String(s.batchSize)] : [];
@@ -266,6 +273,7 @@ export async function runRankingOnCluster(
     { stage: 'collect', tasks: ex.shards, done: (i) => storeComplete(join(dir, `activations-shard-${i}`)), log: arrayLog(dir, 'rsn-collect') },
     { stage: 'rank', tasks: 1, done: () => existsSync(join(dir, 'ranking', 'ranking.json')), log: singleLog(dir, 'rsn-rank') },
   ];
-  await submitAndWait(ex, dir, 'known facts and ranking', args, stages, p.log);
-  return dir;
+  const doneAfter = await submitAndWait(ex, dir, 'known facts and ranking', args, stages, p.log);
+  // How long the filter and its merge took: the known facts' share of the chain's time.
+  return { dir, knownSeconds: doneAfter.get('merge-known') ?? null };
 }

@@ -29,7 +29,7 @@ import type { RunOptions } from '../method/generation.ts';
 import { codeFingerprint, StageCache } from './stage-cache.ts';
 import { readJobResults, writeJobsFile, type JobKind } from './job-shards.ts';
 import { executorKey, jobsStageDir, jobsStageDone, rankingStageDir, rankingStageDone, runJobsOnCluster, runRankingOnCluster, type ExecutorSettings } from './executor.ts';
-import { addCosts, expectedSeconds, formatCost, rowsCost, type Cost, type Timing } from '../method/cost.ts';
+import { expectedSeconds, formatCost, rowsCost, type Cost, type Timing } from '../method/cost.ts';
 import { formatDuration } from '../progress.ts';
 import { writeFileAtomic } from '../data/io.ts';
 
@@ -234,21 +234,35 @@ export class Pipeline {
    * executor's earlier timings) are printed before, the time taken after, and both are kept
    * for the next estimate and passed to `onCost`.
    */
-  private async timed<T>(stage: CostRecord['stage'], label: string, id: string, cost: Cost, compute: () => Promise<T>, costAfter?: (value: T) => Cost): Promise<T> {
-    const where = this.executorKey();
-    const timings = this.readTimings();
-    const expected = expectedSeconds(timings[where] ?? [], cost.flops);
-    this.log(`[rsn] ${label}: ${formatCost(cost)}${expected !== null ? ` · expected ≈ ${formatDuration(expected)} on ${where}` : ''}`);
+  private async timed<T>(stage: CostRecord['stage'], label: string, id: string, cost: Cost, compute: () => Promise<T>): Promise<T> {
+    const expected = this.announce(label, cost);
     const t0 = performance.now();
     const value = await compute();
-    const seconds = (performance.now() - t0) / 1000;
-    // Some stages learn their full cost only by running (the ranking's prompts are the known facts).
-    if (costAfter) cost = costAfter(value);
+    this.measured(stage, label, id, cost, (performance.now() - t0) / 1000, expected);
+    return value;
+  }
+
+  /** Print a stage's cost and its expected time on this executor (null when nothing was timed there yet). */
+  private announce(label: string, cost: Cost): number | null {
+    const where = this.executorKey();
+    const expected = expectedSeconds(this.readTimings()[where] ?? [], cost.flops);
+    this.log(`[rsn] ${label}: ${formatCost(cost)}${expected !== null ? ` · expected ≈ ${formatDuration(expected)} on ${where}` : ''}`);
+    return expected;
+  }
+
+  /** Keep a stage's time for the next estimates, print it, and pass the record to `onCost`. */
+  private measured(stage: CostRecord['stage'], label: string, id: string, cost: Cost, seconds: number, expected: number | null): void {
+    const where = this.executorKey();
+    const timings = this.readTimings();
     timings[where] = [...(timings[where] ?? []), { flops: cost.flops, seconds }].slice(-TIMINGS_KEPT);
     writeFileAtomic(join(this.dir, TIMINGS_FILE), JSON.stringify(timings));
     this.log(`[rsn] ${label}: took ${formatDuration(seconds)}${expected !== null ? ` (expected ${formatDuration(expected)})` : ''}`);
     this.opts.onCost?.({ stage, label, id, cost, seconds, executor: where });
-    return value;
+  }
+
+  /** The ids the filter's and the ranking's records carry, here and on a cluster alike. */
+  private knownId(): string {
+    return sha256Hex(canonicalJson(this.cache.key('known', this.knownSettings())));
   }
 
   private cached(stage: CostRecord['stage'], label: string, id: string, cost: Cost): void {
@@ -312,14 +326,28 @@ export class Pipeline {
       },
       log: (l) => this.log(l),
     });
-    const read = (dir: string) => readClusterRun(dir, this.model, this.dataset, this.opts);
-    const chainCost = (r: ClusterRun) => addCosts(this.filterCost(), this.collectionCost(r.known));
-    const label = 'known facts, activations and ranking';
+    // Recorded as the two stages a run here records, with the same ids, so the ledger counts each once.
+    const filter = { label: 'known-facts filter', cost: this.filterCost() };
+    const collection = 'activations and ranking';
     let run: ClusterRun;
     if (rankingStageDone(rankingStageDir(ex, id, key))) {
-      run = read(await chain());
-      this.cached('ranking', label, key, chainCost(run));
-    } else run = await this.timed('ranking', label, key, this.filterCost(), async () => read(await chain()), chainCost);
+      run = readClusterRun((await chain()).dir, this.model, this.dataset, this.opts);
+      this.cached('known', filter.label, this.knownId(), filter.cost);
+      this.cached('ranking', collection, key, this.collectionCost(run.known));
+    } else {
+      const expected = this.announce(filter.label, filter.cost);
+      const t0 = performance.now();
+      const done = await chain();
+      const total = (performance.now() - t0) / 1000;
+      run = readClusterRun(done.dir, this.model, this.dataset, this.opts);
+      // Known facts merged before this wait (an earlier, interrupted submission) took no time now.
+      const filterSeconds = done.knownSeconds ?? 0;
+      if (done.knownSeconds === null) this.cached('known', filter.label, this.knownId(), filter.cost);
+      else this.measured('known', filter.label, this.knownId(), filter.cost, filterSeconds, expected);
+      const cost = this.collectionCost(run.known);
+      this.log(`[rsn] ${collection}: ${formatCost(cost)}`);
+      this.measured('ranking', collection, key, cost, Math.max(0, total - filterSeconds), null);
+    }
     const dir = run.dir;
     this.cluster = run;
     this.knownCache = run.known;
@@ -379,7 +407,7 @@ export class Pipeline {
     await this.fromExecutor();
     if (this.knownCache) return this.knownCache;
     const settings = this.knownSettings();
-    const id = sha256Hex(canonicalJson(this.cache.key('known', settings)));
+    const id = this.knownId();
     let computed = false;
     const known = await this.cache.get('known', settings, () => {
       computed = true;
