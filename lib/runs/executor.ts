@@ -81,6 +81,8 @@ interface Submission {
 }
 
 const SUBMISSION_FILE = 'submitted.json';
+/** How long a task may look ended without its result before it counts as failed. */
+const ENDED_GRACE_MS = 15_000;
 
 function schedulerEnv(ex: ExecutorSettings): NodeJS.ProcessEnv {
   // The tasks run the node that runs this, unless the cluster's environment says otherwise.
@@ -146,6 +148,9 @@ async function submitAndWait(ex: ExecutorSettings, dir: string, label: string, a
   const start = Date.parse(sub.submittedAt);
   const total = stages.reduce((a, s) => a + s.tasks, 0);
   let last = '';
+  // When a task was first seen ended without its result: a requeued or pre-empted task passes
+  // through such states (FAILED, CANCELLED, gone) before it is pending again.
+  const endedSince = new Map<string, number>();
   for (;;) {
     const counts = { pending: 0, running: 0, done: 0 };
     for (const st of stages) {
@@ -155,8 +160,12 @@ async function submitAndWait(ex: ExecutorSettings, dir: string, label: string, a
       const tasks = jobTasks(id, env);
       for (let i = 0; i < st.tasks; i++) {
         const t: TaskState = tasks?.get(i) ?? { phase: 'ended', state: tasks ? 'UNKNOWN' : 'GONE' };
+        const task = `${st.stage} ${i}`;
+        if (t.phase !== 'ended' || st.done(i)) endedSince.delete(task);
+        else if (!endedSince.has(task)) endedSince.set(task, Date.now());
+        const ended = endedSince.get(task);
         if (st.done(i)) counts.done++;
-        else if (t.phase === 'pending') counts.pending++;
+        else if (t.phase === 'pending' || (ended !== undefined && Date.now() - ended < ENDED_GRACE_MS)) counts.pending++;
         else if (t.phase === 'running') counts.running++;
         else {
           // A stage after a failed one is cancelled by Slurm (afterok); the first failure is the one to name.
