@@ -81,8 +81,12 @@ interface Submission {
 }
 
 const SUBMISSION_FILE = 'submitted.json';
-/** How long a task may look ended without its result before it counts as failed. */
-const ENDED_GRACE_MS = 15_000;
+/**
+ * How long a task may look ended without its result before it counts as failed: a requeued
+ * task was seen FAILED for over 15 s under load before Slurm queued it again (its processes get
+ * KillWait, 30 s by default, to exit).
+ */
+const ENDED_GRACE_MS = 90_000;
 
 function schedulerEnv(ex: ExecutorSettings): NodeJS.ProcessEnv {
   // The tasks run the node that runs this, unless the cluster's environment says otherwise.

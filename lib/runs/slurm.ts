@@ -76,6 +76,9 @@ export function jobTasks(jobId: string, env: NodeJS.ProcessEnv): Map<number, Tas
     // A plain job prints "N/A" as its array index.
     const index = /^\d+$/.test(task) ? Number(task) : 0;
     const name = state.replace(/[^A-Z_].*$/, '');
+    // A requeued task is listed twice for a while: its ended attempt and its queued retry. The retry counts.
+    const seen = tasks.get(index);
+    if (seen && seen.phase !== 'ended' && taskPhase(name) === 'ended') continue;
     tasks.set(index, { phase: taskPhase(name), state: name });
   }
   return tasks.size ? tasks : null;
