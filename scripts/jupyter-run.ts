@@ -50,6 +50,12 @@ export function shortError(error: string): string {
   return head.join('\n');
 }
 
+/** Where a failed notebook stopped and its shortened error, indented under its line. */
+function failure(r: NotebookRun): string {
+  const where = r.cell === undefined ? 'before any cell' : `cell ${r.cell}${r.source ? ` (${r.source.slice(0, 60)})` : ''}`;
+  return `${where}\n${shortError(r.error ?? '').replace(/^/gm, '      ')}`;
+}
+
 function shortPath(p: string): string {
   const r = relative(process.cwd(), p);
   return r && !r.startsWith('..') ? r : p;
@@ -97,13 +103,12 @@ export async function runAll(opts: RunAllOptions): Promise<RunAllResult> {
     const r = await runNotebook(nb, { outDir, env, cellTimeout: opts.cellTimeout, onEvent: live ? onEvent : undefined });
     runs.push(r);
     if (r.ok) log(`${tag}  ok      ${r.seconds.toFixed(1).padStart(6)} s`);
-    else {
-      const where = r.cell === undefined ? 'before any cell' : `cell ${r.cell}${r.source ? ` (${r.source.slice(0, 60)})` : ''}`;
-      log(`${tag}  FAILED  ${r.seconds.toFixed(1).padStart(6)} s  at ${where}\n${shortError(r.error ?? '').replace(/^/gm, '      ')}`);
-    }
+    else log(`${tag}  FAILED  ${r.seconds.toFixed(1).padStart(6)} s  at ${failure(r)}`);
   }
   const failed = runs.filter((r) => !r.ok);
   log(`${runs.length - failed.length}/${runs.length} notebooks ok${failed.length ? `; failed: ${failed.map((r) => r.name).join(', ')}` : ''} · executed copies in ${shortPath(outDir)}`);
+  // Repeated at the end, where a long run's tail (a CI log, a terminal's last screen) still shows it.
+  for (const r of failed) log(`  ${r.name} failed at ${failure(r)}\n      log: ${shortPath(r.log)}`);
   return { runs, run };
 }
 

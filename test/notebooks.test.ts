@@ -205,6 +205,8 @@ describe('notebooks through Jupyter + tslab', () => {
     assert.match(r.out, /\[1\/2\] zz-failing\s+FAILED .* at cell 2 \(throw new Error/, r.out);
     assert.match(r.out, /Error: boom 1/, r.out);
     assert.match(r.out, /\[2\/2\] 00-data-and-filtering\s+ok/, r.out);
+    // The summary at the end repeats the failure, where a log's tail shows it.
+    assert.match(r.out, /1\/2 notebooks ok; failed: zz-failing .*\n  zz-failing failed at cell 2 \(throw new Error[^\n]*\n\s+Error: boom 1[\s\S]*log: \S+zz-failing\.log\s*$/, r.out);
     assert.ok(existsSync(join(runFolder(), 'notebooks', 'zz-failing.ipynb')), 'the failed notebook is written too');
 
     const nb = executed();
