@@ -11,7 +11,8 @@
  * Options become environment overrides of the notebooks' first-cell parameters (--k → RSN_K,
  * --set batchSize=8 → RSN_BATCH_SIZE=8); RSN_* variables already in the environment pass through.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseCommandLine } from '../lib/cli-args.ts';
@@ -20,7 +21,9 @@ import { runNotebook, type NotebookEvent, type NotebookRun } from '../lib/notebo
 import { plannedRun, type PlannedRun } from '../lib/notebook/run.ts';
 import { envName } from '../lib/notebook/params.ts';
 import { RESULTS_ENV, projectRoot } from '../lib/notebook/paths.ts';
+import { forgetNotebook, notebookInputs, recordNotebook, reusableNotebook, runFolderState, runInputs, type RunInputs } from '../lib/notebook/reuse.ts';
 import { setup } from './jupyter-setup.ts';
+import { figuresOf } from './report.ts';
 
 export const notebooksDir = join(projectRoot, 'notebooks');
 
@@ -56,6 +59,19 @@ function failure(r: NotebookRun): string {
   return `${where}\n${shortError(r.error ?? '').replace(/^/gm, '      ')}`;
 }
 
+/**
+ * What every notebook of this run reads besides its own bytes; null (so everything runs) when the
+ * numeric engine cannot be found out, which the kernels will then report themselves.
+ */
+function sharedInputs(env: Record<string, string | undefined>, log: (line: string) => void): RunInputs | null {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(projectRoot, 'scripts', 'engine-key.ts')], { env, encoding: 'utf8' });
+  if (r.status !== 0) {
+    log(`every notebook runs: the numeric engine could not be determined (${(r.stderr || r.error?.message || '').trim().split('\n').at(-1)})`);
+    return null;
+  }
+  return runInputs(env, JSON.parse(r.stdout) as string);
+}
+
 function shortPath(p: string): string {
   const r = relative(process.cwd(), p);
   return r && !r.startsWith('..') ? r : p;
@@ -70,6 +86,8 @@ export interface RunAllOptions {
   live?: boolean;
   /** The run folder, when the caller computed it already (plannedRun of the same environment). */
   run?: PlannedRun;
+  /** Execute every notebook, even one whose recorded inputs and outputs are unchanged (default false). */
+  rerun?: boolean;
 }
 
 export interface RunAllResult {
@@ -92,16 +110,29 @@ export async function runAll(opts: RunAllOptions): Promise<RunAllResult> {
   const runs: NotebookRun[] = [];
   const width = Math.max(...opts.notebooks.map((n) => n.replace(/^.*\//, '').replace(/\.ipynb$/, '').length));
   const live = opts.live ?? true;
+  const shared = sharedInputs(baseEnv, log);
   for (const [i, nb] of opts.notebooks.entries()) {
     const name = nb.replace(/^.*\//, '').replace(/\.ipynb$/, '');
     const tag = `[${i + 1}/${opts.notebooks.length}] ${name.padEnd(width)}`;
-    if (live) log(`${tag}  …`);
+    const inputs = shared ? notebookInputs(shared, nb) : null;
+    const reuse = inputs && !opts.rerun ? reusableNotebook(run.dir, name, inputs) : { reusable: false as const, why: opts.rerun ? 'asked to re-run' : 'engine unknown' };
+    if (reuse.reusable) {
+      runs.push({ notebook: nb, name, output: join(outDir, `${name}.ipynb`), log: join(outDir, `${name}.log`), ok: true, seconds: reuse.seconds, reused: true });
+      log(`${tag}  reused  (inputs unchanged, its ${reuse.outputs} files as written in ${reuse.seconds.toFixed(1)} s)`);
+      continue;
+    }
+    if (live) log(`${tag}  …  (${reuse.why})`);
+    // Until it ends well this notebook has no results to reuse, and its old figures are dropped so none outlives it.
+    forgetNotebook(run.dir, name);
+    for (const f of figuresOf(run.dir, name)) rmSync(f, { force: true });
+    const before = runFolderState(run.dir);
     const onEvent = (e: NotebookEvent) => {
       if (e.kind === 'cell') log(`      cell ${e.n}/${e.of}  ${e.source.slice(0, 70)}`);
       else if (e.stream === 'stderr' || LIVE_STDOUT.test(e.text)) log(`        ${e.text.slice(0, 160)}`);
     };
     const r = await runNotebook(nb, { outDir, env, cellTimeout: opts.cellTimeout, onEvent: live ? onEvent : undefined });
     runs.push(r);
+    if (r.ok && inputs) recordNotebook(run.dir, name, inputs, before, r.seconds);
     if (r.ok) log(`${tag}  ok      ${r.seconds.toFixed(1).padStart(6)} s`);
     else log(`${tag}  FAILED  ${r.seconds.toFixed(1).padStart(6)} s  at ${failure(r)}`);
   }
@@ -112,13 +143,15 @@ export async function runAll(opts: RunAllOptions): Promise<RunAllResult> {
   return { runs, run };
 }
 
-export const RUN_USAGE = '[NOTEBOOK…] [--model DIR] [--data DIR] [--k N] [--k-percent P] [--relations a,b] [--seed N] [--batch-size N] [--quick] [--executor local|slurm] [--work DIR] [--shards N] [--partition NAME] [--set NAME=VALUE]… [--results DIR] [--cell-timeout S]';
+export const RUN_USAGE = '[NOTEBOOK…] [--model DIR] [--data DIR] [--k N] [--k-percent P] [--relations a,b] [--seed N] [--batch-size N] [--quick] [--executor local|slurm] [--work DIR] [--shards N] [--partition NAME] [--set NAME=VALUE]… [--results DIR] [--cell-timeout S] [--rerun]';
 
 export interface RunArgs {
   positionals: string[];
   /** RSN_* overrides for the notebooks (from the environment, then the flags). */
   env: Record<string, string>;
   cellTimeout: number | undefined;
+  /** Execute notebooks whose inputs are unchanged too. */
+  rerun: boolean;
   help: boolean;
 }
 
@@ -142,6 +175,7 @@ export function parseRunArgs(args: string[]): RunArgs {
       set: { type: 'string', multiple: true },
       results: { type: 'string' },
       'cell-timeout': { type: 'string' },
+      rerun: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     true,
@@ -161,11 +195,11 @@ export function parseRunArgs(args: string[]): RunArgs {
     env[envName(s.slice(0, eq))] = s.slice(eq + 1);
   }
   if (values.results) env[RESULTS_ENV] = resolve(values.results);
-  return { positionals, env, cellTimeout: values['cell-timeout'] ? Number(values['cell-timeout']) : undefined, help: values.help ?? false };
+  return { positionals, env, cellTimeout: values['cell-timeout'] ? Number(values['cell-timeout']) : undefined, rerun: values.rerun ?? false, help: values.help ?? false };
 }
 
 async function main(): Promise<number> {
-  const { positionals, env, cellTimeout, help } = parseRunArgs(process.argv.slice(2));
+  const { positionals, env, cellTimeout, rerun, help } = parseRunArgs(process.argv.slice(2));
   if (help) {
     console.log(`usage: npx tsx scripts/jupyter-run.ts ${RUN_USAGE}`);
     return 0;
@@ -178,7 +212,7 @@ async function main(): Promise<number> {
   if (!(await setup())) return 1;
   const overrides = Object.entries(env).filter(([k]) => k !== RESULTS_ENV).map(([k, v]) => `${k}=${v}`);
   console.log(`running ${notebooks.length} notebook(s) through Jupyter + tslab${overrides.length ? ` with ${overrides.join(' ')}` : ''}`);
-  const { runs } = await runAll({ notebooks, env, cellTimeout });
+  const { runs } = await runAll({ notebooks, env, cellTimeout, rerun });
   return runs.every((r) => r.ok) ? 0 : 1;
 }
 

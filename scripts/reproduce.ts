@@ -7,19 +7,21 @@
  *
  *   npm run reproduce [-- [NOTEBOOK…] --model DIR --data DIR --k N --k-percent P --relations a,b
  *                        --quick --seed N --batch-size N --set NAME=VALUE… --results DIR --cell-timeout S
- *                        --executor slurm --work DIR --shards N --partition NAME]
+ *                        --executor slurm --work DIR --shards N --partition NAME --rerun]
  *
  * NOTEBOOK: a prefix of a notebook file name ("04") or a path; default all. The options become the
  * notebooks' first-cell parameters through the environment (--k → RSN_K, --k-percent →
  * RSN_K_PERCENT, --set kMaxPercent=100 → RSN_K_MAX_PERCENT=100); RSN_* variables already set pass
  * through. One progress line per notebook; a failing notebook is reported with its cell and error,
- * the others still run, and the exit code is 1.
+ * the others still run, and the exit code is 1. A notebook whose inputs (its text, the lab's code,
+ * parameters, model, data, engine) and written files are unchanged since it last ran to the end in
+ * this run folder is not executed again (lib/notebook/reuse.ts); --rerun executes every one.
  *
  * With --executor slurm, every notebook's filter, ranking and experiment jobs run as job arrays
  * of --shards tasks on the cluster that SLURM_CONF (or the node's configuration) names, with
  * --work as the shared work folder; the run folder and report are those of a local run.
  */
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { dataDirFor, prepareModel } from '../lib/notebook/model.ts';
 import { params } from '../lib/notebook/params.ts';
@@ -28,7 +30,7 @@ import { DEFAULT_MODEL_DIR, fromRoot, RESULTS_ENV, projectRoot, resultsDir } fro
 import { plannedRun } from '../lib/notebook/run.ts';
 import { setup } from './jupyter-setup.ts';
 import { parseRunArgs, RUN_USAGE, runAll, selectNotebooks } from './jupyter-run.ts';
-import { figuresOf, writeReport } from './report.ts';
+import { writeReport } from './report.ts';
 import { expectedRunSeconds, readCostLedger, type LedgerEntry } from '../lib/notebook/cost-ledger.ts';
 import { addCosts, formatCost, formatFlops, NO_COST } from '../lib/method/cost.ts';
 import { formatDuration } from '../lib/progress.ts';
@@ -57,7 +59,7 @@ function printCostPlan(ledger: readonly LedgerEntry[], where: string, shards: nu
 }
 
 async function main(): Promise<number> {
-  const { positionals, env, cellTimeout, help } = parseRunArgs(process.argv.slice(2));
+  const { positionals, env, cellTimeout, rerun, help } = parseRunArgs(process.argv.slice(2));
   if (help) {
     console.log(`usage: npm run reproduce -- ${RUN_USAGE}`);
     return 0;
@@ -78,14 +80,12 @@ async function main(): Promise<number> {
   // The conversion as a step of its own, with its progress on this terminal (the notebooks then reuse it).
   const prepared = await prepareModel(model, { log: (l) => log(`  ${l}`) });
   log(`model: ${model}${prepared.dir !== fromRoot(model) ? ` (converted: ${relative(projectRoot, prepared.dir)})` : ''}`);
-  // Figures of the notebooks about to run are rewritten by them; drop this setting's old ones so the report never shows stale figures.
-  for (const nb of notebooks) for (const f of figuresOf(run.dir, nb.replace(/^.*\//, '').replace(/\.ipynb$/, ''))) rmSync(f, { force: true });
   const overrides = Object.entries(env).filter(([k]) => k !== RESULTS_ENV).map(([k, v]) => `${k}=${v}`);
   log(`reproducing on ${model}: ${notebooks.length} notebook(s) through Jupyter + tslab${overrides.length ? ` with ${overrides.join(' ')}` : ''}`);
   const where = P.executor === 'local' ? 'local' : `${P.executor} ×${P.executorShards}`;
   printCostPlan(readCostLedger(run.dir), where, P.executorShards);
   const t0 = performance.now();
-  const { runs } = await runAll({ notebooks, env, cellTimeout, log, run });
+  const { runs } = await runAll({ notebooks, env, cellTimeout, log, run, rerun });
   const seconds = (performance.now() - t0) / 1000;
   const computed = readCostLedger(run.dir).filter((e) => e.last !== null && Date.parse(e.last.computedAt) >= Date.now() - seconds * 1000);
   if (computed.length) log(`computed now: ${computed.length} stage(s), ${formatFlops(computed.reduce((a, e) => a + e.flops, 0))} in ${formatDuration(computed.reduce((a, e) => a + (e.last?.seconds ?? 0), 0))} of stage time on ${where}`);

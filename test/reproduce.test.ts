@@ -178,7 +178,10 @@ describe('npm run reproduce through Jupyter + tslab (quick, on the organism)', (
   test('the report lists every notebook with its verdicts and links to figures that exist', (t) => {
     if (skipReason) return t.skip(skipReason);
     const results = join(work, 'results');
-    const r = reproduce(['--model', organism, '--quick', '--relations', relations, '--results', results]);
+    const args = ['--model', organism, '--quick', '--relations', relations, '--results', results];
+    const t0 = performance.now();
+    const r = reproduce(args);
+    const firstSeconds = (performance.now() - t0) / 1000;
     assert.equal(r.code, 0, r.out);
     for (const [i, n] of notebookNames.entries()) assert.match(r.out, new RegExp(`\\[${i + 1}/${notebookNames.length}\\] ${n}\\s+ok`), r.out);
     const out = join(results, tag);
@@ -210,6 +213,30 @@ describe('npm run reproduce through Jupyter + tslab (quick, on the organism)', (
     // The claims whose status does not depend on the relations, k or --quick give the committed
     // reproduction's verdicts (test/fixtures/expected-verdicts.json) in this quick run too.
     assert.equal(assertAnyRunVerdicts(dir), 10);
+
+    // Nothing changed: every notebook is reused, in a fraction of the time, and the report and
+    // run folder are the same bytes apart from the report's date and run time.
+    const files = (root: string) => readdirSync(root, { recursive: true, withFileTypes: true }).filter((e) => e.isFile())
+      .map((e) => join(e.parentPath, e.name)).sort();
+    const snapshot = () => new Map(files(out).map((f) => [f, readFileSync(f, 'utf8').replace(/^(- Generated: |<li>Generated: ).*$/gm, '$1…')]));
+    const first = snapshot();
+    const t1 = performance.now();
+    const again = reproduce(args);
+    const secondSeconds = (performance.now() - t1) / 1000;
+    assert.equal(again.code, 0, again.out);
+    for (const [i, n] of notebookNames.entries()) assert.match(again.out, new RegExp(`\\[${i + 1}/${notebookNames.length}\\] ${n}\\s+reused`), again.out);
+    assert.ok(secondSeconds < 0.15 * firstSeconds, `unchanged re-run: ${secondSeconds.toFixed(1)} s, first run ${firstSeconds.toFixed(1)} s`);
+    assert.deepEqual(snapshot(), first);
+
+    // A file a notebook wrote is gone: that notebook runs again, writes it again, the others are reused.
+    const figure = join(dir, 'figures', '03-overlap.json');
+    const bytes = readFileSync(figure, 'utf8');
+    rmSync(figure);
+    const repaired = reproduce(args);
+    assert.equal(repaired.code, 0, repaired.out);
+    assert.match(repaired.out, /\] 03-overlap\s+…\s+\(figures\/03-overlap\.json is missing\)/, repaired.out);
+    assert.equal(repaired.out.match(/\s+reused\s+\(/g)?.length, notebookNames.length - 1, repaired.out);
+    assert.equal(readFileSync(figure, 'utf8'), bytes);
   });
 
   test('a bad parameter or an unknown relation stops the reproduction in seconds, before Jupyter starts, naming it; nothing is written', () => {

@@ -205,6 +205,8 @@ export interface NotebookRun {
   cell?: number;
   source?: string;
   error?: string;
+  /** Not executed: its recorded inputs and outputs were unchanged (lib/notebook/reuse.ts); `seconds` is the run that wrote them. */
+  reused?: boolean;
 }
 
 /** What the kernel is doing, as it happens. */
