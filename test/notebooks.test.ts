@@ -137,7 +137,7 @@ describe('notebook files follow the pattern', () => {
     for (const f of files) assert.match(f, /^\d\d-[a-z0-9-]+\.ipynb$/);
   });
   for (const f of files) {
-    test(`${f}: tslab kernel, claim first, parameters in the first code cell, verdict last, no outputs, no line over 140 characters, no code cell over 17 lines`, () => {
+    test(`${f}: tslab kernel, claim first, parameters and rsn.setup in the first code cell, verdict last, no outputs, no line over 140 characters, no code cell over 17 lines`, () => {
       const nb = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { nbformat: number; metadata: { kernelspec?: { name?: string } }; cells: Cell[] };
       const src = (c: Cell) => (Array.isArray(c.source) ? c.source.join('') : c.source);
       assert.equal(nb.nbformat, 4);
@@ -148,6 +148,9 @@ describe('notebook files follow the pattern', () => {
       assert.ok(src(code[0]!).includes(`loadRsn("${f.replace(/\.ipynb$/, '')}")`), 'the first code cell loads the lib under the file\'s name');
       assert.match(src(code[0]!), /rsn\.params\(/, 'the first code cell holds the parameters');
       assert.ok(code.slice(1).every((c) => !/\bparams\(/.test(src(c))), 'parameters only in the first code cell');
+      // Re-running the parameter cell after a change re-opens the pipeline and names the run folder of the new setting.
+      assert.match(src(code[0]!).trimEnd().split('\n').at(-1)!, /^const \{[^}]*\} = await rsn\.setup\(P\b/, 'the parameter cell ends with rsn.setup(P)');
+      assert.ok(code.slice(1).every((c) => !/\brsn\.setup\(/.test(src(c))), 'rsn.setup only in the parameter cell');
       // A notebook beyond the paper (its head says so) tests no claim and records no verdict.
       if (/beyond the paper/i.test(src(nb.cells[0]!))) assert.ok(code.every((c) => !/rsn\.(verdict|showVerdicts)\(/.test(src(c))), 'a notebook beyond the paper gives no verdict');
       else assert.match(src(code[code.length - 1]!), /rsn\.(verdict|showVerdicts)\(/, 'the last code cell gives the verdict');

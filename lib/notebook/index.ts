@@ -21,6 +21,7 @@ export * from './colors.ts';
 export * from './verdict.ts';
 export * from './model.ts';
 export * from './setup.ts';
+export * from './own-data.ts';
 export { runSetting, runId, runDir, listRuns, ffnPoolSize } from './run.ts';
 export { notebookName, outputModel, notebookOutputDir, currentRunDir } from './state.ts';
 export { projectRoot, fromRoot, modelTag, resultsDir, resultsRoot, DEFAULT_MODEL_DIR } from './paths.ts';
