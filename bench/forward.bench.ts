@@ -12,7 +12,8 @@
  *   npm run bench -- --no-per-backend
  * Then `workers`: the bench shape from disk with 1 and N worker threads (lib/exec's ParallelModel, N = the
  * available cores or --workers=N), with the speed-up per workload, and the same forward in
- * PyTorch (bench/torch-peer.py, best of a run before and one after) when the python3 on PATH has torch.
+ * PyTorch (bench/torch-peer.py, best of a run before and one after) in RSN_PYTHON (default: the
+ * python3 on PATH); the result names that interpreter, and why the peer is missing when it is.
  */
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +21,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { backendKey } from '../lib/backend.ts';
+import { envVarName, readEnv } from '../lib/env.ts';
 import { parseScriptCommandLine } from '../lib/cli-args.ts';
 import { ParallelModel } from '../lib/exec/parallel-model.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
@@ -42,16 +44,18 @@ function measure(label: string, model: ModelRunner, batch: number[][], newTokens
   return measureModel(label, model, batch, newTokens, reps, { noCache: true });
 }
 
-type TorchPeer = { available?: boolean; forwardTokensPerS?: number; reason?: string };
+type TorchPeer = { available?: boolean; forwardTokensPerS?: number; reason?: string; python: string; pythonVersion?: string };
 
-/** The same forward in PyTorch on this machine (bench/torch-peer.py with the python3 on PATH), or why not. */
+/** The same forward in PyTorch on this machine (bench/torch-peer.py in RSN_PYTHON, else python3), or why not. */
 function runTorchPeer(): TorchPeer {
-  const r = spawnSync('python3', [new URL('./torch-peer.py', import.meta.url).pathname, '--reps', quick ? '3' : '5'], { encoding: 'utf8', timeout: 10 * 60_000 });
+  const python = readEnv('benchPython') ?? 'python3';
+  const r = spawnSync(python, [new URL('./torch-peer.py', import.meta.url).pathname, '--reps', quick ? '3' : '5'], { encoding: 'utf8', timeout: 10 * 60_000 });
   const last = (r.stdout ?? '').trim().split('\n').pop() ?? '';
   try {
-    return JSON.parse(last) as TorchPeer;
+    return { python, ...(JSON.parse(last) as Omit<TorchPeer, 'python'>) };
   } catch {
-    return { available: false, reason: r.error ? `python3 did not run (${r.error.message})` : `bench/torch-peer.py failed: ${(r.stderr ?? '').trim().split('\n').pop()}` };
+    const why = r.error ? `${python} did not run (${r.error.message}); set ${envVarName('benchPython')} to a python3 with PyTorch` : `bench/torch-peer.py failed: ${(r.stderr ?? '').trim().split('\n').pop()}`;
+    return { available: false, python, reason: why };
   }
 }
 

@@ -12,7 +12,7 @@ import time
 try:
     import torch
 except ImportError:
-    print(json.dumps({"available": False, "reason": "PyTorch is not installed for this python3"}))
+    print(json.dumps({"available": False, "pythonVersion": sys.version.split()[0], "reason": "PyTorch is not installed for %s" % sys.executable}))
     sys.exit(3)
 
 H, L, F, NH, V, B, T = 512, 8, 1376, 8, 32000, 32, 16
@@ -64,4 +64,4 @@ with torch.inference_mode():
         t0 = time.perf_counter()
         forward(ids)
         best = min(best, time.perf_counter() - t0)
-print(json.dumps({"available": True, "torch": torch.__version__, "threads": torch.get_num_threads(), "batch": [B, T], "forwardTokensPerS": B * T / best}))
+print(json.dumps({"available": True, "pythonVersion": sys.version.split()[0], "torch": torch.__version__, "threads": torch.get_num_threads(), "batch": [B, T], "forwardTokensPerS": B * T / best}))

@@ -19,6 +19,7 @@ export const ENV_VARS = {
   matMul: { name: 'RSN_MATMUL', what: "the wasm backend's matrix product: openblas (the native addon lib/wasm-kernels/sgemm.c, built on first use), wasm (TF.js's own) or auto (openblas when it builds and loads)" },
   workers: { name: 'RSN_WORKERS', what: "worker threads of lib/exec's pools: a model call's rows on the CPU backends, the AP engine's chunks (default: the available cores, fewer when host memory cannot hold them; 1 = one thread; at most 4 per core)" },
   jupyterPython: { name: 'RSN_JUPYTER_PYTHON', what: 'the python3 that has Jupyter (default /usr/bin/python3)' },
+  benchPython: { name: 'RSN_PYTHON', what: "the python3 with PyTorch that `npm run bench` runs its peer forward in (default: python3 on PATH); the result file names it, and why when it has no torch" },
 } as const;
 
 export type EnvVar = keyof typeof ENV_VARS;
