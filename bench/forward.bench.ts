@@ -2,6 +2,7 @@
  * Forward-pass and greedy-generation throughput on the chosen backend. Prints one JSON object.
  *   npm run bench            (RSN_BACKEND=cpu|wasm|... to pick a backend)
  *   npm run bench -- --quick (fewer repetitions, no 7B-shaped dry run)
+ *   npm run bench -- --out FILE (also write the JSON to FILE, e.g. docs/data/bench-forward.json)
  * Then `perBackend`: the bench shape (random Llama h512, 8 layers, FFN 1376, vocab 32000,
  * 32 × 16 tokens) on each backend side by side, one child process each (bench/backend-child.ts;
  * TF.js holds one backend per process); webgpu is forced, so it runs on a software adapter too.
@@ -22,6 +23,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { backendKey } from '../lib/backend.ts';
 import { envVarName, readEnv } from '../lib/env.ts';
+import { writeFileAtomic } from '../lib/data/io.ts';
+import { MEASUREMENT_SCHEMA, startMeasurement } from '../lib/measurement.ts';
 import { parseScriptCommandLine } from '../lib/cli-args.ts';
 import { ParallelModel } from '../lib/exec/parallel-model.ts';
 import { LlamaModel } from '../lib/model/llama.ts';
@@ -31,7 +34,8 @@ import { writeSafetensors } from '../lib/safetensors.ts';
 import { BENCH_SHAPE, measureModel, randomIds, randomWeights, shapeConfig, type Measured } from './shared.ts';
 import { convertCheckpoint } from '../weights-converter/convert.ts';
 
-const { values: args } = parseScriptCommandLine(process.argv.slice(2), { quick: { type: 'boolean', default: false }, backends: { type: 'string' }, 'no-per-backend': { type: 'boolean', default: false }, workers: { type: 'string' } });
+const { values: args } = parseScriptCommandLine(process.argv.slice(2), { quick: { type: 'boolean', default: false }, backends: { type: 'string' }, 'no-per-backend': { type: 'boolean', default: false }, workers: { type: 'string' }, out: { type: 'string' } });
+const measurement = startMeasurement();
 const quick = args.quick;
 const reps = quick ? 1 : 3;
 // Per-backend block: `--backends=wasm,webgpu` picks which (default: all of PER_BACKEND);
@@ -159,4 +163,7 @@ for (const name of perBackendNames) {
   const { backend: _b, ...rest } = await runChild(name);
   perBackend[name] = rest;
 }
-process.stdout.write(JSON.stringify({ bench: 'forward', backend, reps, results, workers, dryRun7b, numTensorsAfter, perBackend }, null, 2) + '\n');
+const report = JSON.stringify({ schema: MEASUREMENT_SCHEMA, bench: 'forward', quick, context: measurement.finish(), backend, reps, results, workers, dryRun7b, numTensorsAfter, perBackend }, null, 2) + '\n';
+process.stdout.write(report);
+// The result file docs/benchmarks.md's tables are rendered from (scripts/docs-tables.ts).
+if (args.out) writeFileAtomic(args.out, report);

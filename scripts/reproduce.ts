@@ -7,7 +7,7 @@
  *
  *   npm run reproduce [-- [NOTEBOOK…] --model DIR --data DIR --k N --k-percent P --relations a,b
  *                        --quick --seed N --batch-size N --set NAME=VALUE… --results DIR --cell-timeout S
- *                        --executor slurm --work DIR --shards N --partition NAME --rerun]
+ *                        --executor slurm --work DIR --shards N --partition NAME --rerun --timing-out FILE]
  *
  * NOTEBOOK: a prefix of a notebook file name ("04") or a path; default all. The options become the
  * notebooks' first-cell parameters through the environment (--k → RSN_K, --k-percent →
@@ -16,6 +16,8 @@
  * the others still run, and the exit code is 1. A notebook whose inputs (its text, the lab's code,
  * parameters, model, data, engine) and written files are unchanged since it last ran to the end in
  * this run folder is not executed again (lib/notebook/reuse.ts); --rerun executes every one.
+ * Every run writes results/<model>/reproduce-timing.json (what ran, what was reused, how long,
+ * on what machine and load); --timing-out FILE writes a copy there too.
  *
  * With --executor slurm, every notebook's filter, ranking and experiment jobs run as job arrays
  * of --shards tasks on the cluster that SLURM_CONF (or the node's configuration) names, with
@@ -34,6 +36,8 @@ import { writeReport } from './report.ts';
 import { expectedRunSeconds, readCostLedger, type LedgerEntry } from '../lib/notebook/cost-ledger.ts';
 import { addCosts, formatCost, formatFlops, NO_COST } from '../lib/method/cost.ts';
 import { formatDuration } from '../lib/progress.ts';
+import { writeFileAtomic } from '../lib/data/io.ts';
+import { MEASUREMENT_SCHEMA, startMeasurement } from '../lib/measurement.ts';
 
 const log = (l: string) => console.log(l);
 
@@ -59,9 +63,15 @@ function printCostPlan(ledger: readonly LedgerEntry[], where: string, shards: nu
 }
 
 async function main(): Promise<number> {
-  const { positionals, env, cellTimeout, rerun, help } = parseRunArgs(process.argv.slice(2));
+  // --timing-out FILE is this command's own: a copy of the run's timing file (e.g. into docs/data/).
+  const argv = process.argv.slice(2);
+  const at = argv.findIndex((a) => a === '--timing-out' || a.startsWith('--timing-out='));
+  const timingOut = at < 0 ? undefined : argv[at]!.includes('=') ? argv[at]!.slice(argv[at]!.indexOf('=') + 1) : argv[at + 1];
+  if (at >= 0 && !timingOut) throw new Error('--timing-out: expected a file name');
+  if (at >= 0) argv.splice(at, argv[at]!.includes('=') ? 1 : 2);
+  const { positionals, env, cellTimeout, rerun, help } = parseRunArgs(argv);
   if (help) {
-    console.log(`usage: npm run reproduce -- ${RUN_USAGE}`);
+    console.log(`usage: npm run reproduce -- ${RUN_USAGE} [--timing-out FILE]`);
     return 0;
   }
   const model = env['RSN_MODEL'] || DEFAULT_MODEL_DIR;
@@ -84,17 +94,33 @@ async function main(): Promise<number> {
   log(`reproducing on ${model}: ${notebooks.length} notebook(s) through Jupyter + tslab${overrides.length ? ` with ${overrides.join(' ')}` : ''}`);
   const where = P.executor === 'local' ? 'local' : `${P.executor} ×${P.executorShards}`;
   printCostPlan(readCostLedger(run.dir), where, P.executorShards);
+  const measurement = startMeasurement();
   const t0 = performance.now();
   const { runs } = await runAll({ notebooks, env, cellTimeout, log, run, rerun });
   const seconds = (performance.now() - t0) / 1000;
   const computed = readCostLedger(run.dir).filter((e) => e.last !== null && Date.parse(e.last.computedAt) >= Date.now() - seconds * 1000);
   if (computed.length) log(`computed now: ${computed.length} stage(s), ${formatFlops(computed.reduce((a, e) => a + e.flops, 0))} in ${formatDuration(computed.reduce((a, e) => a + (e.last?.seconds ?? 0), 0))} of stage time on ${where}`);
   const complete = runs.every((r) => r.ok) && notebooks.length === selectNotebooks([]).length;
+  const timing = {
+    schema: MEASUREMENT_SCHEMA,
+    measured: 'npm run reproduce',
+    context: measurement.finish(),
+    run: run.id,
+    options: overrides,
+    seconds: Number(seconds.toFixed(1)),
+    notebooks: runs.map((r) => ({ name: r.name, state: r.reused ? 'reused' : r.ok ? 'ran' : 'failed', seconds: r.reused ? 0 : Number(r.seconds.toFixed(1)) })),
+    computedStages: computed.length,
+    stageSeconds: Number(computed.reduce((a, e) => a + (e.last?.seconds ?? 0), 0).toFixed(1)),
+  };
+  // How long this run took and what it did: docs/benchmarks.md's reproduction table is rendered from such files.
+  const timingFile = join(resultsDir(model, fullEnv), 'reproduce-timing.json');
+  writeFileAtomic(timingFile, `${JSON.stringify(timing, null, 1)}\n`);
+  if (timingOut) writeFileAtomic(timingOut, `${JSON.stringify(timing, null, 1)}\n`);
   const { md, html, report } = writeReport({ dir: run.dir, outDir: resultsDir(model, fullEnv), runs, model, totalSeconds: seconds, overrides, complete });
   const all = report.notebooks.flatMap((n) => n.verdicts);
   const count = (s: string) => all.filter((v) => v.status === s).length;
   log(`verdicts: ${count('reproduced')} reproduced, ${count('differs')} differ, ${count('not applicable')} not applicable · ${(seconds / 60).toFixed(1)} min`);
-  log(`report: ${md}\n        ${html}`);
+  log(`report: ${md}\n        ${html}\ntiming: ${timingFile}`);
   if (!complete) log(`        (${runs.every((r) => r.ok) ? 'some notebooks only' : 'a notebook failed'}: the last complete report, REPORT.md, was kept)`);
   return runs.every((r) => r.ok) ? 0 : 1;
 }

@@ -1,10 +1,11 @@
-/** The README's two commands are exactly what CI runs, and the files the README points to exist. */
+/** The README's two commands are exactly what CI runs; the README and docs/ point only to files that exist. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ENV_VARS } from '../lib/env.ts';
+import { docsTables } from '../scripts/docs-tables.ts';
 
 const root = new URL('../', import.meta.url).pathname;
 const readme = readFileSync(root + 'README.md', 'utf8');
@@ -20,14 +21,45 @@ test('.ci/run runs the README install+main-job command and then its test command
   assert.deepEqual(ciLines, [install, tests]);
 });
 
-test('paths named in the README exist', () => {
-  const named = [...readme.matchAll(/`((?:lib|scripts|test|bench|cli|weights-converter|data|notebooks|docs)\/[A-Za-z0-9_./-]*[A-Za-z0-9_])`/g)].map((m) => m[1]!);
-  assert.ok(named.length > 10, `only ${named.length} paths found`);
-  for (const p of new Set(named)) assert.ok(existsSync(root + p), `README names ${p}, which does not exist`);
+/** The README and every page of docs/, by path from the project root. */
+const pages = ['README.md', ...readdirSync(root + 'docs').filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+
+test('the README stays short; the rest is in docs/', () => {
+  const lines = readme.split('\n').length;
+  assert.ok(lines <= 200, `README.md has ${lines} lines`);
 });
 
-test('the README lists every environment variable the lab reads', () => {
-  for (const v of Object.values(ENV_VARS)) assert.ok(readme.includes(`| \`${v.name}\` |`), `${v.name} is missing from the README's table`);
+test('paths named in the README and docs exist, and their links lead to files that exist', () => {
+  let named = 0;
+  for (const page of pages) {
+    const text = readFileSync(root + page, 'utf8');
+    const paths = [...text.matchAll(/`((?:lib|scripts|test|bench|cli|weights-converter|data|notebooks|docs|deploy)\/[A-Za-z0-9_./-]*[A-Za-z0-9_])`/g)].map((m) => m[1]!);
+    named += paths.length;
+    for (const p of new Set(paths)) assert.ok(existsSync(root + p), `${page} names ${p}, which does not exist`);
+    // Markdown links and images to files of the repository, relative to the page.
+    for (const m of text.matchAll(/\]\(([^)\s#]+)(#[^)\s]*)?\)/g)) {
+      const target = m[1]!;
+      if (/^[a-z]+:/.test(target)) continue;
+      assert.ok(existsSync(join(root, dirname(page), target)), `${page} links to ${target}, which does not exist`);
+    }
+  }
+  assert.ok(named > 10, `only ${named} paths found`);
+});
+
+test('every generated table of the README and docs/ equals what its result files give', () => {
+  let n = 0;
+  for (const { tables } of docsTables(root)) {
+    for (const t of tables) {
+      n++;
+      assert.equal(t.current, t.rendered, `${t.page}: table ${t.table} differs from ${t.files.join(', ')}; render it with npx tsx scripts/docs-tables.ts`);
+    }
+  }
+  assert.ok(n >= 3, `only ${n} generated tables`);
+});
+
+test('the reference lists every environment variable the lab reads', () => {
+  const reference = readFileSync(root + 'docs/reference.md', 'utf8');
+  for (const v of Object.values(ENV_VARS)) assert.ok(reference.includes(`| \`${v.name}\` |`), `${v.name} is missing from docs/reference.md's table`);
 });
 
 test('lib reads the environment only through lib/env.ts (and notebook parameters)', () => {

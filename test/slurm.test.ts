@@ -133,7 +133,7 @@ test("an experiment's jobs as a 2-task Slurm array and a merge give pipeline.eva
 });
 
 /** A pipeline whose jobs run on the test cluster (executor slurm), with a cache of its own. */
-async function slurmPipeline(model: string, name: string, opts: { sbatchArgs?: string; log?: (line: string) => void } = {}): Promise<Pipeline> {
+async function slurmPipeline(model: string, name: string, opts: { sbatchArgs?: string; failureGraceSeconds?: number; log?: (line: string) => void } = {}): Promise<Pipeline> {
   return Pipeline.open({
     modelDir: model,
     dataDir: data,
@@ -141,7 +141,7 @@ async function slurmPipeline(model: string, name: string, opts: { sbatchArgs?: s
     relations: RELATIONS.split(','),
     backend: 'wasm',
     run: { quiet: true },
-    executor: { name: 'slurm', work: join(work, `executor-${name}`), shards: 2, partition: 'rsn', pollSeconds: 0.5, env, sbatchArgs: opts.sbatchArgs },
+    executor: { name: 'slurm', work: join(work, `executor-${name}`), shards: 2, partition: 'rsn', pollSeconds: 0.5, env, sbatchArgs: opts.sbatchArgs, failureGraceSeconds: opts.failureGraceSeconds },
     log: opts.log,
   });
 }
@@ -206,8 +206,9 @@ test('executor slurm: the ranking, an experiment and perplexities from the clust
 test('executor slurm: a task that fails stops the wait, naming its shard, Slurm state and log', { skip: isRoot ? false : why, timeout: 10 * 60_000 }, async () => {
   const model = join(work, 'model');
   if (!existsSync(join(model, 'model.json'))) await convertCheckpoint({ inputDir: organism, outputDir: model, dtype: 'float32' });
-  // Every task is told to use a backend that does not exist.
-  const p = await slurmPipeline(model, 'failing', { sbatchArgs: '--export=ALL,RSN_BACKEND=no-such-backend' });
+  // Every task is told to use a backend that does not exist. Nothing is requeued here, so the
+  // failure need not wait out the default grace a requeued task gets (the requeue test above uses it).
+  const p = await slurmPipeline(model, 'failing', { sbatchArgs: '--export=ALL,RSN_BACKEND=no-such-backend', failureGraceSeconds: 5 });
   try {
     await assert.rejects(p.known(), (e: Error) => {
       assert.match(e.message, /slurm known facts and ranking: known task [01] \(job \d+_[01]\) ended FAILED without its result; its log .*\/logs\/rsn-known-\d+_[01]\.out ends:\n[\s\S]*no-such-backend/);

@@ -55,7 +55,8 @@ export function runInputs(env: Record<string, string | undefined>, engine: strin
   const P = params({}, { env, quiet: true }) as unknown as Record<string, unknown>;
   const rsnEnv = Object.entries(env).filter(([k, v]) => k.startsWith('RSN_') && v !== undefined).sort(([a], [b]) => a.localeCompare(b));
   const inputs: RunInputs = {
-    code: treeDigest(join(projectRoot, 'lib')),
+    // The lab's code: the lib, the converter a notebook's model goes through, the CLI a cluster's tasks run.
+    code: sha256Hex(['lib', 'weights-converter', 'cli'].map((d) => `${d}\n${treeDigest(join(projectRoot, d))}`).join('\n')),
     // The notebooks' own TypeScript (the loader they import), not their texts or README.
     notebookCode: sha256Hex(readdirSync(join(projectRoot, 'notebooks')).filter((f) => f.endsWith('.ts')).sort()
       .map((f) => `${f}\n${sha256OfFile(join(projectRoot, 'notebooks', f))}`).join('\n')),

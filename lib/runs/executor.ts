@@ -39,6 +39,8 @@ export interface ExecutorSettings {
   sbatchArgs?: string;
   /** Seconds between two looks at the queue. */
   pollSeconds?: number;
+  /** Seconds a task may look ended without its result before it counts as failed (default 90, see ENDED_GRACE_MS). */
+  failureGraceSeconds?: number;
   /** The scheduler commands' environment (SLURM_CONF, …); default process.env. */
   env?: NodeJS.ProcessEnv;
 }
@@ -155,6 +157,7 @@ async function submitAndWait(ex: ExecutorSettings, dir: string, label: string, a
   // When a task was first seen ended without its result: a requeued or pre-empted task passes
   // through such states (FAILED, CANCELLED, gone) before it is pending again.
   const endedSince = new Map<string, number>();
+  const grace = ex.failureGraceSeconds !== undefined ? ex.failureGraceSeconds * 1000 : ENDED_GRACE_MS;
   for (;;) {
     const counts = { pending: 0, running: 0, done: 0 };
     for (const st of stages) {
@@ -169,7 +172,7 @@ async function submitAndWait(ex: ExecutorSettings, dir: string, label: string, a
         else if (!endedSince.has(task)) endedSince.set(task, Date.now());
         const ended = endedSince.get(task);
         if (st.done(i)) counts.done++;
-        else if (t.phase === 'pending' || (ended !== undefined && Date.now() - ended < ENDED_GRACE_MS)) counts.pending++;
+        else if (t.phase === 'pending' || (ended !== undefined && Date.now() - ended < grace)) counts.pending++;
         else if (t.phase === 'running') counts.running++;
         else {
           // A stage after a failed one is cancelled by Slurm (afterok); the first failure is the one to name.
