@@ -17,7 +17,7 @@ export interface MeasurementContext {
   /** When the measurement ended (ISO 8601). */
   date: string;
   machine: { cpu: string; cores: number; memoryGiB: number; os: string };
-  /** One-minute load average before and after: other work sharing the cores shows here. */
+  /** One-minute load average before and after (after counts the measured work itself): other work sharing the cores shows in `before`. */
   load: { before: number; after: number };
   versions: { node: string; commit: string; packages: Record<string, string> };
 }

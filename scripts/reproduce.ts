@@ -106,7 +106,7 @@ async function main(): Promise<number> {
     measured: 'npm run reproduce',
     context: measurement.finish(),
     run: run.id,
-    options: overrides,
+    options: [...overrides, ...(rerun ? ['--rerun'] : [])],
     seconds: Number(seconds.toFixed(1)),
     notebooks: runs.map((r) => ({ name: r.name, state: r.reused ? 'reused' : r.ok ? 'ran' : 'failed', seconds: r.reused ? 0 : Number(r.seconds.toFixed(1)) })),
     computedStages: computed.length,
