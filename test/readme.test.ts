@@ -96,3 +96,47 @@ test('the README\'s Library snippet runs as written on the organism and prints w
     rmSync(file, { force: true });
   }
 });
+
+/**
+ * Every command the README and docs/ show in a bash or sh block, and the test that runs it: the
+ * test file must name what it runs. A block whose commands need what this machine lacks says so
+ * in its first line (`# needs: …`).
+ */
+const COMMANDS_RUN_BY: [RegExp, string, RegExp][] = [
+  [/^npm ci\b/, '.ci/run', /npm ci/],
+  [/^npm test\b/, '.ci/run', /npm test/],
+  [/^npm run reproduce\b/, 'test/reproduce.test.ts', /scripts', 'reproduce\.ts'/],
+  [/^npm run reproduce\b.*--executor slurm/, 'test/slurm.test.ts', /'--executor', 'slurm'/],
+  [/^npm run notebooks\b/, 'test/notebooks.test.ts', /scripts', 'jupyter-run\.ts'/],
+  [/^npm run lab\b/, 'test/lab-browser.test.ts', /jupyter-lab|npm run lab/],
+  [/^npx rsn (convert|generate|logits|verify)\b/, 'test/cli.test.ts', /rsn\(\['(convert|generate|logits|verify)'/],
+  [/^npx rsn (known|collect|merge|rank)\b/, 'test/scale-out.test.ts', /ok\(\['(known|collect|merge|rank)'/],
+  [/^deploy\/slurm\/(local-cluster|submit)\.sh\b/, 'test/slurm.test.ts', /deploy', 'slurm', '(local-cluster|submit)\.sh'/],
+  [/^export SLURM_CONF=/, 'test/slurm.test.ts', /SLURM_CONF/],
+];
+
+test('every command shown in the README and docs/ runs in a test, or its block says what it needs', () => {
+  const unchecked: string[] = [];
+  let checked = 0;
+  for (const page of pages) {
+    const text = readFileSync(root + page, 'utf8');
+    for (const block of text.matchAll(/^[ \t]*```(?:bash|sh)\n([\s\S]*?)^[ \t]*```/gm)) {
+      const lines = block[1]!.split('\n').map((l) => l.trim()).filter(Boolean);
+      if (/^# needs: \S/.test(lines[0] ?? '')) continue;
+      let continued = false;
+      for (const line of lines) {
+        const command = continued ? null : line;
+        continued = line.endsWith('\\');
+        if (!command || command.startsWith('#')) continue;
+        for (const part of command.replace(/\s+#.*$/, '').split(/\s*&&\s*/)) {
+          const runners = COMMANDS_RUN_BY.filter(([pattern]) => pattern.test(part));
+          if (!runners.length) unchecked.push(`${page}: ${part}`);
+          for (const [, file, evidence] of runners) assert.match(readFileSync(root + file, 'utf8'), evidence, `${page}: "${part}" is said to run in ${file}`);
+          checked++;
+        }
+      }
+    }
+  }
+  assert.deepEqual(unchecked, [], 'commands that no test runs, in blocks that do not say what they need');
+  assert.ok(checked >= 15, `only ${checked} commands checked`);
+});
