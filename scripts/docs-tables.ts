@@ -19,6 +19,9 @@ import { parseScriptCommandLine } from '../lib/cli-args.ts';
 import { writeFileAtomic } from '../lib/data/io.ts';
 import { MEASUREMENT_SCHEMA, type MeasurementContext } from '../lib/measurement.ts';
 import { projectRoot } from '../lib/notebook/paths.ts';
+import type { LlamaConfig } from '../lib/model/config.ts';
+import { parsePaperNumbers } from '../lib/method/paper-numbers.ts';
+import { formatGB, maxBatchThatFits, predictMemory } from '../lib/model/memory-plan.ts';
 
 const REGION = /(<!-- table: ([a-z-]+) ([^>]+?) -->\n)([\s\S]*?)(<!-- end table -->)/g;
 
@@ -128,7 +131,93 @@ function reproduceTimings(files: string[]): string {
   return L.join('\n');
 }
 
+/** The memory planner's predictions (lib/model/memory-plan.ts) for published configs: computed, not measured. */
+function memoryPlan(files: string[]): string {
+  const file = files[0]!;
+  const configs = parsePaperNumbers(JSON.parse(readFileSync(join(projectRoot, file), 'utf8'))).table1;
+  const work = { batchSize: 1, promptLength: 24, newTokens: 2 };
+  const gb = (c: LlamaConfig, batch: number, plan: 'resident' | 'streamed') => formatGB(predictMemory(c, { ...work, batchSize: batch }, plan).peakBytes).replace(/ GB$/, '');
+  const largest = (c: LlamaConfig, bytes: number) => {
+    const resident = maxBatchThatFits(c, work, 'resident', bytes);
+    const streamed = maxBatchThatFits(c, work, 'streamed', bytes);
+    return resident > 0 ? `resident ${n0(resident)}${streamed > resident ? ` (streamed ${n0(streamed)})` : ''}` : `streamed ${n0(streamed)}`;
+  };
+  const L = ['| model | batch 64: resident / streamed (GB) | batch 256: resident / streamed (GB) | largest batch on 24 GB | on 80 GB |', '|---|---|---|---|---|'];
+  for (const [name, { config: c }] of Object.entries(configs)) {
+    L.push(`| ${name} | ${gb(c, 64, 'resident')} / ${gb(c, 64, 'streamed')} | ${gb(c, 256, 'resident')} / ${gb(c, 256, 'streamed')} | ${largest(c, 24e9)} | ${largest(c, 80e9)} |`);
+  }
+  L.push('', `*Predicted by \`lib/model/memory-plan.ts\` for Table 1's configs (${file}): float32 tensors, prompts of ${work.promptLength} tokens, ${work.newTokens} new tokens.*`);
+  return L.join('\n');
+}
+
+interface DryRun {
+  model: string;
+  batch: number;
+  promptLength: number;
+  checkpointBytes?: number;
+  convertSeconds: number;
+  convertPeakRss?: string;
+  loadSeconds?: number;
+  streamedLayerLoads?: { layers?: number; readSeconds?: number; uploadSeconds?: number } | null;
+  pooledRecording: { seconds: number; measuredPeak: string; predictedPeak: string; ratio: number };
+  maskedGeneration: { seconds: number; measuredPeak: string; predictedPeak: string; ratio: number };
+  processPeakRss: string;
+}
+
+/** The 7B-shaped dry run of a full bench (bench-forward.json's dryRun7b). */
+function dryRun(files: string[]): string {
+  const file = files[0]!;
+  const b = readMeasurement<BenchFile & { dryRun7b: DryRun | string }>(file);
+  if (typeof b.dryRun7b === 'string') throw new Error(`${file}: no 7B-shaped dry run in this bench (${b.dryRun7b}); run npm run bench without --quick`);
+  const d = b.dryRun7b;
+  const L = ['| step | measured |', '|---|---|'];
+  L.push(`| checkpoint | ${d.model} |`);
+  L.push(`| \`rsn convert --dtype float16\` | ${n1(d.convertSeconds)} s${d.convertPeakRss ? `, peak RSS ${d.convertPeakRss}` : ''} |`);
+  if (d.loadSeconds !== undefined) L.push(`| load, streamed plan | ${n1(d.loadSeconds)} s |`);
+  L.push(`| streamed pooled recording, ${d.batch} prompts × ${d.promptLength} tokens | ${n1(d.pooledRecording.seconds)} s; tensor peak ${d.pooledRecording.measuredPeak}, predicted ${d.pooledRecording.predictedPeak} (× ${d.pooledRecording.ratio.toFixed(2)}) |`);
+  L.push(`| masked 2-token generation | ${n1(d.maskedGeneration.seconds)} s; tensor peak ${d.maskedGeneration.measuredPeak}, predicted ${d.maskedGeneration.predictedPeak} (× ${d.maskedGeneration.ratio.toFixed(2)}) |`);
+  L.push(`| process peak RSS | ${d.processPeakRss} |`);
+  L.push('', contextLine(file, b.context, `; backend ${b.backend}`));
+  return L.join('\n');
+}
+
+interface CostEstimateFile {
+  schema: string;
+  context: MeasurementContext;
+  data: string;
+  assumed: { knownFraction: number };
+  models: { model: string; stages: { notebooks: string; stage: string; cost: { promptRuns: number; tokenForwards: number; flops: number } | null; note?: string }[]; total: { flops: number; promptRuns: number; tokenForwards: number } }[];
+}
+
+/** Every stage of the reproduction counted for each model (scripts/cost-estimate.ts). */
+function costEstimate(files: string[]): string {
+  const file = files[0]!;
+  const e = readMeasurement<CostEstimateFile>(file);
+  const models = e.models;
+  const pflop = (x: number) => (x / 1e15).toFixed(2);
+  const head = `| notebooks | stage | prompt runs | token forwards | ${models.map((m) => `${m.model} PFLOP (share)`).join(' | ')} |`;
+  const L = [head, `|---|---|---|---|${models.map(() => '---|').join('')}`];
+  models[0]!.stages.forEach((st, i) => {
+    if (!st.cost) {
+      L.push(`| ${st.notebooks} | ${st.stage} | not counted: ${st.note ?? ''} | | ${models.map(() => '').join(' | ')} |`);
+      return;
+    }
+    const cells = models.map((m) => {
+      const c = m.stages[i]!.cost!;
+      return `${pflop(c.flops)} (${((100 * c.flops) / m.total.flops).toFixed(1)} %)`;
+    });
+    L.push(`| ${st.notebooks} | ${st.stage} | ${n0(st.cost.promptRuns)} | ${n0(st.cost.tokenForwards)} | ${cells.join(' | ')} |`);
+  });
+  const t = models[0]!.total;
+  L.push(`| | **all counted** | **${n0(t.promptRuns)}** | **${n0(t.tokenForwards)}** | ${models.map((m) => `**${pflop(m.total.flops)}**`).join(' | ')} |`);
+  L.push('', `*${file}: counted by \`scripts/cost-estimate.ts\` on ${e.data}, assuming the model knows ${Math.round(100 * e.assumed.knownFraction)} % of every relation's detection prompts; ${e.context.date.slice(0, 10)}, commit ${e.context.versions.commit}.*`);
+  return L.join('\n');
+}
+
 const RENDERERS: Record<string, (files: string[]) => string> = {
+  'cost-estimate': costEstimate,
+  'memory-plan': memoryPlan,
+  'dry-run-7b': dryRun,
   'bench-forward': benchForward,
   'bench-backends': benchBackends,
   'reproduce-timings': reproduceTimings,

@@ -218,7 +218,8 @@ describe('npm run reproduce through Jupyter + tslab (quick, on the organism)', (
     // run folder are the same bytes apart from the report's date and run time.
     const files = (root: string) => readdirSync(root, { recursive: true, withFileTypes: true }).filter((e) => e.isFile())
       .map((e) => join(e.parentPath, e.name)).sort();
-    const snapshot = () => new Map(files(out).map((f) => [f, readFileSync(f, 'utf8').replace(/^(- Generated: |<li>Generated: ).*$/gm, '$1…')]));
+    // reproduce-timing.json is the timing of each run (when, how long, under what load): it differs by nature.
+    const snapshot = () => new Map(files(out).filter((f) => !f.endsWith('/reproduce-timing.json')).map((f) => [f, readFileSync(f, 'utf8').replace(/^(- Generated: |<li>Generated: ).*$/gm, '$1…')]));
     const first = snapshot();
     const t1 = performance.now();
     const again = reproduce(args);
@@ -227,6 +228,10 @@ describe('npm run reproduce through Jupyter + tslab (quick, on the organism)', (
     for (const [i, n] of notebookNames.entries()) assert.match(again.out, new RegExp(`\\[${i + 1}/${notebookNames.length}\\] ${n}\\s+reused`), again.out);
     assert.ok(secondSeconds < 0.15 * firstSeconds, `unchanged re-run: ${secondSeconds.toFixed(1)} s, first run ${firstSeconds.toFixed(1)} s`);
     assert.deepEqual(snapshot(), first);
+    // The second run's timing file says what it did: every notebook reused, no stage computed.
+    const timing = JSON.parse(readFileSync(join(out, 'reproduce-timing.json'), 'utf8')) as { notebooks: { state: string }[]; computedStages: number };
+    assert.deepEqual([...new Set(timing.notebooks.map((n) => n.state))], ['reused']);
+    assert.equal(timing.computedStages, 0);
 
     // A file a notebook wrote is gone: that notebook runs again, writes it again, the others are reused.
     const figure = join(dir, 'figures', '03-overlap.json');

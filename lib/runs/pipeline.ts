@@ -29,7 +29,8 @@ import type { RunOptions } from '../method/generation.ts';
 import { codeFingerprint, StageCache } from './stage-cache.ts';
 import { readJobResults, writeJobsFile, type JobKind } from './job-shards.ts';
 import { executorKey, jobsStageDir, jobsStageDone, rankingStageDir, rankingStageDone, runJobsOnCluster, runRankingOnCluster, type ExecutorSettings } from './executor.ts';
-import { expectedSeconds, formatCost, rowsCost, type Cost, type Timing } from '../method/cost.ts';
+import { expectedSeconds, formatCost, type Cost, type Timing } from '../method/cost.ts';
+import { collectionCost, filterCost, generateJobsCost, scoreJobsCost } from '../method/stage-costs.ts';
 import { formatDuration } from '../progress.ts';
 import { writeFileAtomic } from '../data/io.ts';
 
@@ -269,23 +270,17 @@ export class Pipeline {
     this.opts.onCost?.({ stage, label, id, cost, seconds: null, executor: this.executorKey() });
   }
 
-  /** The cost of greedy answers to `prompts` (newTokens > 0) or of scoring sentences (0). */
-  private textsCost(texts: Iterable<string>, newTokens: number, length: (text: string) => number = (t) => this.model.tokenizer!.encode(t).length): Cost {
-    const lengths = (function* () {
-      for (const t of texts) yield length(t);
-    })();
-    return rowsCost(this.model.config, lengths, newTokens);
-  }
+  /** Tokens of a text by the model's tokenizer. */
+  private readonly tokenCount = (t: string) => this.model.tokenizer!.encode(t).length;
 
   /** The known-facts filter's cost: every detection prompt answered. */
   private filterCost(): Cost {
-    const plan = this.filterPlan();
-    return this.textsCost(plan.jobs.flatMap((j) => j.prompts.map((p) => p.text)), this.opts.run?.maxNewTokens ?? 2);
+    return filterCost(this.model.config, this.tokenCount, this.dataset, this.opts.run?.maxNewTokens ?? 2);
   }
 
   /** The collection's cost: every prompt of the identification set forwarded once. */
   private collectionCost(known: KnownFacts): Cost {
-    return this.textsCost(identification.plan(this.dataset, known, this.opts.seed ?? 0).prompts.map((p) => p.text), 0);
+    return collectionCost(this.model.config, this.tokenCount, this.dataset, known, this.opts.seed ?? 0);
   }
 
   /** The executor when it is not this process. */
@@ -521,14 +516,14 @@ export class Pipeline {
    */
   async evaluate(jobs: readonly Job[], label = 'evaluate'): Promise<JobResult[]> {
     const ctx = await this.context();
-    const cost = this.textsCost(jobs.flatMap((j) => j.prompts.map((p) => p.text)), this.opts.run?.maxNewTokens ?? 2, (t) => tokenIds(ctx, t).length);
+    const cost = generateJobsCost(this.model.config, (t) => tokenIds(ctx, t).length, jobs, this.opts.run?.maxNewTokens ?? 2);
     return this.executed('generate', jobs, label, cost, () => runJobs(ctx, jobs, label)) as Promise<JobResult[]>;
   }
 
   /** Sentences scored under ablations (log-likelihood), cached by the jobs' content like evaluate. */
   async score(jobs: readonly ScoreJob[], label = 'score'): Promise<ScoreResult[]> {
     const ctx = await this.context();
-    const cost = this.textsCost(jobs.flatMap((j) => j.sentences), 0, (t) => tokenIds(ctx, t).length);
+    const cost = scoreJobsCost(this.model.config, (t) => tokenIds(ctx, t).length, jobs);
     return this.executed('score', jobs, label, cost, () => runScoreJobs(ctx, jobs, label)) as Promise<ScoreResult[]>;
   }
 
