@@ -33,7 +33,9 @@ function packageVersion(name: string): string {
 function commit(): string {
   try {
     const head = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    // Changes to the code that measures, not to docs or result files, make a measurement "+changes".
+    const code = ['lib', 'scripts', 'bench', 'cli', 'weights-converter', 'notebooks', 'package.json', 'package-lock.json'];
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', ...code], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     return dirty ? `${head}+changes` : head;
   } catch {
     return 'unknown';

@@ -23,7 +23,7 @@ import type { LlamaConfig } from '../lib/model/config.ts';
 import { parsePaperNumbers } from '../lib/method/paper-numbers.ts';
 import { formatGB, maxBatchThatFits, predictMemory } from '../lib/model/memory-plan.ts';
 
-const REGION = /(<!-- table: ([a-z-]+) ([^>]+?) -->\n)([\s\S]*?)(<!-- end table -->)/g;
+const REGION = /(<!-- table: ([a-z0-9-]+) ([^>]+?) -->\n)([\s\S]*?)(<!-- end table -->)/g;
 
 interface Measured {
   forwardTokensPerS: number;
@@ -245,6 +245,8 @@ export function docsTables(root = projectRoot): { page: string; text: string; ta
       const files = spec.trim().split(/\s+/);
       tables.push({ page, table, files, current: m[4]!, rendered: `${render(files)}\n` });
     }
+    const marked = text.match(/<!-- table:/g)?.length ?? 0;
+    if (marked !== tables.length) throw new Error(`${page}: ${marked} table markers but ${tables.length} whole regions; each "<!-- table: NAME FILE… -->" line needs its "<!-- end table -->"`);
     return { page, text, tables };
   });
 }
