@@ -25,7 +25,7 @@ import { kSweep } from '../lib/method/experiments/k-sweep.ts';
 import { neutralSentences, perplexity } from '../lib/method/experiments/perplexity.ts';
 import { makeContext, tokenIds, type Context } from '../lib/method/jobs.ts';
 import { KNOWN_SCHEMA, type KnownFacts } from '../lib/method/known.ts';
-import { NeuronSpace, ZERO } from '../lib/method/neurons.ts';
+import { NeuronSpace, ZERO, type PoolName } from '../lib/method/neurons.ts';
 import { paperNumbers } from '../lib/method/paper-numbers.ts';
 import { RANKING_SCHEMA, type Ranking } from '../lib/method/ranking.ts';
 import { collectionCost, filterCost, generateJobsCost, scoreJobsCost } from '../lib/method/stage-costs.ts';
@@ -53,9 +53,9 @@ function assumedKnown(dataset: Dataset, fraction: number): KnownFacts {
   return { schema: KNOWN_SCHEMA, provenance, maxNewTokens: 2, relations };
 }
 
-/** A ranking of the FFN pool in a random order: which neurons come first changes no cost. */
-function anyRanking(c: LlamaConfig, known: KnownFacts): Ranking {
-  const space = NeuronSpace.forModel(c, 'ffn');
+/** A ranking of a pool's neurons in a random order: which neurons come first changes no cost. */
+function anyRanking(c: LlamaConfig, known: KnownFacts, pool: 'ffn' | 'all' = 'ffn'): Ranking {
+  const space = NeuronSpace.forModel(c, pool);
   const rng = mulberry32(0);
   const relations = known.relations.map((r) => ({ name: r.name, numPositives: r.known.length, numNegatives: 4 * r.known.length, ap: Float32Array.from({ length: space.size }, () => rng.next()) }));
   return { schema: RANKING_SCHEMA, provenance: known.provenance, space, includeBos: false, negativeRatio: 4, relations };
@@ -76,7 +76,7 @@ function estimate(name: string, config: LlamaConfig, tok: LlamaTokenizer, datase
   const model = { config, tokenizer: tok, info: { dir: null, storageDtype: 'float32', backend: null, contentSha256: null } } as unknown as ModelRunner;
   const ctx: Context = makeContext(model, dataset, known, ranking);
   const count = (t: string) => tokenIds(ctx, t).length;
-  const P = Object.fromEntries(Object.entries(PARAMETERS).map(([k, v]) => [k, v.default])) as unknown as { k: number; randomSeeds: number; detLimit: number; ks: number[]; maxSentences: number };
+  const P = Object.fromEntries(Object.entries(PARAMETERS).map(([k, v]) => [k, v.default])) as unknown as { k: number; randomSeeds: number; detLimit: number; ks: number[]; maxSentences: number; pools: string[] };
   const k = P.k;
   const stages: Stage[] = [];
   const generate = (notebooks: string, stage: string, jobs: Parameters<typeof generateJobsCost>[2]) => stages.push({ notebooks, stage, cost: generateJobsCost(config, count, jobs) });
@@ -89,7 +89,12 @@ function estimate(name: string, config: LlamaConfig, tok: LlamaTokenizer, datase
   stages.push({ notebooks: '09', stage: 'multilingual', cost: null, note: 'needs translated relations, which data/relations does not have' });
   const sentences = neutralSentences(dataset, known, null);
   stages.push({ notebooks: '10', stage: 'perplexity (Table 8 sentences)', cost: scoreJobsCost(config, count, perplexity.plan(ctx, { sentences, maxSentences: P.maxSentences, k, ablate: ZERO }).jobs) });
-  stages.push({ notebooks: '12', stage: 'other pools (App. G)', cost: null, note: 'its rankings record attention too; not counted yet' });
+  // Notebook 12 ranks the all-linear space (a second collection, attention recorded) and runs the inter-relation plan per pool.
+  const all = makeContext(model, dataset, known, anyRanking(config, known, 'all'));
+  stages.push({ notebooks: '12', stage: 'activations with attention (the all-linear ranking)', cost: collectionCost(config, count, dataset, known, dataset.seed) });
+  const pools = P.pools as PoolName[];
+  const poolJobs = pools.flatMap((pool) => interRelation.plan(all, { k: Math.min(k, all.space.poolIndices(pool).length), pool, set: 'eva', ablate: ZERO }).jobs);
+  generate('12', `inter-relation per pool (${pools.join(', ')})`, poolJobs);
   const total = stages.reduce((a, s) => (s.cost ? addCosts(a, s.cost) : a), NO_COST);
   return { model: name, stages, total };
 }
