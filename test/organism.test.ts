@@ -34,6 +34,7 @@ import { findKnownFacts } from '../lib/method/experiments/known-filter.ts';
 import { NeuronSpace } from '../lib/method/neurons.ts';
 import { buildIdentificationSet, rankNeurons, type Ranking } from '../lib/method/ranking.ts';
 import type { OrganismMeasurement } from '../lib/organism/evaluate.ts';
+import { replacementCriteria } from '../lib/organism/criteria.ts';
 import { AdamW, TrainableLlama, toHfTensors } from '../lib/organism/model.ts';
 import { readSafetensorsF32, safetensorsBytes } from '../lib/safetensors.ts';
 import { buildCorpus, buildWorld, countFrequencies, RELATION_NAMES, type World } from '../lib/organism/world.ts';
@@ -402,5 +403,30 @@ describe('organism training code', () => {
     const q = tensors.find((t) => t.name === 'model.layers.0.self_attn.q_proj.weight')!;
     const qt = init.get('model.layers.0.self_attn.q_proj.weight')!;
     assert.equal(q.data[3 * 16 + 5], qt[5 * 16 + 3]);
+  });
+});
+
+describe('the replacement criteria (data/organism/DESIGNS.md) on the shipped measurement', () => {
+  test('each criterion from measurement.json equals the value counted by hand when the criteria were fixed; the card prints them', () => {
+    const m = JSON.parse(readFileSync(join(DIR, 'measurement.json'), 'utf8')) as OrganismMeasurement;
+    // C1–C4 counted from measurement.json with a few lines of Python, C5 is notebook 05's verdict
+    // ("diagonal is the row maximum for 8/12 relations") of the default run.
+    assert.deepEqual(replacementCriteria(m).map((c) => [c.id, c.measured, c.pass]), [
+      ['C1', '87.7 %', true],
+      ['C2', '4.6 points (k = 24)', false],
+      ['C3', '12.4 points (k = 72)', false],
+      ['C4', '5 / 12 (k = 72)', false],
+      ['C5', '8 / 12 (k = 72)', false],
+      ['C6', 'not part of the measurement: compare with docs/data/reproduce-cold.json', null],
+    ]);
+    const card = readFileSync(join(DIR, 'MODEL_CARD.md'), 'utf8');
+    for (const c of replacementCriteria(m)) assert.ok(card.includes(`| ${c.id} | ${c.criterion} | ${c.measured} | ${c.pass === null ? 'by hand' : c.pass ? '**pass**' : '**fail**'} |`), `${c.id} in MODEL_CARD.md`);
+    // Random neurons that cost nothing at 1 % pass C2; a relation whose own neurons stop hurting it leaves C4.
+    const harmless = structuredClone(m);
+    for (const r of harmless.relations) for (const a of r.ablation.filter((x) => x.k === 24)) a.det.randomMean = a.det.original;
+    assert.deepEqual(replacementCriteria(harmless).find((c) => c.id === 'C2')!.pass, true);
+    const weaker = structuredClone(m);
+    for (const r of weaker.relations) for (const a of r.ablation.filter((x) => x.k === 72)) a.eva.relation = a.eva.randomMean;
+    assert.equal(replacementCriteria(weaker).find((c) => c.id === 'C4')!.measured, '0 / 12 (k = 72)');
   });
 });

@@ -3,6 +3,7 @@
  * (evaluate.ts), its training log and its world.
  */
 import { SPECIFIC_DROP, type OrganismMeasurement } from './evaluate.ts';
+import { replacementCriteria } from './criteria.ts';
 import type { World } from './world.ts';
 import { mean } from '../stats/summary.ts';
 
@@ -87,7 +88,15 @@ export function modelCard(c: CardInput): string {
   table('eva', `P^eva accuracy of the relation after zeroing its own top-k AP neurons / k random neurons; last column: mean P^eva accuracy of the other ${r.relations.length - 1} relations with this relation's top-${primary.k} zeroed, unablated in brackets (notebook 05's \`pipeline.run(interRelation, { k: ${primary.k} })\`).`);
   table('det', `Same on known P^det (at most ${r.detLimit} per relation; 100 % before ablation by construction):`);
   const n = r.relations.length;
-  L.push(`**Acceptance target**: at k = ${primary.k} (${share(primary.k)} % of the FFN pool), own drop − random drop ≥ ${100 * SPECIFIC_DROP} points on P^eva in ≥ 8 of ${n} relations. Measured: **${r.passingEva} / ${n} on P^eva** (${r.passingDet} / ${n} on known P^det)${r.passingEva >= 8 ? ' — met.' : ' — not met on P^eva; this is the best design found (see DESIGNS.md).'}`);
+  L.push(`Own drop − random drop ≥ ${100 * SPECIFIC_DROP} points at k = ${primary.k} (${share(primary.k)} % of the FFN pool): **${r.passingEva} / ${n} on P^eva** (${r.passingDet} / ${n} on known P^det).`);
+  L.push('');
+  L.push('## Criteria for a replacement organism');
+  L.push('');
+  L.push('Fixed in [DESIGNS.md](DESIGNS.md) before any new training; a new design replaces this one only if it passes all of them (lib/organism/criteria.ts).');
+  L.push('');
+  L.push('| | criterion | measured | |');
+  L.push('|---|---|---|---|');
+  for (const c of replacementCriteria(r)) L.push(`| ${c.id} | ${c.criterion} | ${c.measured} | ${c.pass === null ? 'by hand' : c.pass ? '**pass**' : '**fail**'} |`);
   L.push('');
   return L.join('\n');
 }

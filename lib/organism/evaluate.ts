@@ -15,7 +15,7 @@
  */
 import { backendKey } from '../backend.ts';
 import { accuracyOf, gradeAnswers } from '../method/accuracy.ts';
-import { interRelation, intraRelation, type IntraResult, type IntraSetResult } from '../method/experiments.ts';
+import { diagonalMaxima, interRelation, intraRelation, type IntraResult, type IntraSetResult } from '../method/experiments.ts';
 import { knownPrompts, requireTokenizer } from '../method/known.ts';
 import { ablation, NeuronSpace, type NeuronSite } from '../method/neurons.ts';
 import type { Pipeline } from '../runs/pipeline.ts';
@@ -63,6 +63,8 @@ export interface RelationMeasurement {
   /** Mean P^eva accuracy of the other relations with this relation's top-(primary k) zeroed, and unablated. */
   othersEva: number;
   othersEvaBase: number;
+  /** In the inter-relation matrix at the primary k, this relation's own neurons cause its row's largest drop. */
+  diagonalMax: boolean;
 }
 
 export interface OrganismMeasurement {
@@ -138,6 +140,7 @@ export async function measureOrganism(pipeline: Pipeline, world: World, opts: Me
   const summary = (s: IntraSetResult): SetAblation => ({ original: s.original, relation: s.relation, randomMean: s.randomMean, randomSd: s.randomSd });
   const names = dataset.relations.map((r) => r.relation.name);
   const primary = intra.get(opts.primaryK)!;
+  const diagonal = diagonalMaxima(inter);
   const relations = names.map((name, ri): RelationMeasurement => {
     const kr = known.relations.find((x) => x.name === name)!;
     const sets = primary.relations.find((x) => x.name === name)!.sets;
@@ -161,6 +164,7 @@ export async function measureOrganism(pipeline: Pipeline, world: World, opts: Me
       }),
       othersEva: mean(others.map((ei) => inter.accuracy[ei]![zi]!)),
       othersEvaBase: mean(others.map((ei) => inter.original[ei]!)),
+      diagonalMax: diagonal.includes(name),
     };
   });
   const passing = (set: 'eva' | 'det') =>
