@@ -11,6 +11,8 @@
  *   --measure-only      only measure the model already in --out
  *   --random-seeds N    random-baseline seeds in the measurement (default 10)
  *   --batch-size N      sequences per step (default 128)
+ *   --cool-down-steps N with --max-steps: the learning rate falls linearly to 0 over the last N
+ *                       steps (the run then always reaches the step budget: no plateau stop)
  *
  * Deterministic for a given design and seed on one backend (wasm by default; RSN_BACKEND
  * overrides). The measurement (scripts/organism-card.ts, through the method's Pipeline) is
@@ -20,6 +22,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '../lib/backend.ts';
 import { parseScriptCommandLine } from '../lib/cli-args.ts';
+import { parseDecimalInteger } from '../lib/numbers.ts';
 import { loadRelations } from '../lib/data/relation.ts';
 import { LlamaTokenizer } from '../lib/tokenizer.ts';
 import { buildCorpus, buildTokenizer, encodeCorpus, organismConfig, probePrompts, writeHfModel, writeRelations, type ArchChoice } from '../lib/organism/build.ts';
@@ -71,6 +74,7 @@ const { values: args } = parseScriptCommandLine(process.argv.slice(2), {
     'measure-only': { type: 'boolean', default: false },
     'random-seeds': { type: 'string', default: '10' },
     'batch-size': { type: 'string' },
+    'cool-down-steps': { type: 'string' },
 });
 
 const designName = args.design!;
@@ -92,6 +96,21 @@ const trainOpts: TrainOptions = {
   ...(args['max-steps'] ? { maxSteps: Number(args['max-steps']) } : {}),
   ...(args['batch-size'] ? { batchSize: Number(args['batch-size']) } : {}),
 };
+if (args['cool-down-steps'] !== undefined) {
+  // A cool-down ends at the step budget, so the run must have one and must reach it: the plateau rule is off.
+  if (!args['max-steps']) {
+    console.error('--cool-down-steps needs --max-steps: the learning rate falls to 0 at the step budget');
+    process.exit(2);
+  }
+  try {
+    trainOpts.coolDownSteps = parseDecimalInteger(args['cool-down-steps'], '--cool-down-steps', { min: 1, max: trainOpts.maxSteps });
+  } catch (e) {
+    console.error((e as Error).message);
+    process.exit(2);
+  }
+  trainOpts.minSteps = trainOpts.maxSteps;
+  print(`[train] learning rate falls linearly to 0 over the last ${trainOpts.coolDownSteps} of ${trainOpts.maxSteps} steps; no plateau stop`);
+}
 
 const t0 = Date.now();
 const world = buildWorld(loadRelations('data/relations'), design.world);

@@ -36,6 +36,7 @@ import { buildIdentificationSet, rankNeurons, type Ranking } from '../lib/method
 import type { OrganismMeasurement } from '../lib/organism/evaluate.ts';
 import { replacementCriteria } from '../lib/organism/criteria.ts';
 import { AdamW, TrainableLlama, toHfTensors } from '../lib/organism/model.ts';
+import { learningRate } from '../lib/organism/train.ts';
 import { readSafetensorsF32, safetensorsBytes } from '../lib/safetensors.ts';
 import { buildCorpus, buildWorld, countFrequencies, RELATION_NAMES, type World } from '../lib/organism/world.ts';
 import { execFileSync } from 'node:child_process';
@@ -331,6 +332,15 @@ describe('model organism (data/organism)', { skip: shipped ? false : 'data/organ
 });
 
 describe('organism training code', () => {
+  test('the learning rate: linear warm-up, constant, and with a cool-down a linear fall to the step budget', () => {
+    const o = { lr: 1, warmupSteps: 10, coolDownSteps: 20, maxSteps: 100 };
+    // By hand: warm-up (s + 1) / 10; the last 20 steps (80…99) scale by (100 − s) / 20.
+    assert.deepEqual([0, 4, 9, 10, 50, 80, 81, 90, 99].map((step) => learningRate(step, o)), [0.1, 0.5, 1, 1, 1, 1, 0.95, 0.5, 0.05]);
+    assert.deepEqual([80, 99].map((step) => learningRate(step, { ...o, coolDownSteps: 0 })), [1, 1]);
+    // A cool-down longer than the warm-up's end: the smaller factor wins.
+    assert.equal(learningRate(2, { lr: 2, warmupSteps: 10, coolDownSteps: 5, maxSteps: 4 }), 2 * Math.min(3 / 10, 2 / 5));
+  });
+
   const arch = parseLlamaConfig({ hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 2, vocab_size: 40, tie_word_embeddings: true, max_position_embeddings: 32, rms_norm_eps: 1e-5, bos_token_id: 1, eos_token_id: 2, pad_token_id: 0 });
   const ids = Int32Array.from({ length: 4 * 9 }, (_, i) => ((i * 7) % 37) + 3);
   const mask = tf.ones([4, 8]) as tf.Tensor2D;

@@ -22,6 +22,8 @@ export interface TrainOptions {
   batchSize: number;
   lr: number;
   warmupSteps: number;
+  /** Over the last this many of `maxSteps`, the learning rate falls linearly to 0 (0 = none: constant after warm-up). */
+  coolDownSteps: number;
   weightDecay: number;
   beta1: number;
   beta2: number;
@@ -39,11 +41,24 @@ export interface TrainOptions {
   logEvery: number;
 }
 
+/**
+ * The learning rate of a step (0-based): linear warm-up over `warmupSteps`, constant, then with
+ * `coolDownSteps` a linear fall over the last steps before `maxSteps`, reaching lr / coolDownSteps
+ * at the last step. A function of the step alone, so a resumed run keeps the schedule.
+ */
+export function learningRate(step: number, opts: Pick<TrainOptions, 'lr' | 'warmupSteps' | 'coolDownSteps' | 'maxSteps'>): number {
+  const warm = step < opts.warmupSteps ? (step + 1) / opts.warmupSteps : 1;
+  const left = opts.maxSteps - step;
+  const cool = opts.coolDownSteps > 0 && left <= opts.coolDownSteps ? Math.max(0, left) / opts.coolDownSteps : 1;
+  return opts.lr * Math.min(warm, cool);
+}
+
 export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
   seed: 0,
   batchSize: 128,
   lr: 6e-3,
   warmupSteps: 150,
+  coolDownSteps: 0,
   weightDecay: 0.1,
   beta1: 0.9,
   beta2: 0.95,
@@ -269,7 +284,7 @@ export async function train(
         for (let t = 0; t + 1 < r.length; t++) mask[b * (T - 1) + t] = 1;
         realTargets += r.length - 1;
       });
-      const lr = step < opts.warmupSteps ? (opts.lr * (step + 1)) / opts.warmupSteps : opts.lr;
+      const lr = learningRate(step, opts);
       const maskT = tf.tensor2d(mask, [B, T - 1]);
       const { value, grads } = tf.variableGrads(() => model.loss(ids, B, maskT), vars);
       const norm = opt.apply(grads, lr);
