@@ -1,9 +1,8 @@
 /**
  * The test suites, in two lanes side by side: the machine's cores sit half idle while one test
- * file waits on a Slurm queue, a Jupyter kernel or a child process, so a second lane takes the
- * suites that share nothing with the first (the Slurm tests, with their own cluster, caches and
- * work folders, then the model tests on the other numeric engines, whose cache keys name the
- * engine). Each suite is one `node --test` process running its files one at a time, as before.
+ * file waits on a Jupyter kernel or a child process, so a second lane takes the suites that
+ * share nothing with the first (the model tests on the other numeric engines, whose cache keys
+ * name the engine). The Slurm tests run last in the first lane, on a quieter machine. Each suite is one `node --test` process running its files one at a time, as before.
  * The first lane prints as it goes; the second's output is kept in .cache/test-logs/ and printed
  * when it ends. What every suite shares is built once, before either lane starts: the bundled
  * organism's conversion.
@@ -31,9 +30,13 @@ const WEBGPU_FILES = ['test/model.test.ts', 'test/hook-points.test.ts', 'test/pl
 
 /** Every suite, by lane. */
 const LANES: Suite[][] = [
-  [{ name: 'main', env: {}, files: all.filter((f) => f !== 'test/slurm.test.ts') }],
   [
+    { name: 'main', env: {}, files: all.filter((f) => f !== 'test/slurm.test.ts') },
+    // After the main suite, when the second lane is done: a requeued Slurm task under heavy load
+    // was seen recorded as FAILED for over 90 s before Slurm queued it again.
     { name: 'slurm', env: {}, files: ['test/slurm.test.ts'] },
+  ],
+  [
     { name: 'wasm-matmul', env: { RSN_MATMUL: 'wasm' }, files: ENGINE_FILES },
     { name: 'webgpu', env: { RSN_BACKEND: 'webgpu' }, files: WEBGPU_FILES },
     { name: 'webgpu-small-bindings', env: { RSN_BACKEND: 'webgpu', RSN_MAX_BINDING_BYTES: '65536' }, files: ['test/model.test.ts'] },
