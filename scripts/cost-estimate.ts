@@ -29,7 +29,7 @@ import { NeuronSpace, ZERO, type PoolName } from '../lib/method/neurons.ts';
 import { paperNumbers } from '../lib/method/paper-numbers.ts';
 import { RANKING_SCHEMA, type Ranking } from '../lib/method/ranking.ts';
 import { collectionCost, filterCost, generateJobsCost, scoreJobsCost } from '../lib/method/stage-costs.ts';
-import { PARAMETERS } from '../lib/notebook/params.ts';
+import { params } from '../lib/notebook/params.ts';
 import { fromRoot } from '../lib/notebook/paths.ts';
 import { mulberry32 } from '../lib/rng.ts';
 import { LlamaTokenizer } from '../lib/tokenizer.ts';
@@ -76,7 +76,8 @@ function estimate(name: string, config: LlamaConfig, tok: LlamaTokenizer, datase
   const model = { config, tokenizer: tok, info: { dir: null, storageDtype: 'float32', backend: null, contentSha256: null } } as unknown as ModelRunner;
   const ctx: Context = makeContext(model, dataset, known, ranking);
   const count = (t: string) => tokenIds(ctx, t).length;
-  const P = Object.fromEntries(Object.entries(PARAMETERS).map(([k, v]) => [k, v.default])) as unknown as { k: number; randomSeeds: number; detLimit: number; ks: number[]; maxSentences: number; pools: string[] };
+  // The notebooks' defaults, as the registry gives them (not the environment).
+  const P = params({}, { env: {}, quiet: true });
   const k = P.k;
   const stages: Stage[] = [];
   const generate = (notebooks: string, stage: string, jobs: Parameters<typeof generateJobsCost>[2]) => stages.push({ notebooks, stage, cost: generateJobsCost(config, count, jobs) });
